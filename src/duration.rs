@@ -1,0 +1,94 @@
+//! Durations as users write them (Prometheus `1h30m`, humantime `1h 30m`)
+//! and as PromQL needs them printed (`1h30m`, never humantime's `1h 30m`).
+
+use std::time::Duration;
+
+/// Parses `5m`, `1h30m`, `30d`, `1w` (Prometheus) or `1h 30m` (humantime).
+/// Zero and sub-second durations are rejected: no SLO window can use them.
+pub fn parse(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err("empty duration".into());
+    }
+    let d = match parse_prometheus(t) {
+        Some(d) => d,
+        None => humantime::parse_duration(t)
+            .map_err(|e| format!("invalid duration {text:?}: {e} (expected e.g. 5m, 1h30m, 30d)"))?,
+    };
+    if d.as_secs() == 0 || d.subsec_nanos() != 0 {
+        return Err(format!(
+            "invalid duration {text:?}: must be a positive whole number of seconds"
+        ));
+    }
+    Ok(d)
+}
+
+fn parse_prometheus(t: &str) -> Option<Duration> {
+    let mut total: u64 = 0;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let n: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let unit = match &rest[..unit_len] {
+            "w" => 7 * 86_400,
+            "d" => 86_400,
+            "h" => 3_600,
+            "m" => 60,
+            "s" => 1,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total = total.checked_add(n.checked_mul(unit)?)?;
+    }
+    Some(Duration::from_secs(total))
+}
+
+/// Formats whole seconds the way PromQL accepts and people read them:
+/// `5m`, `1h30m`, `1d`, `30d`. Weeks are not used so that `28d` stays `28d`.
+pub fn format(d: Duration) -> String {
+    let mut s = d.as_secs();
+    if s == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    for (unit, len) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+        if s >= len {
+            out.push_str(&(s / len).to_string());
+            out.push_str(unit);
+            s %= len;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_prometheus_and_humantime_forms() {
+        assert_eq!(parse("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse("30d"), Ok(Duration::from_secs(2_592_000)));
+        assert_eq!(parse("1w"), Ok(Duration::from_secs(604_800)));
+        assert!(parse("").is_err());
+        assert!(parse("0s").is_err());
+        assert!(parse("5x").is_err());
+        assert!(parse("500ms").is_err());
+    }
+
+    #[test]
+    fn formats_for_promql() {
+        assert_eq!(format(Duration::from_secs(300)), "5m");
+        assert_eq!(format(Duration::from_secs(5400)), "1h30m");
+        assert_eq!(format(Duration::from_secs(86_400)), "1d");
+        assert_eq!(format(Duration::from_secs(28 * 86_400)), "28d");
+        assert_eq!(format(Duration::from_secs(90)), "1m30s");
+    }
+}

@@ -1,0 +1,19 @@
+//! errbudget: SLO specs in, error budgets and burn rates out.
+//!
+//! Data flow: `config` + `spec` → `model` → `plan` → `prom` → `budget` →
+//! `state` → `exposition` / `http`; `engine` drives the loop.
+
+pub mod budget;
+pub mod cli;
+pub mod config;
+pub mod duration;
+pub mod engine;
+pub mod exposition;
+pub mod http;
+pub mod metrics;
+pub mod model;
+pub mod output;
+pub mod plan;
+pub mod prom;
+pub mod spec;
+pub mod state;
