@@ -1,1 +1,36 @@
-//! TODO
+//! Placeholder of the Prometheus client interface (replaced by the client).
+use std::collections::BTreeMap;
+use std::future::Future;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RangeSeries {
+    pub labels: BTreeMap<String, String>,
+    pub points: Vec<(i64, f64)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("{0}")]
+    Other(String),
+}
+
+pub trait QueryApi: Send + Sync + 'static {
+    fn instant(
+        &self,
+        query: &str,
+        at: i64,
+    ) -> impl Future<Output = Result<Vec<Sample>, QueryError>> + Send;
+    fn range(
+        &self,
+        query: &str,
+        start: i64,
+        end: i64,
+        step_secs: u64,
+    ) -> impl Future<Output = Result<Vec<RangeSeries>, QueryError>> + Send;
+}
