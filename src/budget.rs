@@ -21,18 +21,10 @@ impl Events {
     /// Clamped to [0, 1] because rate() extrapolation of two separately
     /// queried counters can put bad a hair above total.
     pub fn error_ratio(self) -> f64 {
-        if !(self.total > 0.0) || !self.bad.is_finite() || !self.total.is_finite() {
+        if self.total <= 0.0 || !self.bad.is_finite() || !self.total.is_finite() {
             return 0.0;
         }
         (self.bad / self.total).clamp(0.0, 1.0)
-    }
-
-    pub fn add(self, o: Events) -> Events {
-        Events::new(self.bad + o.bad, self.total + o.total)
-    }
-
-    pub fn sub(self, o: Events) -> Events {
-        Events::new(self.bad - o.bad, self.total - o.total)
     }
 
     pub fn scale(self, k: f64) -> Events {
@@ -43,6 +35,13 @@ impl Events {
     /// prefix sums; a window never holds fewer than zero events.
     pub fn non_negative(self) -> Events {
         Events::new(self.bad.max(0.0), self.total.max(0.0))
+    }
+}
+
+impl std::ops::Add for Events {
+    type Output = Events;
+    fn add(self, o: Events) -> Events {
+        Events::new(self.bad + o.bad, self.total + o.total)
     }
 }
 
@@ -66,7 +65,7 @@ pub fn exhaustion_seconds(remaining_ratio: f64, burn_rate: f64, period_secs: f64
     if remaining_ratio <= 0.0 {
         return 0.0;
     }
-    if !(burn_rate > 0.0) {
+    if burn_rate.is_nan() || burn_rate <= 0.0 {
         return f64::INFINITY;
     }
     remaining_ratio * period_secs / burn_rate
@@ -89,7 +88,7 @@ mod tests {
         // decide, so 10 bad out of 1020, not the 25% an average would give.
         let quiet = Events::new(10.0, 20.0);
         let busy = Events::new(0.0, 1000.0);
-        let r = quiet.add(busy).error_ratio();
+        let r = (quiet + busy).error_ratio();
         assert!((r - 10.0 / 1020.0).abs() < 1e-12);
     }
 

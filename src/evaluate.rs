@@ -101,8 +101,8 @@ impl SloEvaluator {
         if !direct.contains(&head_window) {
             direct.push(head_window);
         }
-        let results = try_join_all(direct.iter().map(|&s| self.instant_counts(client, s, now)))
-            .await?;
+        let results =
+            try_join_all(direct.iter().map(|&s| self.instant_counts(client, s, now))).await?;
         let by_window: BTreeMap<u64, Counts> = direct.iter().copied().zip(results).collect();
         let head_rates = by_window.get(&head_window).cloned().unwrap_or_default();
 
@@ -127,7 +127,7 @@ impl SloEvaluator {
                 history
                     .map(|h| h.events_between(now - secs as i64, last_final))
                     .unwrap_or_default()
-                    .add(head)
+                    + head
             };
             let window_events = |win: Window| -> Events {
                 match by_window.get(&win.secs()) {
@@ -273,7 +273,8 @@ impl SloEvaluator {
                     for s in total_s {
                         let series = out.entry(s.labels).or_default();
                         for (t, v) in s.points {
-                            series.entry(t).or_default().total = finite_rate(v, &total_q)? * w as f64;
+                            series.entry(t).or_default().total =
+                                finite_rate(v, &total_q)? * w as f64;
                         }
                     }
                     for s in bad_s {
@@ -401,7 +402,9 @@ mod tests {
         }
         fn answer(&self, query: &str, at: i64) -> f64 {
             let (which, rest) = query.split_once('[').unwrap();
-            let w = crate::duration::parse(rest.trim_end_matches(']')).unwrap().as_secs() as i64;
+            let w = crate::duration::parse(rest.trim_end_matches(']'))
+                .unwrap()
+                .as_secs() as i64;
             self.events(which, at - w, at) / w as f64
         }
     }
@@ -463,8 +466,16 @@ mod tests {
         let minutes = (0..=days * 1_440 + 60)
             .map(|i| {
                 let hour = (i / 60) % 24;
-                let total = if hour < 6 { 10.0 } else { 100.0 + (i % 7) as f64 };
-                let bad = if (i / 60) % 97 == 3 { total * 0.5 } else { (i % 5) as f64 * 0.1 };
+                let total = if hour < 6 {
+                    10.0
+                } else {
+                    100.0 + (i % 7) as f64
+                };
+                let bad = if (i / 60) % 97 == 3 {
+                    total * 0.5
+                } else {
+                    (i % 5) as f64 * 0.1
+                };
                 (bad, total)
             })
             .collect();

@@ -95,7 +95,7 @@ impl History {
             if hi <= lo {
                 continue;
             }
-            sum = sum.add(b.scale((hi - lo) as f64 / w as f64));
+            sum = sum + b.scale((hi - lo) as f64 / w as f64);
         }
         sum.non_negative()
     }

@@ -5,7 +5,9 @@
 
 pub mod budget;
 pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod daemon;
 pub mod duration;
 pub mod engine;
 pub mod evaluate;
@@ -15,6 +17,7 @@ pub mod http;
 pub mod metrics;
 pub mod model;
 pub mod output;
+pub mod pages;
 pub mod plan;
 pub mod prom;
 pub mod spec;

@@ -137,7 +137,10 @@ mod tests {
     #[test]
     fn fills_window_templates_with_or_without_spaces() {
         assert_eq!(
-            with_window("sum(rate(x[{{.window}}])) / sum(rate(y[{{ .window }}]))", "5m"),
+            with_window(
+                "sum(rate(x[{{.window}}])) / sum(rate(y[{{ .window }}]))",
+                "5m"
+            ),
             "sum(rate(x[5m])) / sum(rate(y[5m]))"
         );
         assert_eq!(with_window("{{.other}} x", "5m"), "{{.other}} x");
@@ -162,7 +165,10 @@ mod tests {
             total,
             "sum(rate(http_request_duration_seconds_count{job=\"a\"}[{{.window}}]))"
         );
-        assert!(bad.contains("_bucket{job=\"a\",le=~\"0\\\\.30*\"}"), "{bad}");
+        assert!(
+            bad.contains("_bucket{job=\"a\",le=~\"0\\\\.30*\"}"),
+            "{bad}"
+        );
         for q in [bad, total] {
             let q = with_window(&q, "5m");
             promql_parser::parser::parse(&q).unwrap_or_else(|e| panic!("{q}: {e}"));

@@ -34,3 +34,26 @@ pub trait QueryApi: Send + Sync + 'static {
         step_secs: u64,
     ) -> impl Future<Output = Result<Vec<RangeSeries>, QueryError>> + Send;
 }
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ClientError(String);
+
+pub struct Client;
+impl Client {
+    pub fn new(
+        _s: &crate::config::HttpClientSettings,
+        _max: usize,
+        _m: std::sync::Arc<crate::metrics::DaemonMetrics>,
+    ) -> Result<Client, ClientError> {
+        Err(ClientError("not built".into()))
+    }
+}
+impl QueryApi for Client {
+    async fn instant(&self, _: &str, _: i64) -> Result<Vec<Sample>, QueryError> {
+        Err(QueryError::Other("stub".into()))
+    }
+    async fn range(&self, _: &str, _: i64, _: i64, _: u64) -> Result<Vec<RangeSeries>, QueryError> {
+        Err(QueryError::Other("stub".into()))
+    }
+}
