@@ -165,3 +165,31 @@ pub fn gate_decision(doc: &serde_json::Value, service: &str, slo: Option<&str>) 
     }
     code
 }
+
+#[cfg(test)]
+mod tests {
+    use super::gate_decision;
+    use serde_json::json;
+
+    fn doc(frozen: bool, status: &str) -> serde_json::Value {
+        json!({"slos": [
+            {"service": "checkout", "slo": "avail", "status": status,
+             "release_frozen": frozen, "error_budget_remaining_ratio": if frozen { -0.2 } else { 0.4 }},
+            {"service": "search", "slo": "avail", "status": "ok",
+             "release_frozen": true, "error_budget_remaining_ratio": -1.0}
+        ]})
+    }
+
+    #[test]
+    fn gate_exit_codes() {
+        assert_eq!(gate_decision(&doc(false, "ok"), "checkout", None), 0);
+        assert_eq!(gate_decision(&doc(true, "ok"), "checkout", None), 1);
+        assert_eq!(gate_decision(&doc(false, "error"), "checkout", None), 2);
+        assert_eq!(
+            gate_decision(&doc(false, "ok"), "checkout", Some("latency")),
+            2
+        );
+        assert_eq!(gate_decision(&doc(false, "ok"), "search", Some("avail")), 1);
+        assert_eq!(gate_decision(&json!({"x": 1}), "checkout", None), 2);
+    }
+}

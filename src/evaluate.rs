@@ -376,29 +376,33 @@ fn checked_ratio(v: f64, query: &str) -> Result<Option<f64>, EvalError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{default_policy, Alerting, Objective, Origin, Sli};
     use crate::prom::{RangeSeries, Sample};
     use std::sync::Mutex;
-    use std::time::Duration;
 
     /// A scripted Prometheus: per-minute event counts, answering
     /// `bad[W]` / `total[W]` with the exact per-second rate over (t-W, t].
     struct FakeProm {
-        /// Per minute ending at index*60: (bad, total).
-        minutes: Vec<(f64, f64)>,
+        /// Cumulative (bad, total) events up to minute index*60, inclusive.
+        cumulative: Vec<(f64, f64)>,
         range_points: Mutex<usize>,
     }
 
     impl FakeProm {
+        /// Events in minutes ending in (from, to].
         fn events(&self, which: &str, from: i64, to: i64) -> f64 {
-            let mut sum = 0.0;
-            for (i, (b, t)) in self.minutes.iter().enumerate() {
-                let end = i as i64 * 60;
-                if end > from && end <= to {
-                    sum += if which == "bad" { *b } else { *t };
+            let at = |t: i64| -> f64 {
+                let i = t.div_euclid(60);
+                if i < 0 {
+                    return 0.0;
                 }
-            }
-            sum
+                let (b, tot) = self.cumulative[(i as usize).min(self.cumulative.len() - 1)];
+                if which == "bad" {
+                    b
+                } else {
+                    tot
+                }
+            };
+            at(to) - at(from)
         }
         fn answer(&self, query: &str, at: i64) -> f64 {
             let (which, rest) = query.split_once('[').unwrap();
@@ -438,32 +442,13 @@ mod tests {
     }
 
     fn slo(period_days: u64) -> Arc<Slo> {
-        let period = Duration::from_secs(period_days * 86_400);
-        Arc::new(Slo {
-            service: "svc".into(),
-            name: "avail".into(),
-            description: String::new(),
-            labels: Default::default(),
-            objective: Objective::from_percent(99.0).unwrap(),
-            period,
-            sli: Sli::Events {
-                error_query: "bad[{{.window}}]".into(),
-                total_query: "total[{{.window}}]".into(),
-            },
-            alerting: Alerting {
-                page_enabled: true,
-                ticket_enabled: true,
-                windows: default_policy(period),
-                ..Default::default()
-            },
-            release_freeze_below: 0.0,
-            origin: Origin::default(),
-        })
+        Arc::new(crate::model::test_slo("svc", "avail", 99.0, period_days))
     }
 
     fn fake(days: i64) -> FakeProm {
         // Hourly varying traffic, and an error burst in one quiet hour.
-        let minutes = (0..=days * 1_440 + 60)
+        let mut acc = (0.0, 0.0);
+        let cumulative = (0..=days * 1_440 + 60)
             .map(|i| {
                 let hour = (i / 60) % 24;
                 let total = if hour < 6 {
@@ -476,11 +461,14 @@ mod tests {
                 } else {
                     (i % 5) as f64 * 0.1
                 };
-                (bad, total)
+                if i > 0 {
+                    acc = (acc.0 + bad, acc.1 + total);
+                }
+                acc
             })
             .collect();
         FakeProm {
-            minutes,
+            cumulative,
             range_points: Mutex::new(0),
         }
     }

@@ -182,3 +182,60 @@ impl State {
         self.ready.load(Ordering::Acquire)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::test_slo;
+
+    fn figures(remaining: f64) -> Figures {
+        Figures {
+            windows: vec![],
+            period_error_ratio: 0.0,
+            remaining_ratio: remaining,
+            remaining_seconds: 0.0,
+            period_events: None,
+            release_frozen: false,
+            alerts: vec![],
+        }
+    }
+
+    #[test]
+    fn a_failure_keeps_the_last_figures_and_marks_them() {
+        let a = Arc::new(test_slo("s", "a", 99.9, 30));
+        let b = Arc::new(test_slo("s", "b", 99.9, 30));
+        let first = Snapshot::default().next(
+            100,
+            vec![
+                (
+                    a.clone(),
+                    Ok(vec![(LabelSet::new(), Status::Ok, figures(0.5))]),
+                ),
+                (b.clone(), Err("down".into())),
+            ],
+        );
+        assert_eq!(first.instances.len(), 2);
+        assert_eq!(first.instances[1].status, Status::Error);
+        assert!(first.instances[1].figures.is_none());
+
+        let second = first.next(
+            130,
+            vec![(a.clone(), Err("timeout".into())), (b, Err("down".into()))],
+        );
+        let ia = &second.instances[0];
+        assert_eq!(ia.status, Status::Error);
+        assert_eq!(ia.error.as_deref(), Some("timeout"));
+        assert_eq!(ia.figures.as_ref().map(|f| f.remaining_ratio), Some(0.5));
+        assert_eq!(ia.last_success, Some(100));
+    }
+
+    #[test]
+    fn removed_slos_disappear() {
+        let a = Arc::new(test_slo("s", "a", 99.9, 30));
+        let first = Snapshot::default().next(
+            1,
+            vec![(a, Ok(vec![(LabelSet::new(), Status::Ok, figures(1.0))]))],
+        );
+        assert!(first.next(2, vec![]).instances.is_empty());
+    }
+}
