@@ -79,10 +79,12 @@ impl<C: QueryApi> Engine<C> {
         let mut old: Vec<SloEvaluator> = std::mem::take(&mut self.evaluators);
         self.evaluators = slos
             .into_iter()
-            .map(|s| match old.iter().position(|e| same_definition(e.slo(), &s)) {
-                Some(i) => old.swap_remove(i),
-                None => SloEvaluator::new(Arc::new(s)),
-            })
+            .map(
+                |s| match old.iter().position(|e| same_definition(e.slo(), &s)) {
+                    Some(i) => old.swap_remove(i),
+                    None => SloEvaluator::new(Arc::new(s)),
+                },
+            )
             .collect();
     }
 
