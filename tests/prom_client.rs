@@ -92,6 +92,17 @@ fn run_ok(cmd: &mut Command, what: &str) {
 }
 
 async fn start_prometheus() -> Prometheus {
+    start_prometheus_with(None).await
+}
+
+/// TLS for the Prometheus web server: its exporter-toolkit web config, and
+/// a reqwest client able to reach `/-/ready` through it.
+struct WebTls {
+    web_config: PathBuf,
+    ready_client: reqwest::Client,
+}
+
+async fn start_prometheus_with(tls: Option<WebTls>) -> Prometheus {
     assert!(
         Path::new(PROMETHEUS).exists() && Path::new(PROMTOOL).exists(),
         "prometheus not found: install it with `apt-get install -y prometheus`"
@@ -110,27 +121,33 @@ async fn start_prometheus() -> Prometheus {
     let config = dir.path().join("prometheus.yml");
     std::fs::write(&config, "scrape_configs: []\n").expect("write config");
     let port = free_port();
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log file");
-    let child = Command::new(PROMETHEUS)
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+    let mut cmd = Command::new(PROMETHEUS);
+    cmd.arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg(format!(
-            "--web.external-url=http://127.0.0.1:{port}/prometheus/"
+            "--web.external-url={scheme}://127.0.0.1:{port}/prometheus/"
         ))
         .arg(format!("--storage.tsdb.path={}", data.display()))
         // The backfilled samples are from 2023; keep them.
         .arg("--storage.tsdb.retention.time=50y")
         .arg(format!("--config.file={}", config.display()))
         .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start prometheus");
+        .stderr(log);
+    if let Some(tls) = &tls {
+        cmd.arg(format!("--web.config.file={}", tls.web_config.display()));
+    }
+    let child = cmd.spawn().expect("start prometheus");
     let prom = Prometheus {
         child,
-        url: format!("http://127.0.0.1:{port}/prometheus"),
+        url: format!("{scheme}://127.0.0.1:{port}/prometheus"),
         _dir: dir,
     };
     let ready = format!("{}/-/ready", prom.url);
-    let http = reqwest::Client::new();
+    let http = match tls {
+        Some(tls) => tls.ready_client,
+        None => reqwest::Client::new(),
+    };
     for _ in 0..100 {
         let answer = http
             .get(&ready)
@@ -670,4 +687,151 @@ async fn construction_errors_name_the_file() {
         Client::new(&settings("http://127.0.0.1:9090"), 0, metrics).unwrap_err(),
         ClientError::NoConcurrency
     ));
+}
+
+// ---------------------------------------------------------------------------
+// TLS against a real Prometheus: custom CA, client certificate required by
+// the server, and a certificate whose only name is not the URL's host.
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let mut cmd = Command::new("openssl");
+    cmd.current_dir(dir).args(args);
+    run_ok(&mut cmd, &format!("openssl {}", args.join(" ")));
+}
+
+/// A CA, a server certificate for `prom.internal` only (no IP SAN, so
+/// reaching it by 127.0.0.1 needs `server_name`) and a client certificate.
+fn make_pki(dir: &Path) {
+    assert!(
+        Command::new("openssl").arg("version").output().is_ok(),
+        "openssl not found: install it with `apt-get install -y openssl`"
+    );
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=errbudget test CA",
+    ]);
+    openssl(dir, &ca);
+    for (name, ext) in [
+        (
+            "server",
+            "subjectAltName=DNS:prom.internal\nextendedKeyUsage=serverAuth\n",
+        ),
+        ("client", "extendedKeyUsage=clientAuth\n"),
+    ] {
+        std::fs::write(dir.join(format!("{name}.ext")), ext).expect("write ext");
+        let mut req = vec!["req"];
+        req.extend(ec);
+        let (key, csr, crt, extfile) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.crt"),
+            format!("{name}.ext"),
+        );
+        let subj = format!("/CN={name}");
+        req.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
+        openssl(dir, &req);
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &crt,
+                "-days",
+                "1",
+                "-extfile",
+                &extfile,
+            ],
+        );
+    }
+}
+
+#[tokio::test]
+async fn tls_with_ca_client_cert_and_server_name() {
+    let pki = tempfile::tempdir().unwrap();
+    let dir = pki.path();
+    make_pki(dir);
+    let web_config = dir.join("web.yml");
+    std::fs::write(
+        &web_config,
+        format!(
+            "tls_server_config:\n  cert_file: {0}/server.crt\n  key_file: {0}/server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {0}/ca.crt\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let mut identity = std::fs::read(dir.join("client.crt")).unwrap();
+    identity.extend(std::fs::read(dir.join("client.key")).unwrap());
+    let ready_client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .identity(reqwest::Identity::from_pem(&identity).unwrap())
+        .build()
+        .unwrap();
+    let prom = start_prometheus_with(Some(WebTls {
+        web_config,
+        ready_client,
+    }))
+    .await;
+
+    let metrics = Arc::new(DaemonMetrics::new());
+    let mut s = settings(&prom.url);
+    s.tls.ca_file = Some(dir.join("ca.crt"));
+    s.tls.cert_file = Some(dir.join("client.crt"));
+    s.tls.key_file = Some(dir.join("client.key"));
+    s.tls.server_name = Some("prom.internal".into());
+    let client = Client::new(&s, 1, metrics.clone())
+        .unwrap()
+        .with_retry_budget(Duration::from_secs(3));
+    assert_eq!(client.instant("vector(1)", T0).await.unwrap()[0].value, 1.0);
+
+    // Without server_name the certificate does not match 127.0.0.1.
+    let mut wrong_name = s.clone();
+    wrong_name.tls.server_name = None;
+    let client = Client::new(&wrong_name, 1, metrics.clone())
+        .unwrap()
+        .with_retry_budget(Duration::from_secs(3));
+    let err = client.instant("vector(1)", T0).await.unwrap_err();
+    assert!(
+        matches!(&err, QueryError::Transport { reason } if reason.contains("certificate not valid for name")),
+        "{err:?}"
+    );
+
+    // Without a client certificate the server refuses the handshake.
+    let mut no_cert = s.clone();
+    no_cert.tls.cert_file = None;
+    no_cert.tls.key_file = None;
+    let client = Client::new(&no_cert, 1, metrics.clone())
+        .unwrap()
+        .with_retry_budget(Duration::from_secs(3));
+    assert!(client.instant("vector(1)", T0).await.is_err());
+
+    // insecure_skip_verify: no CA, no server_name, still connects.
+    let mut insecure = s.clone();
+    insecure.tls.ca_file = None;
+    insecure.tls.server_name = None;
+    insecure.tls.insecure_skip_verify = true;
+    let client = Client::new(&insecure, 1, metrics).unwrap();
+    assert_eq!(client.instant("vector(2)", T0).await.unwrap()[0].value, 2.0);
 }
