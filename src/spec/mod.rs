@@ -11,6 +11,9 @@ mod sloth;
 mod validate;
 pub(crate) mod yaml;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -54,6 +57,8 @@ pub fn parse_specs(file: &str, text: &str) -> Result<Vec<Slo>, Vec<Diagnostic>> 
     if cx.has_errors() {
         let mut diags = cx.diags;
         diags.sort();
+        // Service-level problems (labels) are found once per SLO.
+        diags.dedup();
         return Err(diags);
     }
     Ok(slos)

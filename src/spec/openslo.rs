@@ -413,12 +413,12 @@ fn window_counter(query: &str) -> Option<String> {
         Expr::Aggregate(a) if a.op.to_string() == "sum" && a.param.is_none() => {
             let grouping = match &a.modifier {
                 None => String::new(),
-                Some(LabelModifier::Include(l)) => format!(" by ({})", l.labels.join(", ")),
+                Some(LabelModifier::Include(l)) => format!(" by ({}) ", l.labels.join(", ")),
                 Some(LabelModifier::Exclude(l)) => {
-                    format!(" without ({})", l.labels.join(", "))
+                    format!(" without ({}) ", l.labels.join(", "))
                 }
             };
-            Some(format!("sum{grouping} ({})", rate(&a.expr)?))
+            Some(format!("sum{grouping}({})", rate(&a.expr)?))
         }
         _ => None,
     }
@@ -432,7 +432,7 @@ mod tests {
     fn windows_counter_selectors() {
         assert_eq!(
             window_counter(r#"sum(http_requests{code=~"2xx"})"#).as_deref(),
-            Some(r#"sum (rate(http_requests{code=~"2xx"}[{{.window}}]))"#)
+            Some(r#"sum(rate(http_requests{code=~"2xx"}[{{.window}}]))"#)
         );
         assert_eq!(
             window_counter("sum by (route) (http_requests)").as_deref(),

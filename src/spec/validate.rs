@@ -459,9 +459,9 @@ fn check_windows(
                     long.map(|l| factor_for_budget(b.value, period, l))
                 }
             }
-            (Some(f), Some(_)) => {
+            (Some(_), Some(_)) => {
                 cx.err(
-                    f.pos,
+                    w.pos,
                     format!(
                         "{}: give exactly one of factor or budget_percent, not both",
                         w.path
