@@ -411,7 +411,7 @@ fn check_url(cx: &mut Cx<'_>, path: &str, u: Sp<String>) -> Option<String> {
             cx.err(
                 u.pos,
                 format!(
-                    "{at}: {:?} must be an http or https URL with a host, not {}:",
+                    "{at}: {:?} must be an http or https URL with a host (scheme is {})",
                     u.value,
                     parsed.scheme()
                 ),
@@ -422,5 +422,132 @@ fn check_url(cx: &mut Cx<'_>, path: &str, u: Sp<String>) -> Option<String> {
             cx.err(u.pos, format!("{at}: invalid URL {:?}: {e}", u.value));
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        parse_settings("etc/errbudget.yaml", text)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn defaults_fill_what_is_not_given() {
+        let s = parse_settings(
+            "etc/errbudget.yaml",
+            "prometheus:\n  url: http://prom:9090\n",
+        )
+        .unwrap();
+        assert_eq!(s.prometheus.client.timeout, Duration::from_secs(30));
+        assert_eq!(s.prometheus.max_concurrent_queries, 8);
+        assert_eq!(s.evaluation_interval, Duration::from_secs(30));
+        assert_eq!(s.alerting.resend_interval, Duration::from_secs(60));
+        assert_eq!(s.web.listen_address, "127.0.0.1:9465");
+        assert!(s.slo_files.is_empty());
+        assert_eq!(s.path, PathBuf::from("etc/errbudget.yaml"));
+    }
+
+    #[test]
+    fn client_blocks_resolve_paths_against_the_config_dir() {
+        let text = r#"
+prometheus:
+  url: https://mimir.example.com/prometheus
+  timeout: 1m
+  headers: {X-Scope-OrgID: tenant-1}
+  basic_auth: {username: errbudget, password_file: secrets/pw}
+  tls: {ca_file: /etc/ca.pem, cert_file: tls/c.pem, key_file: tls/k.pem, server_name: mimir, insecure_skip_verify: true}
+  max_concurrent_queries: 2
+slo_files: [slos/*.yaml]
+alerting:
+  alertmanagers:
+    - url: http://am:9093
+      bearer_token_file: am-token
+  webhooks:
+    - {url: "https://hooks.example.com/x", timeout: 5s}
+  resend_interval: 5m
+web: {listen_address: ":9465", config_file: web.yaml}
+"#;
+        let s = parse_settings("etc/errbudget.yaml", text).unwrap();
+        let c = &s.prometheus.client;
+        assert_eq!(c.timeout, Duration::from_secs(60));
+        assert_eq!(
+            c.headers.get("X-Scope-OrgID").map(String::as_str),
+            Some("tenant-1")
+        );
+        assert_eq!(
+            c.basic_auth,
+            Some(BasicAuth {
+                username: "errbudget".into(),
+                password_file: PathBuf::from("etc/secrets/pw"),
+            })
+        );
+        assert_eq!(c.tls.ca_file, Some(PathBuf::from("/etc/ca.pem")));
+        assert_eq!(c.tls.cert_file, Some(PathBuf::from("etc/tls/c.pem")));
+        assert!(c.tls.insecure_skip_verify);
+        assert_eq!(s.prometheus.max_concurrent_queries, 2);
+        assert_eq!(
+            s.alerting.alertmanagers[0].bearer_token_file,
+            Some(PathBuf::from("etc/am-token"))
+        );
+        assert_eq!(s.alerting.webhooks[0].timeout, Duration::from_secs(5));
+        assert_eq!(s.alerting.resend_interval, Duration::from_secs(300));
+        assert_eq!(s.web.config_file, Some(PathBuf::from("etc/web.yaml")));
+        assert_eq!(s.slo_files, ["slos/*.yaml"]);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_position() {
+        let text = "\
+prometheus:
+  url: ftp://prom
+  timeout: soon
+  partial_response: true
+  max_concurrent_queries: 0
+  basic_auth: {username: u}
+evaluation_intervl: 30s
+alerting:
+  alertmanagers:
+    - url: not a url
+web:
+  listen_address: localhost
+";
+        assert_eq!(
+            errors(text),
+            [
+                "etc/errbudget.yaml:2:8: prometheus.url: \"ftp://prom\" must be an http or https URL with a host (scheme is ftp)",
+                "etc/errbudget.yaml:3:12: prometheus.timeout: invalid duration \"soon\": expected number at 0 (expected e.g. 5m, 1h30m, 30d)",
+                "etc/errbudget.yaml:4:3: prometheus: unknown field \"partial_response\"",
+                "etc/errbudget.yaml:5:27: prometheus.max_concurrent_queries: must be at least 1",
+                "etc/errbudget.yaml:6:15: prometheus.basic_auth: missing required field \"password_file\"",
+                "etc/errbudget.yaml:7:1: top level: unknown field \"evaluation_intervl\", did you mean \"evaluation_interval\"?",
+                "etc/errbudget.yaml:10:12: alerting.alertmanagers[0].url: invalid URL \"not a url\": relative URL without a base",
+                "etc/errbudget.yaml:12:19: web.listen_address: \"localhost\" is not host:port, e.g. 127.0.0.1:9465",
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_prometheus_and_conflicting_auth() {
+        assert_eq!(
+            errors("web: {}\n"),
+            ["etc/errbudget.yaml:1:1: top level: missing required field \"prometheus\""]
+        );
+        assert_eq!(
+            errors(""),
+            ["etc/errbudget.yaml:1:1: empty settings file: prometheus.url is required"]
+        );
+        assert_eq!(
+            errors("prometheus:\n  url: http://p\n  basic_auth: {username: u, password_file: p}\n  bearer_token_file: t\n  tls: {cert_file: c}\n"),
+            [
+                "etc/errbudget.yaml:3:3: prometheus: give at most one of basic_auth and bearer_token_file",
+                "etc/errbudget.yaml:5:8: prometheus.tls: cert_file and key_file go together",
+            ]
+        );
     }
 }
