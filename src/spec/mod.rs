@@ -107,6 +107,13 @@ fn read_document(
             }
         }
         Some(("openslo/v1", _)) => drafts.extend(openslo::read(cx, &top, slis)),
+        Some(("openslo/v1alpha", f)) => cx.err(
+            f.pos(),
+            format!(
+                "{}: openslo/v1alpha is not supported: convert the spec to openslo/v1 (ratioMetric, timeWindow) or to Sloth prometheus/v1",
+                f.path
+            ),
+        ),
         Some((v, f)) => cx.err(
             f.pos(),
             format!(

@@ -68,6 +68,9 @@ fn every_invalid_fixture_gives_its_exact_message() {
             "invalid-grouping-reserved.yaml:8:22: slos[0].sli.events.error_query: grouping label \"slo\" collides with a label errbudget sets; rename it with label_replace",
             "invalid-grouping-reserved.yaml:9:22: slos[0].sli.events.total_query: grouping label \"slo\" collides with a label errbudget sets; rename it with label_replace",
         ]),
+        ("invalid-grouping-mismatch.yaml", &[
+            "invalid-grouping-mismatch.yaml:8:22: slos[0].sli.events.error_query: keeps labels (route) but total_query keeps (): both must group by the same labels",
+        ]),
         ("invalid-grouping-spec-label.yaml", &[
             "invalid-grouping-spec-label.yaml:10:28: slos[0].sli.raw.error_ratio_query: grouping label \"route\" collides with the spec label of the same name",
         ]),
