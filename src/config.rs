@@ -49,6 +49,20 @@ pub struct HttpClientSettings {
     pub tls: TlsSettings,
 }
 
+impl Default for HttpClientSettings {
+    /// No URL yet; the documented default timeout.
+    fn default() -> Self {
+        HttpClientSettings {
+            url: String::new(),
+            timeout: DEFAULT_TIMEOUT,
+            headers: BTreeMap::new(),
+            basic_auth: None,
+            bearer_token_file: None,
+            tls: TlsSettings::default(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct BasicAuth {
     pub username: String,
