@@ -72,6 +72,7 @@ pub async fn eval(config_file: &Path, at: Option<&str>, format: OutputFormat) ->
     };
     let state = Arc::new(State::new());
     let mut engine = Engine::new(client, slos, state.clone(), metrics);
+    crate::daemon::configure_alerting(&mut engine, &settings);
     let failed = engine.cycle(at).await;
     let snapshot = state.snapshot();
     match format {

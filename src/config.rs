@@ -15,6 +15,7 @@ use crate::spec::Diagnostic;
 pub const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:9465";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_EVALUATION_INTERVAL: Duration = Duration::from_secs(30);
+const DEFAULT_EVALUATION_FAILING_AFTER: Duration = Duration::from_secs(600);
 const DEFAULT_RESEND_INTERVAL: Duration = Duration::from_secs(60);
 const DEFAULT_MAX_CONCURRENT_QUERIES: usize = 8;
 
@@ -83,6 +84,12 @@ pub struct AlertingSettings {
     pub alertmanagers: Vec<HttpClientSettings>,
     pub webhooks: Vec<HttpClientSettings>,
     pub resend_interval: Duration,
+    /// How long a burn-rate condition must hold before its alert fires.
+    /// Zero by default: the short window already keeps alerts from flapping.
+    pub pending_for: Duration,
+    /// An SLO that could not be evaluated for this long raises
+    /// `ErrorBudgetEvaluationFailing`, so silence is never taken for health.
+    pub evaluation_failing_after: Duration,
 }
 
 impl Default for AlertingSettings {
@@ -91,6 +98,8 @@ impl Default for AlertingSettings {
             alertmanagers: Vec::new(),
             webhooks: Vec::new(),
             resend_interval: DEFAULT_RESEND_INTERVAL,
+            pending_for: Duration::ZERO,
+            evaluation_failing_after: DEFAULT_EVALUATION_FAILING_AFTER,
         }
     }
 }
@@ -100,6 +109,18 @@ pub struct WebSettings {
     pub listen_address: String,
     /// Exporter-toolkit web config (TLS, basic auth users).
     pub config_file: Option<PathBuf>,
+    /// The URL people reach errbudget at, for alert links; defaults to
+    /// `http://<listen_address>`.
+    pub external_url: Option<String>,
+}
+
+impl WebSettings {
+    pub fn external_url(&self) -> String {
+        match &self.external_url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.listen_address),
+        }
+    }
 }
 
 impl Default for WebSettings {
@@ -107,6 +128,7 @@ impl Default for WebSettings {
         WebSettings {
             listen_address: DEFAULT_LISTEN_ADDRESS.into(),
             config_file: None,
+            external_url: None,
         }
     }
 }
@@ -240,7 +262,16 @@ impl Reader {
     }
 
     fn alerting(&self, cx: &mut Cx<'_>, f: &Field<'_, '_>) -> Option<AlertingSettings> {
-        let m = f.map(cx, &["alertmanagers", "webhooks", "resend_interval"])?;
+        let m = f.map(
+            cx,
+            &[
+                "alertmanagers",
+                "webhooks",
+                "resend_interval",
+                "pending_for",
+                "evaluation_failing_after",
+            ],
+        )?;
         let mut ok = true;
         let mut list = |cx: &mut Cx<'_>, key: &str| -> Vec<HttpClientSettings> {
             let Some(items) = m.get(key).and_then(|f| f.seq(cx)) else {
@@ -260,15 +291,31 @@ impl Reader {
         let alertmanagers = list(cx, "alertmanagers");
         let webhooks = list(cx, "webhooks");
         let resend_interval = self.duration(cx, &m, "resend_interval", DEFAULT_RESEND_INTERVAL);
+        let pending_for = if m.has("pending_for") {
+            self.duration(cx, &m, "pending_for", Duration::ZERO)
+        } else {
+            Some(Duration::ZERO)
+        };
+        let failing_after = self.duration(
+            cx,
+            &m,
+            "evaluation_failing_after",
+            DEFAULT_EVALUATION_FAILING_AFTER,
+        );
         ok.then_some(AlertingSettings {
             alertmanagers,
             webhooks,
             resend_interval: resend_interval?,
+            pending_for: pending_for?,
+            evaluation_failing_after: failing_after?,
         })
     }
 
     fn web(&self, cx: &mut Cx<'_>, f: &Field<'_, '_>) -> Option<WebSettings> {
-        let m = f.map(cx, &["listen_address", "config_file"])?;
+        let m = f.map(cx, &["listen_address", "config_file", "external_url"])?;
+        let external_url = m
+            .str(cx, "external_url")
+            .and_then(|u| check_url(cx, &m.path, u));
         let listen_address = match m.str(cx, "listen_address") {
             None => Some(DEFAULT_LISTEN_ADDRESS.to_string()),
             Some(a) => {
@@ -293,6 +340,7 @@ impl Reader {
         Some(WebSettings {
             listen_address: listen_address?,
             config_file: self.path(cx, &m, "config_file"),
+            external_url,
         })
     }
 

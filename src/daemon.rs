@@ -53,6 +53,19 @@ fn new_client(settings: &Settings, metrics: &Arc<DaemonMetrics>) -> anyhow::Resu
     Ok(Arc::new(client))
 }
 
+/// Applies the alerting part of the settings to the engine.
+pub fn configure_alerting<C: crate::prom::QueryApi>(engine: &mut Engine<C>, settings: &Settings) {
+    let a = &settings.alerting;
+    engine.set_alerting(
+        a.pending_for.as_secs() as i64,
+        a.resend_interval.as_secs() as i64,
+        crate::alert::build::BuildOptions {
+            external_url: settings.web.external_url(),
+            evaluation_failing_after: a.evaluation_failing_after.as_secs() as i64,
+        },
+    );
+}
+
 fn record_reload(metrics: &DaemonMetrics, ok: bool) {
     metrics
         .config_last_reload_successful
@@ -80,6 +93,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         state.clone(),
         metrics.clone(),
     );
+    configure_alerting(&mut engine, &settings);
 
     let address = opts
         .listen_address
@@ -175,6 +189,7 @@ fn reload(
             }
             tracing::info!(slos = slos.len(), "configuration reloaded");
             engine.replace_slos(slos);
+            configure_alerting(engine, &new);
             *settings = new;
             record_reload(metrics, true);
             Ok(())

@@ -7,17 +7,26 @@ use std::time::Instant;
 
 use futures::future::join_all;
 
+use crate::alert::build::{self, BuildOptions};
+use crate::alert::decide::{Decider, Notification};
 use crate::evaluate::SloEvaluator;
 use crate::metrics::DaemonMetrics;
 use crate::model::Slo;
 use crate::prom::QueryApi;
 use crate::state::State;
 
+/// Where decided notifications go: the dispatcher in `run`, nowhere in
+/// `eval`. Must not block.
+pub type Sink = Box<dyn Fn(Vec<Notification>) + Send + Sync>;
+
 pub struct Engine<C> {
     client: Arc<C>,
     evaluators: Vec<SloEvaluator>,
     state: Arc<State>,
     metrics: Arc<DaemonMetrics>,
+    decider: Decider,
+    alert_options: BuildOptions,
+    sink: Sink,
 }
 
 impl<C: QueryApi> Engine<C> {
@@ -36,7 +45,29 @@ impl<C: QueryApi> Engine<C> {
             evaluators,
             state,
             metrics,
+            decider: Decider::new(0, 60),
+            alert_options: BuildOptions {
+                external_url: String::new(),
+                evaluation_failing_after: 600,
+            },
+            sink: Box::new(|_| {}),
         }
+    }
+
+    /// Alerting settings; the decider keeps its state across calls, so a
+    /// reload neither re-fires nor resolves anything.
+    pub fn set_alerting(&mut self, pending_for: i64, resend_interval: i64, options: BuildOptions) {
+        self.decider.pending_for = pending_for.max(0);
+        self.decider.resend_interval = resend_interval.max(1);
+        self.alert_options = options;
+    }
+
+    pub fn set_sink(&mut self, sink: Sink) {
+        self.sink = sink;
+    }
+
+    pub fn decider_mut(&mut self) -> &mut Decider {
+        &mut self.decider
     }
 
     pub fn state(&self) -> &Arc<State> {
@@ -60,7 +91,22 @@ impl<C: QueryApi> Engine<C> {
                 tracing::warn!(service = %slo.service, slo = %slo.name, error = %e, "SLO evaluation failed");
             }
         }
-        let next = self.state.snapshot().next(now, results);
+        let mut next = self.state.snapshot().next(now, results);
+        let observations = build::observations(&next, now, &self.alert_options);
+        let notifications = self.decider.step(now, observations);
+        for i in &mut next.instances {
+            let Some(fig) = i.figures.take() else {
+                continue;
+            };
+            let mut fig = fig;
+            for a in &mut fig.alerts {
+                a.firing = self.decider.is_firing(&build::alert_labels(i, a));
+            }
+            i.figures = Some(fig);
+        }
+        if !notifications.is_empty() {
+            (self.sink)(notifications);
+        }
         self.state.publish(next);
         let secs = started.elapsed().as_secs_f64();
         self.metrics.evaluation_duration.observe(secs);

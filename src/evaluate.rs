@@ -156,10 +156,12 @@ impl SloEvaluator {
         let window_figures: Vec<WindowFigures> = windows
             .iter()
             .map(|&window| {
-                let error_ratio = events(window).error_ratio();
+                let counts = events(window);
+                let error_ratio = counts.error_ratio();
                 let burn_rate = budget::burn_rate(error_ratio, budget_ratio);
                 WindowFigures {
                     window,
+                    events: counts,
                     error_ratio,
                     burn_rate,
                     exhaustion_seconds: budget::exhaustion_seconds(
@@ -170,13 +172,9 @@ impl SloEvaluator {
                 }
             })
             .collect();
-        let burn = |w: Window| {
-            window_figures
-                .iter()
-                .find(|f| f.window == w)
-                .map(|f| f.burn_rate)
-                .unwrap_or(0.0)
-        };
+        let find = |w: Window| window_figures.iter().find(|f| f.window == w);
+        let burn = |w: Window| find(w).map_or(0.0, |f| f.burn_rate);
+        let bad = |w: Window| find(w).map_or(0.0, |f| f.events.bad);
         let alerting = &self.slo.alerting;
         let alerts = alerting
             .windows
@@ -185,12 +183,19 @@ impl SloEvaluator {
                 crate::model::Severity::Page => alerting.page_enabled,
                 crate::model::Severity::Ticket => alerting.ticket_enabled,
             })
-            .map(|a| AlertStatus {
-                severity: a.severity,
-                long: a.long,
-                short: a.short,
-                burn_rate_threshold: a.factor,
-                firing: burn(a.long) > a.factor && burn(a.short) > a.factor,
+            .map(|a| {
+                let condition = burn(a.long) > a.factor && burn(a.short) > a.factor;
+                AlertStatus {
+                    severity: a.severity,
+                    long: a.long,
+                    short: a.short,
+                    burn_rate_threshold: a.factor,
+                    condition,
+                    low_traffic: a.severity == crate::model::Severity::Page
+                        && a.min_bad_events.is_some_and(|min| bad(a.long) < min),
+                    // Until the state machine says otherwise.
+                    firing: condition,
+                }
             })
             .collect();
         let events_sli = matches!(self.queries, Queries::Events { .. });

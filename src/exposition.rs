@@ -218,6 +218,7 @@ mod tests {
         let figures = Figures {
             windows: vec![WindowFigures {
                 window: w,
+                events: Events::new(2.0, 1000.0),
                 error_ratio: 0.002,
                 burn_rate: 2.0,
                 exhaustion_seconds: f64::INFINITY,
@@ -232,6 +233,8 @@ mod tests {
                 long: Window::from_secs(3600).unwrap(),
                 short: w,
                 burn_rate_threshold: 14.4,
+                condition: false,
+                low_traffic: false,
                 firing: false,
             }],
         };

@@ -85,6 +85,8 @@ pub fn instance_json(i: &Instance) -> Value {
             json!({
                 "severity": a.severity.as_str(),
                 "firing": a.firing,
+                "condition": a.condition,
+                "low_traffic": a.low_traffic,
                 "long_window": a.long.to_string(),
                 "short_window": a.short.to_string(),
                 "burn_rate_threshold": num(a.burn_rate_threshold),

@@ -32,6 +32,9 @@ impl Status {
 #[derive(Clone, Debug, PartialEq)]
 pub struct WindowFigures {
     pub window: Window,
+    /// Bad and total events in the window (error- and total seconds for
+    /// ratio SLIs).
+    pub events: Events,
     pub error_ratio: f64,
     pub burn_rate: f64,
     pub exhaustion_seconds: f64,
@@ -43,7 +46,25 @@ pub struct AlertStatus {
     pub long: Window,
     pub short: Window,
     pub burn_rate_threshold: f64,
+    /// Both windows burn faster than the threshold right now.
+    pub condition: bool,
+    /// A page with fewer bad events in its long window than the policy's
+    /// `min_bad_events`: delivered as a ticket.
+    pub low_traffic: bool,
+    /// The alert fires (decided by the state machine: pending, held while
+    /// data is missing).
     pub firing: bool,
+}
+
+impl AlertStatus {
+    /// The severity the alert goes out with.
+    pub fn effective_severity(&self) -> Severity {
+        if self.low_traffic {
+            Severity::Ticket
+        } else {
+            self.severity
+        }
+    }
 }
 
 /// What one successful evaluation found for one instance.
@@ -70,6 +91,8 @@ pub struct Instance {
     /// Figures of the last successful evaluation, if there ever was one.
     pub figures: Option<Figures>,
     pub last_success: Option<i64>,
+    /// Start of the current run of failed evaluations.
+    pub failing_since: Option<i64>,
 }
 
 impl Instance {
@@ -107,6 +130,7 @@ impl Snapshot {
                             error: None,
                             figures: Some(figures),
                             last_success: Some(at),
+                            failing_since: None,
                         });
                     }
                 }
@@ -124,6 +148,7 @@ impl Snapshot {
                             error: Some(message),
                             figures: None,
                             last_success: None,
+                            failing_since: Some(at),
                         });
                     } else {
                         for p in previous {
@@ -131,6 +156,7 @@ impl Snapshot {
                                 slo: slo.clone(),
                                 status: Status::Error,
                                 error: Some(message.clone()),
+                                failing_since: Some(p.failing_since.unwrap_or(at)),
                                 ..p.clone()
                             });
                         }
@@ -169,7 +195,10 @@ impl State {
     }
 
     pub fn publish(&self, next: Snapshot) {
-        let next = Arc::new(next);
+        self.publish_arc(Arc::new(next));
+    }
+
+    fn publish_arc(&self, next: Arc<Snapshot>) {
         match self.snapshot.write() {
             Ok(mut g) => *g = next,
             Err(poisoned) => *poisoned.into_inner() = next,

@@ -1,0 +1,199 @@
+//! Turns a snapshot into alert observations: the labels and annotations
+//! CONTRACT.md promises on every alert, and the condition of each. Pure.
+
+use crate::alert::decide::{Condition, Observation};
+use crate::model::Severity;
+use crate::state::{AlertStatus, Instance, LabelSet, Snapshot, Status};
+
+pub const EVALUATION_FAILING: &str = "ErrorBudgetEvaluationFailing";
+
+pub struct BuildOptions {
+    /// Base URL for `generatorURL` links to the SLO's page.
+    pub external_url: String,
+    /// Seconds of failed evaluations before `ErrorBudgetEvaluationFailing`.
+    pub evaluation_failing_after: i64,
+}
+
+/// Percent-encodes a path segment (RFC 3986 unreserved characters kept).
+fn segment(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+pub fn slo_url(external_url: &str, service: &str, slo: &str) -> String {
+    format!(
+        "{}/slo/{}/{}",
+        external_url.trim_end_matches('/'),
+        segment(service),
+        segment(slo)
+    )
+}
+
+fn human_duration(secs: f64) -> String {
+    if !secs.is_finite() {
+        return "never at this rate".into();
+    }
+    let s = secs.max(0.0) as u64;
+    let (d, h, m) = (s / 86_400, (s % 86_400) / 3_600, (s % 3_600) / 60);
+    match (d, h) {
+        (0, 0) => format!("{m}m"),
+        (0, _) => format!("{h}h{m:02}m"),
+        _ => format!("{d}d{h}h"),
+    }
+}
+
+/// Labels of a burn-rate alert. The spec's page/ticket labels come last and
+/// win, since teams route on them (Sloth's `severity: critical`, say); the
+/// identity labels cannot be overridden.
+pub fn alert_labels(i: &Instance, a: &AlertStatus) -> LabelSet {
+    let slo = &i.slo;
+    let alerting = &slo.alerting;
+    let severity = a.effective_severity();
+    let mut l = i.labels();
+    l.extend(alerting.labels.clone());
+    l.insert("severity".into(), severity.as_str().into());
+    l.extend(match severity {
+        Severity::Page => alerting.page_labels.clone(),
+        Severity::Ticket => alerting.ticket_labels.clone(),
+    });
+    l.insert("alertname".into(), alerting.name.clone());
+    l.insert("service".into(), slo.service.clone());
+    l.insert("slo".into(), slo.name.clone());
+    l.insert("long_window".into(), a.long.to_string());
+    l.insert("short_window".into(), a.short.to_string());
+    l
+}
+
+fn alert_annotations(i: &Instance, a: &AlertStatus, burn: f64) -> LabelSet {
+    let slo = &i.slo;
+    let alerting = &slo.alerting;
+    let fig = i.figures.as_ref();
+    let remaining = fig.map_or(1.0, |f| f.remaining_ratio);
+    let exhaustion = fig
+        .and_then(|f| f.windows.iter().find(|w| w.window == a.long))
+        .map_or(f64::INFINITY, |w| w.exhaustion_seconds);
+    let mut ann = LabelSet::new();
+    ann.insert(
+        "summary".into(),
+        format!(
+            "{}/{}: error budget burning {burn:.1}× too fast ({} over {} and {})",
+            slo.service,
+            slo.name,
+            a.severity.as_str(),
+            a.long,
+            a.short
+        ),
+    );
+    let mut description = format!(
+        "Burn rate is above {:.2} over both {} and {}; {:.1}% of the {} error budget is left, exhausted in {} at the {} rate.",
+        a.burn_rate_threshold,
+        a.long,
+        a.short,
+        remaining * 100.0,
+        crate::duration::format(slo.period),
+        human_duration(exhaustion),
+        a.long
+    );
+    if a.low_traffic {
+        description.push_str(" Sent as a ticket: too few bad events in the long window to page.");
+    }
+    ann.insert("description".into(), description);
+    ann.insert("burn_rate".into(), format!("{burn:.4}"));
+    ann.insert("error_budget_remaining".into(), format!("{remaining:.4}"));
+    ann.extend(alerting.annotations.clone());
+    ann.extend(match a.effective_severity() {
+        Severity::Page => alerting.page_annotations.clone(),
+        Severity::Ticket => alerting.ticket_annotations.clone(),
+    });
+    ann
+}
+
+/// One observation per alert of every instance at `now`.
+pub fn observations(snapshot: &Snapshot, now: i64, opts: &BuildOptions) -> Vec<Observation> {
+    let mut out = Vec::new();
+    for i in &snapshot.instances {
+        let url = slo_url(&opts.external_url, &i.slo.service, &i.slo.name);
+        let failed = i.status == Status::Error;
+        if let Some(fig) = &i.figures {
+            for a in &fig.alerts {
+                let burn = |w| {
+                    fig.windows
+                        .iter()
+                        .find(|x| x.window == w)
+                        .map_or(0.0, |x| x.burn_rate)
+                };
+                let deciding = burn(a.long).min(burn(a.short));
+                out.push(Observation {
+                    labels: alert_labels(i, a),
+                    annotations: alert_annotations(i, a, deciding),
+                    condition: if failed {
+                        Condition::Unknown
+                    } else if a.condition {
+                        Condition::Firing
+                    } else {
+                        Condition::Clear
+                    },
+                    generator_url: url.clone(),
+                    burn_rate: deciding,
+                });
+            }
+        }
+        let mut labels = i.labels();
+        labels.insert("alertname".into(), EVALUATION_FAILING.into());
+        labels.insert("service".into(), i.slo.service.clone());
+        labels.insert("slo".into(), i.slo.name.clone());
+        labels.insert("severity".into(), Severity::Ticket.as_str().into());
+        let failing_for = i.failing_since.map(|t| now - t);
+        let mut ann = LabelSet::new();
+        ann.insert(
+            "summary".into(),
+            format!("{}/{}: SLO cannot be evaluated", i.slo.service, i.slo.name),
+        );
+        ann.insert(
+            "description".into(),
+            format!(
+                "errbudget has not evaluated this SLO for {}; its figures and alerts are stale. Last error: {}",
+                human_duration(failing_for.unwrap_or(0) as f64),
+                i.error.as_deref().unwrap_or("none")
+            ),
+        );
+        out.push(Observation {
+            labels,
+            annotations: ann,
+            condition: match failing_for {
+                Some(d) if failed && d >= opts.evaluation_failing_after => Condition::Firing,
+                _ => Condition::Clear,
+            },
+            generator_url: url,
+            burn_rate: 0.0,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_escape_spec_names() {
+        assert_eq!(
+            slo_url("http://eb:9465/", "check out", "a/b"),
+            "http://eb:9465/slo/check%20out/a%2Fb"
+        );
+    }
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human_duration(90_000.0), "1d1h");
+        assert_eq!(human_duration(5_400.0), "1h30m");
+        assert_eq!(human_duration(f64::INFINITY), "never at this rate");
+    }
+}
