@@ -62,6 +62,22 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         output: OutputFormat,
     },
+    /// Replay the alert policy over history: what would have fired.
+    Backtest {
+        #[arg(short = 'c', long = "config.file")]
+        config_file: PathBuf,
+        /// Start: RFC 3339 or unix seconds.
+        #[arg(long)]
+        from: String,
+        /// End: RFC 3339 or unix seconds.
+        #[arg(long)]
+        to: String,
+        /// Evaluation step.
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        step: std::time::Duration,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
     /// Print Prometheus recording and alerting rules computing the same series.
     Rules {
         #[arg(short = 'c', long = "config.file")]

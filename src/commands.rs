@@ -93,6 +93,71 @@ pub async fn eval(config_file: &Path, at: Option<&str>, format: OutputFormat) ->
     }
 }
 
+pub async fn backtest(
+    config_file: &Path,
+    from: &str,
+    to: &str,
+    step: std::time::Duration,
+    format: OutputFormat,
+) -> i32 {
+    let (from, to) = match (crate::cli::parse_time(from), crate::cli::parse_time(to)) {
+        (Ok(f), Ok(t)) if f <= t => (f, t),
+        (Ok(_), Ok(_)) => {
+            eprintln!("--from must not be after --to");
+            return 2;
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("{e}");
+            return 2;
+        }
+    };
+    let (settings, slos) = match load_config(config_file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return 2;
+        }
+    };
+    let metrics = Arc::new(DaemonMetrics::new());
+    let client = match Client::new(
+        &settings.prometheus.client,
+        settings.prometheus.max_concurrent_queries.max(1),
+        metrics.clone(),
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cannot set up the Prometheus client: {e}");
+            return 2;
+        }
+    };
+    let step_secs = step.as_secs().max(1);
+    let prefetch = Arc::new(crate::backtest::Prefetch::new(client, from, to, step_secs));
+    let mut engine = Engine::new(prefetch, slos, Arc::new(State::new()), metrics);
+    crate::daemon::configure_alerting(&mut engine, &settings);
+    let report = crate::backtest::replay(&mut engine, from, to, step_secs).await;
+    match format {
+        OutputFormat::Json => {
+            match serde_json::to_string_pretty(&output::backtest_json(&report, from, to, step_secs))
+            {
+                Ok(s) => println!("{s}"),
+                Err(e) => {
+                    eprintln!("cannot encode JSON: {e}");
+                    return 1;
+                }
+            }
+        }
+        OutputFormat::Table => print!("{}", output::backtest_table(&report)),
+    }
+    if report.failed_cycles > 0 {
+        eprintln!(
+            "{} of the replayed evaluations failed: figures around them are incomplete",
+            report.failed_cycles
+        );
+        return 1;
+    }
+    0
+}
+
 pub fn rules(config_file: &Path) -> i32 {
     let slos = match load_config(config_file) {
         Ok((_, slos)) => slos,

@@ -4,6 +4,7 @@
 //! `state` → `exposition` / `http`; `engine` drives the loop.
 
 pub mod alert;
+pub mod backtest;
 pub mod budget;
 pub mod cli;
 pub mod commands;

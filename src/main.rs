@@ -64,6 +64,13 @@ fn main() -> ExitCode {
                 output,
             } => commands::eval(&config_file, at.as_deref(), output).await,
             Command::Rules { config_file } => commands::rules(&config_file),
+            Command::Backtest {
+                config_file,
+                from,
+                to,
+                step,
+                output,
+            } => commands::backtest(&config_file, &from, &to, step, output).await,
             Command::Gate {
                 url,
                 service,
