@@ -12,8 +12,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     }
     let d = match parse_prometheus(t) {
         Some(d) => d,
-        None => humantime::parse_duration(t)
-            .map_err(|e| format!("invalid duration {text:?}: {e} (expected e.g. 5m, 1h30m, 30d)"))?,
+        None => humantime::parse_duration(t).map_err(|e| {
+            format!("invalid duration {text:?}: {e} (expected e.g. 5m, 1h30m, 30d)")
+        })?,
     };
     if d.as_secs() == 0 || d.subsec_nanos() != 0 {
         return Err(format!(

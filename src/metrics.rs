@@ -42,7 +42,9 @@ impl DaemonMetrics {
                 "errbudget_evaluation_duration_seconds",
                 "Duration of one evaluation cycle over every SLO.",
             )
-            .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0]),
+            .buckets(vec![
+                0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+            ]),
         )?;
         let queries_total = IntCounterVec::new(
             Opts::new(
@@ -56,7 +58,9 @@ impl DaemonMetrics {
                 "errbudget_prometheus_query_duration_seconds",
                 "Duration of queries to the Prometheus API, retries included.",
             )
-            .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
         )?;
         let query_samples = IntCounter::new(
             "errbudget_prometheus_query_samples_total",
