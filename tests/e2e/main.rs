@@ -6,7 +6,10 @@
 //! `prometheus`); tests fail, never skip, when they are missing.
 
 mod dataset;
+mod eval;
 mod events;
+mod expect;
+mod fixtures;
 mod harness;
 mod http;
 mod selftest;
