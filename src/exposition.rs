@@ -1,1 +1,203 @@
-//! TODO
+//! The `slo_*` series, rendered from the state snapshot at scrape time.
+//! A scrape never queries Prometheus. Text encoding and label escaping
+//! are the `prometheus` crate's.
+
+use std::collections::BTreeMap;
+
+use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::{Encoder, TextEncoder};
+
+use crate::metrics::DaemonMetrics;
+use crate::state::{Instance, LabelSet, Snapshot};
+
+/// Renders the daemon's own series and every SLO series.
+pub fn render(metrics: &DaemonMetrics, snapshot: &Snapshot) -> Result<String, prometheus::Error> {
+    let mut families = metrics.registry.gather();
+    families.extend(slo_families(snapshot));
+    let mut buf = Vec::new();
+    TextEncoder::new().encode(&families, &mut buf)?;
+    String::from_utf8(buf).map_err(|e| prometheus::Error::Msg(e.to_string()))
+}
+
+struct Family {
+    help: &'static str,
+    metrics: Vec<Metric>,
+}
+
+#[derive(Default)]
+struct Families(BTreeMap<&'static str, Family>);
+
+impl Families {
+    fn add(&mut self, name: &'static str, help: &'static str, labels: &LabelSet, value: f64) {
+        let pairs = labels
+            .iter()
+            .map(|(k, v)| {
+                let mut p = LabelPair::default();
+                p.set_name(k.clone());
+                p.set_value(v.clone());
+                p
+            })
+            .collect();
+        let mut g = Gauge::default();
+        g.set_value(value);
+        let mut m = Metric::from_label(pairs);
+        m.set_gauge(g);
+        self.0
+            .entry(name)
+            .or_insert_with(|| Family {
+                help,
+                metrics: Vec::new(),
+            })
+            .metrics
+            .push(m);
+    }
+}
+
+fn with(base: &LabelSet, extra: &[(&str, String)]) -> LabelSet {
+    let mut l = base.clone();
+    for (k, v) in extra {
+        l.insert((*k).to_string(), v.clone());
+    }
+    l
+}
+
+fn instance_series(f: &mut Families, i: &Instance) {
+    let slo = &i.slo;
+    let mut base = i.labels();
+    base.insert("service".into(), slo.service.clone());
+    base.insert("slo".into(), slo.name.clone());
+    let info = with(
+        &base,
+        &[
+            ("objective", slo.objective.ratio().to_string()),
+            ("period", crate::duration::format(slo.period)),
+            ("sli_type", slo.sli.kind().to_string()),
+            ("description", slo.description.clone()),
+        ],
+    );
+    f.add("slo_info", "SLO definition, value 1.", &info, 1.0);
+    f.add(
+        "slo_objective_ratio",
+        "SLO target as a ratio, e.g. 0.999.",
+        &base,
+        slo.objective.ratio(),
+    );
+    f.add(
+        "slo_period_seconds",
+        "SLO compliance period in seconds.",
+        &base,
+        slo.period.as_secs() as f64,
+    );
+    f.add(
+        "slo_error_budget_seconds",
+        "Error budget of the period in seconds of full failure: period × (1 − objective).",
+        &base,
+        slo.error_budget_seconds(),
+    );
+    let ok = i.status != crate::state::Status::Error;
+    f.add(
+        "slo_evaluation_success",
+        "1 if the last evaluation of this SLO succeeded.",
+        &base,
+        if ok { 1.0 } else { 0.0 },
+    );
+    if let Some(t) = i.last_success {
+        f.add(
+            "slo_last_evaluation_timestamp_seconds",
+            "Unix time of the last successful evaluation of this SLO.",
+            &base,
+            t as f64,
+        );
+    }
+    let Some(fig) = &i.figures else {
+        return;
+    };
+    for w in &fig.windows {
+        let l = with(&base, &[("window", w.window.to_string())]);
+        f.add(
+            "slo_error_ratio",
+            "Bad events / total events over the window.",
+            &l,
+            w.error_ratio,
+        );
+        f.add(
+            "slo_burn_rate",
+            "Error ratio over the window / (1 − objective).",
+            &l,
+            w.burn_rate,
+        );
+        f.add(
+            "slo_error_budget_exhaustion_seconds",
+            "Seconds until the remaining budget reaches 0 at the window's burn rate (+Inf if not burning).",
+            &l,
+            w.exhaustion_seconds,
+        );
+    }
+    f.add(
+        "slo_period_error_ratio",
+        "Bad events / total events over the whole period.",
+        &base,
+        fig.period_error_ratio,
+    );
+    f.add(
+        "slo_error_budget_remaining_ratio",
+        "1 − period error ratio / (1 − objective); below 0 once overspent.",
+        &base,
+        fig.remaining_ratio,
+    );
+    f.add(
+        "slo_error_budget_remaining_seconds",
+        "Remaining ratio × error budget seconds.",
+        &base,
+        fig.remaining_seconds,
+    );
+    if let Some(e) = fig.period_events {
+        for (kind, v) in [("total", e.total), ("bad", e.bad)] {
+            f.add(
+                "slo_period_events",
+                "Events over the period, by kind (total, bad).",
+                &with(&base, &[("kind", kind.to_string())]),
+                v,
+            );
+        }
+    }
+    for a in &fig.alerts {
+        let l = with(
+            &base,
+            &[
+                ("severity", a.severity.as_str().to_string()),
+                ("long_window", a.long.to_string()),
+                ("short_window", a.short.to_string()),
+            ],
+        );
+        f.add(
+            "slo_alert_firing",
+            "1 while this multiwindow burn-rate alert fires.",
+            &l,
+            if a.firing { 1.0 } else { 0.0 },
+        );
+    }
+    f.add(
+        "slo_release_frozen",
+        "1 while the remaining budget ratio is below the release-freeze policy.",
+        &base,
+        if fig.release_frozen { 1.0 } else { 0.0 },
+    );
+}
+
+fn slo_families(snapshot: &Snapshot) -> Vec<MetricFamily> {
+    let mut f = Families::default();
+    for i in &snapshot.instances {
+        instance_series(&mut f, i);
+    }
+    f.0.into_iter()
+        .map(|(name, fam)| {
+            let mut mf = MetricFamily::default();
+            mf.set_name(name.to_string());
+            mf.set_help(fam.help.to_string());
+            mf.set_field_type(MetricType::GAUGE);
+            mf.set_metric(fam.metrics);
+            mf
+        })
+        .collect()
+}

@@ -5,14 +5,19 @@
 
 pub mod budget;
 pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod daemon;
 pub mod duration;
 pub mod engine;
+pub mod evaluate;
 pub mod exposition;
+pub mod history;
 pub mod http;
 pub mod metrics;
 pub mod model;
 pub mod output;
+pub mod pages;
 pub mod plan;
 pub mod prom;
 pub mod spec;

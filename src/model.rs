@@ -240,6 +240,33 @@ pub const RESERVED_LABELS: [&str; 8] = [
     "alertname",
 ];
 
+/// A plain events SLO for unit tests elsewhere in the crate.
+#[cfg(test)]
+pub(crate) fn test_slo(service: &str, name: &str, percent: f64, period_days: u64) -> Slo {
+    let period = Duration::from_secs(period_days * 86_400);
+    Slo {
+        service: service.into(),
+        name: name.into(),
+        description: String::new(),
+        labels: BTreeMap::new(),
+        objective: Objective { percent },
+        period,
+        sli: Sli::Events {
+            error_query: "bad[{{.window}}]".into(),
+            total_query: "total[{{.window}}]".into(),
+        },
+        alerting: Alerting {
+            name: "ErrorBudgetBurn".into(),
+            page_enabled: true,
+            ticket_enabled: true,
+            windows: default_policy(period),
+            ..Default::default()
+        },
+        release_freeze_below: 0.0,
+        origin: Origin::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

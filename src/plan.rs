@@ -1,1 +1,186 @@
-//! TODO
+//! The only place PromQL text is written. The engine, `rules` and the pages
+//! all take their queries from here; nothing here executes a query.
+//!
+//! Cost design: a naive plan asks Prometheus for `sum(rate(x[W]))` for every
+//! window including the 30-day period, every cycle, reading every raw sample
+//! of the period each time. Instead, windows up to [`DIRECT_MAX`] are queried
+//! directly (they decide pages and must be exact), and longer windows and the
+//! period are summed from 5-minute buckets that are fetched once and then
+//! extended by one bucket at a time.
+
+use crate::model::{Sli, Slo, Window};
+
+/// Width of the history buckets kept in memory.
+pub const BUCKET_SECS: u64 = 300;
+/// Windows up to this length are queried directly each cycle.
+pub const DIRECT_MAX_SECS: u64 = 6 * 3_600;
+/// Range queries are split so none asks for more points than Prometheus'
+/// limit of 11,000 per series.
+pub const MAX_POINTS_PER_RANGE_QUERY: u64 = 10_000;
+
+/// The expressions of one SLO, with `{{.window}}` still to be filled in.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Queries {
+    /// Per-second rates of bad and of all events.
+    Events { bad: String, total: String },
+    /// An error ratio in [0, 1], weighted by time.
+    Ratio { ratio: String },
+}
+
+impl Queries {
+    pub fn for_slo(slo: &Slo) -> Queries {
+        match &slo.sli {
+            Sli::Events {
+                error_query,
+                total_query,
+            } => Queries::Events {
+                bad: error_query.clone(),
+                total: total_query.clone(),
+            },
+            Sli::Raw { error_ratio_query } => Queries::Ratio {
+                ratio: error_ratio_query.clone(),
+            },
+            Sli::Latency {
+                metric,
+                selector,
+                threshold,
+            } => latency_queries(metric, selector, *threshold),
+        }
+    }
+}
+
+/// Fills `{{.window}}` (Sloth's Go template, spaces allowed) with a
+/// PromQL duration.
+pub fn with_window(template: &str, window: &str) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        let Some(len) = rest[start..].find("}}") else {
+            break;
+        };
+        let inner = rest[start + 2..start + len].trim();
+        out.push_str(&rest[..start]);
+        if inner == ".window" {
+            out.push_str(window);
+        } else {
+            out.push_str(&rest[start..start + len + 2]);
+        }
+        rest = &rest[start + len + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A window given in seconds as PromQL wants it (`5m`, `97s`).
+pub fn window_text(secs: u64) -> String {
+    Window::from_secs(secs.max(1))
+        .map(|w| w.to_string())
+        .unwrap_or_else(|_| format!("{secs}s"))
+}
+
+/// Escapes a string for a PromQL double-quoted label value.
+pub fn escape_label_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len() + 2);
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Regex matching the `le` label of a bucket boundary however the exporter
+/// printed it: `0.3`, `0.30` and `0.300` are one boundary, `1` and `1.0` too.
+pub fn le_regex(threshold: f64) -> String {
+    let text = format!("{threshold}");
+    let escaped = text.replace('.', "\\\\.");
+    if text.contains('.') {
+        format!("{escaped}0*")
+    } else {
+        format!("{escaped}(\\\\.0*)?")
+    }
+}
+
+fn latency_queries(metric: &str, selector: &str, threshold: f64) -> Queries {
+    let inner = selector
+        .trim()
+        .trim_start_matches('{')
+        .trim_end_matches('}')
+        .trim()
+        .trim_end_matches(',');
+    let sel = if inner.is_empty() {
+        String::new()
+    } else {
+        format!("{{{inner}}}")
+    };
+    let le = format!("le=~\"{}\"", le_regex(threshold));
+    let bucket_sel = if inner.is_empty() {
+        format!("{{{le}}}")
+    } else {
+        format!("{{{inner},{le}}}")
+    };
+    let total = format!("sum(rate({metric}_count{sel}[{{{{.window}}}}]))");
+    let good = format!("sum(rate({metric}_bucket{bucket_sel}[{{{{.window}}}}]))");
+    Queries::Events {
+        bad: format!("({total} - {good})"),
+        total,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fills_window_templates_with_or_without_spaces() {
+        assert_eq!(
+            with_window(
+                "sum(rate(x[{{.window}}])) / sum(rate(y[{{ .window }}]))",
+                "5m"
+            ),
+            "sum(rate(x[5m])) / sum(rate(y[5m]))"
+        );
+        assert_eq!(with_window("{{.other}} x", "5m"), "{{.other}} x");
+        assert_eq!(with_window("x{a=\"{{\"}", "5m"), "x{a=\"{{\"}");
+    }
+
+    #[test]
+    fn le_regex_matches_every_spelling() {
+        assert_eq!(le_regex(0.3), "0\\\\.30*");
+        assert_eq!(le_regex(1.0), "1(\\\\.0*)?");
+        assert_eq!(le_regex(0.25), "0\\\\.250*");
+    }
+
+    #[test]
+    fn latency_queries_parse_and_use_le_regex() {
+        let Queries::Events { bad, total } =
+            latency_queries("http_request_duration_seconds", "{job=\"a\"}", 0.3)
+        else {
+            panic!("latency gives events queries");
+        };
+        assert_eq!(
+            total,
+            "sum(rate(http_request_duration_seconds_count{job=\"a\"}[{{.window}}]))"
+        );
+        assert!(
+            bad.contains("_bucket{job=\"a\",le=~\"0\\\\.30*\"}"),
+            "{bad}"
+        );
+        for q in [bad, total] {
+            let q = with_window(&q, "5m");
+            promql_parser::parser::parse(&q).unwrap_or_else(|e| panic!("{q}: {e}"));
+        }
+        let Queries::Events { bad, .. } = latency_queries("m", "", 2.0) else {
+            panic!()
+        };
+        promql_parser::parser::parse(&with_window(&bad, "1h")).unwrap();
+    }
+
+    #[test]
+    fn escapes_label_values() {
+        assert_eq!(escape_label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

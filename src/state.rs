@@ -1,1 +1,241 @@
-//! TODO
+//! The latest figures of every SLO instance behind a cheap shared handle.
+//! Scrapes, the JSON API and the pages read a snapshot; only the engine
+//! writes one. A failed evaluation keeps the last figures (marked stale),
+//! so dashboards never go blank and nothing resolves on missing data.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use crate::budget::Events;
+use crate::model::{Severity, Slo, Window};
+
+pub type LabelSet = BTreeMap<String, String>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    NoData,
+    Error,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::NoData => "no_data",
+            Status::Error => "error",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct WindowFigures {
+    pub window: Window,
+    pub error_ratio: f64,
+    pub burn_rate: f64,
+    pub exhaustion_seconds: f64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertStatus {
+    pub severity: Severity,
+    pub long: Window,
+    pub short: Window,
+    pub burn_rate_threshold: f64,
+    pub firing: bool,
+}
+
+/// What one successful evaluation found for one instance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Figures {
+    pub windows: Vec<WindowFigures>,
+    pub period_error_ratio: f64,
+    pub remaining_ratio: f64,
+    pub remaining_seconds: f64,
+    /// Event counts over the period; `None` for ratio SLIs.
+    pub period_events: Option<Events>,
+    pub release_frozen: bool,
+    pub alerts: Vec<AlertStatus>,
+}
+
+/// One SLO, or one label set of a grouped SLO.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Instance {
+    pub slo: Arc<Slo>,
+    /// Labels kept by a grouped query (`sum by (route)`); empty otherwise.
+    pub group: LabelSet,
+    pub status: Status,
+    pub error: Option<String>,
+    /// Figures of the last successful evaluation, if there ever was one.
+    pub figures: Option<Figures>,
+    pub last_success: Option<i64>,
+}
+
+impl Instance {
+    /// Spec labels and group labels, as exposed on every series.
+    pub fn labels(&self) -> LabelSet {
+        let mut l = self.slo.labels.clone();
+        l.extend(self.group.clone());
+        l
+    }
+}
+
+/// Outcome of evaluating one SLO in one cycle.
+pub type SloOutcome = Result<Vec<(LabelSet, Status, Figures)>, String>;
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Snapshot {
+    pub evaluated_at: Option<i64>,
+    pub instances: Vec<Instance>,
+}
+
+impl Snapshot {
+    /// The next snapshot: successes replace an SLO's instances, failures
+    /// keep the previous figures with status `error`. SLOs no longer
+    /// configured disappear.
+    pub fn next(&self, at: i64, results: Vec<(Arc<Slo>, SloOutcome)>) -> Snapshot {
+        let mut instances = Vec::new();
+        for (slo, outcome) in results {
+            match outcome {
+                Ok(list) => {
+                    for (group, status, figures) in list {
+                        instances.push(Instance {
+                            slo: slo.clone(),
+                            group,
+                            status,
+                            error: None,
+                            figures: Some(figures),
+                            last_success: Some(at),
+                        });
+                    }
+                }
+                Err(message) => {
+                    let previous: Vec<&Instance> = self
+                        .instances
+                        .iter()
+                        .filter(|i| same_slo(&i.slo, &slo))
+                        .collect();
+                    if previous.is_empty() {
+                        instances.push(Instance {
+                            slo: slo.clone(),
+                            group: LabelSet::new(),
+                            status: Status::Error,
+                            error: Some(message),
+                            figures: None,
+                            last_success: None,
+                        });
+                    } else {
+                        for p in previous {
+                            instances.push(Instance {
+                                slo: slo.clone(),
+                                status: Status::Error,
+                                error: Some(message.clone()),
+                                ..p.clone()
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Snapshot {
+            evaluated_at: Some(at),
+            instances,
+        }
+    }
+}
+
+fn same_slo(a: &Slo, b: &Slo) -> bool {
+    a.service == b.service && a.name == b.name
+}
+
+/// Shared handle to the latest snapshot.
+#[derive(Default)]
+pub struct State {
+    snapshot: RwLock<Arc<Snapshot>>,
+    ready: AtomicBool,
+}
+
+impl State {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        match self.snapshot.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn publish(&self, next: Snapshot) {
+        let next = Arc::new(next);
+        match self.snapshot.write() {
+            Ok(mut g) => *g = next,
+            Err(poisoned) => *poisoned.into_inner() = next,
+        }
+        self.ready.store(true, Ordering::Release);
+    }
+
+    /// True once the first evaluation finished.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::test_slo;
+
+    fn figures(remaining: f64) -> Figures {
+        Figures {
+            windows: vec![],
+            period_error_ratio: 0.0,
+            remaining_ratio: remaining,
+            remaining_seconds: 0.0,
+            period_events: None,
+            release_frozen: false,
+            alerts: vec![],
+        }
+    }
+
+    #[test]
+    fn a_failure_keeps_the_last_figures_and_marks_them() {
+        let a = Arc::new(test_slo("s", "a", 99.9, 30));
+        let b = Arc::new(test_slo("s", "b", 99.9, 30));
+        let first = Snapshot::default().next(
+            100,
+            vec![
+                (
+                    a.clone(),
+                    Ok(vec![(LabelSet::new(), Status::Ok, figures(0.5))]),
+                ),
+                (b.clone(), Err("down".into())),
+            ],
+        );
+        assert_eq!(first.instances.len(), 2);
+        assert_eq!(first.instances[1].status, Status::Error);
+        assert!(first.instances[1].figures.is_none());
+
+        let second = first.next(
+            130,
+            vec![(a.clone(), Err("timeout".into())), (b, Err("down".into()))],
+        );
+        let ia = &second.instances[0];
+        assert_eq!(ia.status, Status::Error);
+        assert_eq!(ia.error.as_deref(), Some("timeout"));
+        assert_eq!(ia.figures.as_ref().map(|f| f.remaining_ratio), Some(0.5));
+        assert_eq!(ia.last_success, Some(100));
+    }
+
+    #[test]
+    fn removed_slos_disappear() {
+        let a = Arc::new(test_slo("s", "a", 99.9, 30));
+        let first = Snapshot::default().next(
+            1,
+            vec![(a, Ok(vec![(LabelSet::new(), Status::Ok, figures(1.0))]))],
+        );
+        assert!(first.next(2, vec![]).instances.is_empty());
+    }
+}

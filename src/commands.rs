@@ -1,0 +1,195 @@
+//! The one-shot subcommands: `check`, `eval` and `gate`. Each returns its
+//! exit code; `main` only prints errors and exits.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::cli::OutputFormat;
+use crate::daemon::{load_config, unix_now};
+use crate::engine::Engine;
+use crate::metrics::DaemonMetrics;
+use crate::output;
+use crate::prom::Client;
+use crate::state::State;
+
+pub fn check(config_file: Option<&Path>, specs: &[PathBuf]) -> i32 {
+    let mut problems = Vec::new();
+    let mut count = 0;
+    if let Some(path) = config_file {
+        match crate::spec::load(path) {
+            Ok((_, slos)) => count += slos.len(),
+            Err(d) => problems.extend(d),
+        }
+    }
+    if !specs.is_empty() {
+        match crate::spec::load_specs(specs) {
+            Ok(slos) => count += slos.len(),
+            Err(d) => problems.extend(d),
+        }
+    }
+    if config_file.is_none() && specs.is_empty() {
+        eprintln!("nothing to check: give --config.file FILE or spec files");
+        return 2;
+    }
+    if problems.is_empty() {
+        println!("OK: {count} SLOs");
+        0
+    } else {
+        for p in &problems {
+            eprintln!("{p}");
+        }
+        eprintln!("{} problem(s) found", problems.len());
+        1
+    }
+}
+
+pub async fn eval(config_file: &Path, at: Option<&str>, format: OutputFormat) -> i32 {
+    let at = match at.map(crate::cli::parse_time).transpose() {
+        Ok(t) => t.unwrap_or_else(unix_now),
+        Err(e) => {
+            eprintln!("{e}");
+            return 2;
+        }
+    };
+    let (settings, slos) = match load_config(config_file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return 2;
+        }
+    };
+    let metrics = Arc::new(DaemonMetrics::new());
+    let client = match Client::new(
+        &settings.prometheus.client,
+        settings.prometheus.max_concurrent_queries.max(1),
+        metrics.clone(),
+    ) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            eprintln!("cannot set up the Prometheus client: {e}");
+            return 2;
+        }
+    };
+    let state = Arc::new(State::new());
+    let mut engine = Engine::new(client, slos, state.clone(), metrics);
+    let failed = engine.cycle(at).await;
+    let snapshot = state.snapshot();
+    match format {
+        OutputFormat::Json => match serde_json::to_string_pretty(&output::snapshot_json(&snapshot))
+        {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("cannot encode JSON: {e}");
+                return 1;
+            }
+        },
+        OutputFormat::Table => print!("{}", output::table(&snapshot)),
+    }
+    if failed > 0 {
+        1
+    } else {
+        0
+    }
+}
+
+/// Asks a running errbudget whether `service` (and `slo`) may deploy.
+pub async fn gate(
+    url: &str,
+    service: &str,
+    slo: Option<&str>,
+    timeout: std::time::Duration,
+) -> i32 {
+    let endpoint = format!("{}/api/v1/slos", url.trim_end_matches('/'));
+    let body = async {
+        let client = reqwest::Client::builder().timeout(timeout).build()?;
+        client
+            .get(&endpoint)
+            .send()
+            .await?
+            .error_for_status()?
+            .json::<serde_json::Value>()
+            .await
+    };
+    let doc = match body.await {
+        Ok(d) => d,
+        Err(e) => {
+            println!("cannot tell: {endpoint}: {e}");
+            return 2;
+        }
+    };
+    gate_decision(&doc, service, slo)
+}
+
+/// 0 allowed, 1 frozen, 2 cannot tell; prints why.
+pub fn gate_decision(doc: &serde_json::Value, service: &str, slo: Option<&str>) -> i32 {
+    let Some(list) = doc.get("slos").and_then(|s| s.as_array()) else {
+        println!("cannot tell: the answer has no \"slos\" list");
+        return 2;
+    };
+    let matching: Vec<&serde_json::Value> = list
+        .iter()
+        .filter(|s| s.get("service").and_then(|v| v.as_str()) == Some(service))
+        .filter(|s| slo.is_none() || s.get("slo").and_then(|v| v.as_str()) == slo)
+        .collect();
+    if matching.is_empty() {
+        println!(
+            "cannot tell: no SLO of service {service:?}{} is known",
+            slo.map(|s| format!(" named {s:?}")).unwrap_or_default()
+        );
+        return 2;
+    }
+    let mut code = 0;
+    for s in matching {
+        let name = s.get("slo").and_then(|v| v.as_str()).unwrap_or("?");
+        let left = s
+            .get("error_budget_remaining_ratio")
+            .and_then(|v| v.as_f64());
+        let status = s.get("status").and_then(|v| v.as_str()).unwrap_or("?");
+        match (s.get("release_frozen").and_then(|v| v.as_bool()), left) {
+            (Some(true), Some(l)) => {
+                println!("frozen: {service}/{name}: {:.1}% of the error budget left, below the release-freeze policy", l * 100.0);
+                code = code.max(1);
+            }
+            (Some(false), Some(l)) if status != "error" => {
+                println!(
+                    "allowed: {service}/{name}: {:.1}% of the error budget left",
+                    l * 100.0
+                );
+            }
+            _ => {
+                let why = s.get("error").and_then(|v| v.as_str()).unwrap_or(status);
+                println!("cannot tell: {service}/{name}: not evaluated ({why})");
+                code = 2;
+            }
+        }
+    }
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gate_decision;
+    use serde_json::json;
+
+    fn doc(frozen: bool, status: &str) -> serde_json::Value {
+        json!({"slos": [
+            {"service": "checkout", "slo": "avail", "status": status,
+             "release_frozen": frozen, "error_budget_remaining_ratio": if frozen { -0.2 } else { 0.4 }},
+            {"service": "search", "slo": "avail", "status": "ok",
+             "release_frozen": true, "error_budget_remaining_ratio": -1.0}
+        ]})
+    }
+
+    #[test]
+    fn gate_exit_codes() {
+        assert_eq!(gate_decision(&doc(false, "ok"), "checkout", None), 0);
+        assert_eq!(gate_decision(&doc(true, "ok"), "checkout", None), 1);
+        assert_eq!(gate_decision(&doc(false, "error"), "checkout", None), 2);
+        assert_eq!(
+            gate_decision(&doc(false, "ok"), "checkout", Some("latency")),
+            2
+        );
+        assert_eq!(gate_decision(&doc(false, "ok"), "search", Some("avail")), 1);
+        assert_eq!(gate_decision(&json!({"x": 1}), "checkout", None), 2);
+    }
+}

@@ -1,0 +1,186 @@
+//! `errbudget run`: the web server, the evaluation loop, reload on
+//! SIGHUP or `POST /-/reload`, graceful shutdown on SIGTERM/SIGINT.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, watch};
+
+use crate::config::Settings;
+use crate::engine::Engine;
+use crate::http::{self, AppState, ReloadRequest};
+use crate::metrics::DaemonMetrics;
+use crate::model::Slo;
+use crate::prom::Client;
+use crate::state::State;
+
+pub struct RunOptions {
+    pub config_file: PathBuf,
+    pub listen_address: Option<String>,
+}
+
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Loads settings and specs, joining every diagnostic into one message.
+pub fn load_config(path: &Path) -> Result<(Settings, Vec<Slo>), String> {
+    crate::spec::load(path).map_err(|diags| {
+        diags
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+fn new_client(settings: &Settings, metrics: &Arc<DaemonMetrics>) -> anyhow::Result<Arc<Client>> {
+    let client = Client::new(
+        &settings.prometheus.client,
+        settings.prometheus.max_concurrent_queries.max(1),
+        metrics.clone(),
+    )
+    .context("cannot set up the Prometheus client")?;
+    Ok(Arc::new(client))
+}
+
+fn record_reload(metrics: &DaemonMetrics, ok: bool) {
+    metrics
+        .config_last_reload_successful
+        .set(if ok { 1 } else { 0 });
+    metrics
+        .config_reloads_total
+        .with_label_values(&[if ok { "success" } else { "failure" }])
+        .inc();
+    if ok {
+        metrics
+            .config_last_reload_success_timestamp
+            .set(unix_now() as f64);
+    }
+}
+
+pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
+    let (mut settings, slos) = load_config(&opts.config_file)
+        .map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
+    let metrics = Arc::new(DaemonMetrics::new());
+    record_reload(&metrics, true);
+    let state = Arc::new(State::new());
+    let mut engine = Engine::new(
+        new_client(&settings, &metrics)?,
+        slos,
+        state.clone(),
+        metrics.clone(),
+    );
+
+    let address = opts
+        .listen_address
+        .clone()
+        .unwrap_or_else(|| settings.web.listen_address.clone());
+    let listener = TcpListener::bind(&address)
+        .await
+        .with_context(|| format!("cannot listen on {address}"))?;
+    tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or(address), "listening");
+
+    let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let app = AppState {
+        state: state.clone(),
+        metrics: metrics.clone(),
+        reload: reload_tx,
+    };
+    let mut server_shutdown = shutdown_rx.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, http::router(app))
+            .with_graceful_shutdown(async move {
+                let _ = server_shutdown.wait_for(|&s| s).await;
+            })
+            .await
+    });
+
+    let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut interval = new_interval(settings.evaluation_interval);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {
+                engine.cycle(unix_now()).await;
+            }
+            Some(reply) = reload_rx.recv() => {
+                let outcome = reload(&opts.config_file, &mut settings, &mut engine, &metrics);
+                if outcome.is_ok() {
+                    interval = new_interval(settings.evaluation_interval);
+                }
+                let _ = reply.send(outcome);
+            }
+            _ = hup.recv() => {
+                if reload(&opts.config_file, &mut settings, &mut engine, &metrics).is_ok() {
+                    interval = new_interval(settings.evaluation_interval);
+                }
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    tracing::info!("shutting down");
+    let _ = shutdown_tx.send(true);
+    match tokio::time::timeout(Duration::from_secs(10), server).await {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(e))) => Err(e).context("web server failed"),
+        Ok(Err(e)) => Err(e).context("web server task failed"),
+        Err(_) => {
+            tracing::warn!("web server did not stop within 10s");
+            Ok(())
+        }
+    }
+}
+
+fn new_interval(every: Duration) -> tokio::time::Interval {
+    let mut i = tokio::time::interval(every.max(Duration::from_secs(1)));
+    i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    i
+}
+
+/// Applies a new config, or keeps the running one if the new one is bad.
+fn reload(
+    path: &Path,
+    settings: &mut Settings,
+    engine: &mut Engine<Client>,
+    metrics: &Arc<DaemonMetrics>,
+) -> Result<(), String> {
+    let outcome = load_config(path).and_then(|(new, slos)| {
+        let client = if new.prometheus != settings.prometheus {
+            Some(new_client(&new, metrics).map_err(|e| format!("{e:#}"))?)
+        } else {
+            None
+        };
+        if new.web.listen_address != settings.web.listen_address {
+            tracing::warn!("web.listen_address changed; it takes effect after a restart");
+        }
+        Ok((new, slos, client))
+    });
+    match outcome {
+        Ok((new, slos, client)) => {
+            if let Some(c) = client {
+                engine.set_client(c);
+            }
+            tracing::info!(slos = slos.len(), "configuration reloaded");
+            engine.replace_slos(slos);
+            *settings = new;
+            record_reload(metrics, true);
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!(errors = %e.replace('\n', "; "), "configuration rejected, previous one kept");
+            record_reload(metrics, false);
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,568 @@
+//! One SLO's evaluation cycle: fetch what the plan needs through the
+//! narrow client trait, keep the bucket history, and turn counts into
+//! figures with `budget`. The engine calls this; `eval` and `run` share it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use futures::future::try_join_all;
+
+use crate::budget::{self, Events};
+use crate::history::{align_down, History};
+use crate::model::{Slo, Window};
+use crate::plan::{self, Queries, BUCKET_SECS, DIRECT_MAX_SECS, MAX_POINTS_PER_RANGE_QUERY};
+use crate::prom::{QueryApi, QueryError};
+use crate::state::{AlertStatus, Figures, LabelSet, SloOutcome, Status, WindowFigures};
+
+/// A bucket is only final once late scrapes have been ingested.
+pub const SETTLE_SECS: i64 = 60;
+
+/// Per-label-set values of one query, as events over its window.
+type Counts = BTreeMap<LabelSet, Events>;
+
+/// The evaluation state of one SLO: its bucket history per instance.
+pub struct SloEvaluator {
+    slo: Arc<Slo>,
+    queries: Queries,
+    /// All instances share one timeline ending at `last_end`.
+    histories: BTreeMap<LabelSet, History>,
+    start: Option<i64>,
+    last_end: Option<i64>,
+}
+
+impl SloEvaluator {
+    pub fn new(slo: Arc<Slo>) -> Self {
+        let queries = Queries::for_slo(&slo);
+        SloEvaluator {
+            slo,
+            queries,
+            histories: BTreeMap::new(),
+            start: None,
+            last_end: None,
+        }
+    }
+
+    pub fn slo(&self) -> &Arc<Slo> {
+        &self.slo
+    }
+
+    /// Seconds of history needed: the period or the longest window.
+    fn span(&self) -> i64 {
+        let longest = self.slo.windows().last().map(|w| w.secs()).unwrap_or(0);
+        self.slo.period.as_secs().max(longest) as i64
+    }
+
+    /// Evaluates at `now` (unix seconds). Errors are this SLO's alone.
+    pub async fn evaluate<C: QueryApi>(&mut self, client: &C, now: i64) -> SloOutcome {
+        self.evaluate_inner(client, now)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn evaluate_inner<C: QueryApi>(
+        &mut self,
+        client: &C,
+        now: i64,
+    ) -> Result<Vec<(LabelSet, Status, Figures)>, EvalError> {
+        let w = BUCKET_SECS as i64;
+        let last_final = align_down(now - SETTLE_SECS, BUCKET_SECS);
+        // One bucket more than the span, so the far edge of the period can be
+        // taken pro rata from the bucket that holds it.
+        let start = align_down(now - self.span(), BUCKET_SECS) - w;
+        let from = match self.last_end {
+            Some(end) if end >= start && end <= last_final && self.start.is_some() => end,
+            _ => {
+                self.histories.clear();
+                self.start = Some(start);
+                self.last_end = Some(start);
+                start
+            }
+        };
+        if last_final > from {
+            let fetched = self.fetch_buckets(client, from + w, last_final).await?;
+            self.extend_histories(&fetched, last_final);
+        }
+        for h in self.histories.values_mut() {
+            h.prune(start);
+        }
+        self.start = Some(start.max(self.start.unwrap_or(start)));
+
+        // Direct windows, plus the head: events since the last final bucket,
+        // taken as that span's share of a rate over at least one bucket width
+        // (a shorter range can hold too few samples for rate()).
+        let windows = self.slo.windows();
+        let head_secs = now - last_final;
+        let head_window = head_secs.max(w) as u64;
+        let mut direct: Vec<u64> = windows
+            .iter()
+            .map(|w| w.secs())
+            .filter(|&s| s <= DIRECT_MAX_SECS)
+            .collect();
+        if !direct.contains(&head_window) {
+            direct.push(head_window);
+        }
+        let results =
+            try_join_all(direct.iter().map(|&s| self.instant_counts(client, s, now))).await?;
+        let by_window: BTreeMap<u64, Counts> = direct.iter().copied().zip(results).collect();
+        let head_rates = by_window.get(&head_window).cloned().unwrap_or_default();
+
+        let mut groups: BTreeSet<LabelSet> = self.histories.keys().cloned().collect();
+        for counts in by_window.values() {
+            groups.extend(counts.keys().cloned());
+        }
+        let no_data = groups.is_empty();
+        if no_data {
+            groups.insert(LabelSet::new());
+        }
+
+        let mut out = Vec::new();
+        for group in groups {
+            let head = head_rates
+                .get(&group)
+                .copied()
+                .unwrap_or_default()
+                .scale(head_secs as f64 / head_window as f64);
+            let history = self.histories.get(&group);
+            let from_history = |secs: u64| -> Events {
+                history
+                    .map(|h| h.events_between(now - secs as i64, last_final))
+                    .unwrap_or_default()
+                    + head
+            };
+            let window_events = |win: Window| -> Events {
+                match by_window.get(&win.secs()) {
+                    Some(counts) => counts.get(&group).copied().unwrap_or_default(),
+                    None => from_history(win.secs()),
+                }
+            };
+            let period = from_history(self.slo.period.as_secs());
+            let status = if no_data { Status::NoData } else { Status::Ok };
+            let figures = self.figures(&windows, window_events, period);
+            out.push((group, status, figures));
+        }
+        Ok(out)
+    }
+
+    fn figures(
+        &self,
+        windows: &[Window],
+        events: impl Fn(Window) -> Events,
+        period: Events,
+    ) -> Figures {
+        let budget_ratio = self.slo.objective.budget_ratio();
+        let period_secs = self.slo.period.as_secs() as f64;
+        let period_error_ratio = period.error_ratio();
+        let remaining_ratio = budget::remaining_ratio(period_error_ratio, budget_ratio);
+        let window_figures: Vec<WindowFigures> = windows
+            .iter()
+            .map(|&window| {
+                let error_ratio = events(window).error_ratio();
+                let burn_rate = budget::burn_rate(error_ratio, budget_ratio);
+                WindowFigures {
+                    window,
+                    error_ratio,
+                    burn_rate,
+                    exhaustion_seconds: budget::exhaustion_seconds(
+                        remaining_ratio,
+                        burn_rate,
+                        period_secs,
+                    ),
+                }
+            })
+            .collect();
+        let burn = |w: Window| {
+            window_figures
+                .iter()
+                .find(|f| f.window == w)
+                .map(|f| f.burn_rate)
+                .unwrap_or(0.0)
+        };
+        let alerting = &self.slo.alerting;
+        let alerts = alerting
+            .windows
+            .iter()
+            .filter(|a| match a.severity {
+                crate::model::Severity::Page => alerting.page_enabled,
+                crate::model::Severity::Ticket => alerting.ticket_enabled,
+            })
+            .map(|a| AlertStatus {
+                severity: a.severity,
+                long: a.long,
+                short: a.short,
+                burn_rate_threshold: a.factor,
+                firing: burn(a.long) > a.factor && burn(a.short) > a.factor,
+            })
+            .collect();
+        let events_sli = matches!(self.queries, Queries::Events { .. });
+        Figures {
+            windows: window_figures,
+            period_error_ratio,
+            remaining_ratio,
+            remaining_seconds: remaining_ratio * self.slo.error_budget_seconds(),
+            period_events: events_sli.then_some(period),
+            release_frozen: remaining_ratio < self.slo.release_freeze_below,
+            alerts,
+        }
+    }
+
+    /// Instant values of the SLI over a `secs` window, as events.
+    async fn instant_counts<C: QueryApi>(
+        &self,
+        client: &C,
+        secs: u64,
+        now: i64,
+    ) -> Result<Counts, EvalError> {
+        let window = plan::window_text(secs);
+        let seconds = secs as f64;
+        match &self.queries {
+            Queries::Events { bad, total } => {
+                let bad_q = plan::with_window(bad, &window);
+                let total_q = plan::with_window(total, &window);
+                let (bad_v, total_v) =
+                    tokio::try_join!(client.instant(&bad_q, now), client.instant(&total_q, now))
+                        .map_err(EvalError::Query)?;
+                let mut counts = Counts::new();
+                for s in total_v {
+                    let v = finite_rate(s.value, &total_q)?;
+                    counts.entry(s.labels).or_default().total = v * seconds;
+                }
+                for s in bad_v {
+                    let v = finite_rate(s.value, &bad_q)?;
+                    counts.entry(s.labels).or_default().bad = v * seconds;
+                }
+                Ok(counts)
+            }
+            Queries::Ratio { ratio } => {
+                let q = plan::with_window(ratio, &window);
+                let values = client.instant(&q, now).await.map_err(EvalError::Query)?;
+                let mut counts = Counts::new();
+                for s in values {
+                    if let Some(r) = checked_ratio(s.value, &q)? {
+                        counts.insert(s.labels, Events::new(r * seconds, seconds));
+                    }
+                }
+                Ok(counts)
+            }
+        }
+    }
+
+    /// Bucket events in `(first_end - width, last_end]`, by label set and
+    /// bucket end, in range queries of at most the point limit each.
+    async fn fetch_buckets<C: QueryApi>(
+        &self,
+        client: &C,
+        first_end: i64,
+        last_end: i64,
+    ) -> Result<BTreeMap<LabelSet, BTreeMap<i64, Events>>, EvalError> {
+        let w = BUCKET_SECS as i64;
+        let window = plan::window_text(BUCKET_SECS);
+        let mut out: BTreeMap<LabelSet, BTreeMap<i64, Events>> = BTreeMap::new();
+        let chunk = (MAX_POINTS_PER_RANGE_QUERY as i64 - 1) * w;
+        let mut start = first_end;
+        while start <= last_end {
+            let end = (start + chunk).min(last_end);
+            match &self.queries {
+                Queries::Events { bad, total } => {
+                    let bad_q = plan::with_window(bad, &window);
+                    let total_q = plan::with_window(total, &window);
+                    let (bad_s, total_s) = tokio::try_join!(
+                        client.range(&bad_q, start, end, BUCKET_SECS),
+                        client.range(&total_q, start, end, BUCKET_SECS)
+                    )
+                    .map_err(EvalError::Query)?;
+                    for s in total_s {
+                        let series = out.entry(s.labels).or_default();
+                        for (t, v) in s.points {
+                            series.entry(t).or_default().total =
+                                finite_rate(v, &total_q)? * w as f64;
+                        }
+                    }
+                    for s in bad_s {
+                        let series = out.entry(s.labels).or_default();
+                        for (t, v) in s.points {
+                            series.entry(t).or_default().bad = finite_rate(v, &bad_q)? * w as f64;
+                        }
+                    }
+                }
+                Queries::Ratio { ratio } => {
+                    let q = plan::with_window(ratio, &window);
+                    let series = client
+                        .range(&q, start, end, BUCKET_SECS)
+                        .await
+                        .map_err(EvalError::Query)?;
+                    for s in series {
+                        let points = out.entry(s.labels).or_default();
+                        for (t, v) in s.points {
+                            if let Some(r) = checked_ratio(v, &q)? {
+                                points.insert(t, Events::new(r * w as f64, w as f64));
+                            }
+                        }
+                    }
+                }
+            }
+            start = end + w;
+        }
+        Ok(out)
+    }
+
+    fn extend_histories(
+        &mut self,
+        fetched: &BTreeMap<LabelSet, BTreeMap<i64, Events>>,
+        last_final: i64,
+    ) {
+        let start = self.start.unwrap_or(last_final);
+        let width = BUCKET_SECS;
+        for labels in fetched.keys() {
+            if !self.histories.contains_key(labels) {
+                // A label set seen for the first time had no data before:
+                // its earlier buckets are empty, not unknown.
+                let mut h = History::new(width);
+                h.start_at(start);
+                if let Some(end) = self.last_end {
+                    h.extend_to(end, |_| Events::default());
+                }
+                self.histories.insert(labels.clone(), h);
+            }
+        }
+        for (labels, h) in self.histories.iter_mut() {
+            let points = fetched.get(labels);
+            h.extend_to(last_final, |t| {
+                points.and_then(|p| p.get(&t)).copied().unwrap_or_default()
+            });
+        }
+        self.last_end = Some(last_final);
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum EvalError {
+    #[error("query failed: {0}")]
+    Query(QueryError),
+    #[error("query {query:?} returned {value}, not a finite rate")]
+    NotFinite { query: String, value: f64 },
+    #[error("query {query:?} returned {value}, not an error ratio in [0, 1]")]
+    BadRatio { query: String, value: f64 },
+}
+
+/// A rate from an events query. NaN or ±Inf means the query is not what we
+/// expect (say a division by zero inside it): an error, never a figure.
+fn finite_rate(v: f64, query: &str) -> Result<f64, EvalError> {
+    if v.is_finite() {
+        Ok(v.max(0.0))
+    } else {
+        Err(EvalError::NotFinite {
+            query: query.to_string(),
+            value: v,
+        })
+    }
+}
+
+/// A ratio from a raw SLI. NaN is 0/0, a span without traffic, and is
+/// skipped; anything else outside [0, 1] is an error.
+fn checked_ratio(v: f64, query: &str) -> Result<Option<f64>, EvalError> {
+    const SLACK: f64 = 1e-9;
+    if v.is_nan() {
+        return Ok(None);
+    }
+    if !(-SLACK..=1.0 + SLACK).contains(&v) {
+        return Err(EvalError::BadRatio {
+            query: query.to_string(),
+            value: v,
+        });
+    }
+    Ok(Some(v.clamp(0.0, 1.0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prom::{RangeSeries, Sample};
+    use std::sync::Mutex;
+
+    /// A scripted Prometheus: per-minute event counts, answering
+    /// `bad[W]` / `total[W]` with the exact per-second rate over (t-W, t].
+    struct FakeProm {
+        /// Cumulative (bad, total) events up to minute index*60, inclusive.
+        cumulative: Vec<(f64, f64)>,
+        range_points: Mutex<usize>,
+    }
+
+    impl FakeProm {
+        /// Events in minutes ending in (from, to].
+        fn events(&self, which: &str, from: i64, to: i64) -> f64 {
+            let at = |t: i64| -> f64 {
+                let i = t.div_euclid(60);
+                if i < 0 {
+                    return 0.0;
+                }
+                let (b, tot) = self.cumulative[(i as usize).min(self.cumulative.len() - 1)];
+                if which == "bad" {
+                    b
+                } else {
+                    tot
+                }
+            };
+            at(to) - at(from)
+        }
+        fn answer(&self, query: &str, at: i64) -> f64 {
+            let (which, rest) = query.split_once('[').unwrap();
+            let w = crate::duration::parse(rest.trim_end_matches(']'))
+                .unwrap()
+                .as_secs() as i64;
+            self.events(which, at - w, at) / w as f64
+        }
+    }
+
+    impl QueryApi for FakeProm {
+        async fn instant(&self, query: &str, at: i64) -> Result<Vec<Sample>, QueryError> {
+            Ok(vec![Sample {
+                labels: LabelSet::new(),
+                value: self.answer(query, at),
+            }])
+        }
+        async fn range(
+            &self,
+            query: &str,
+            start: i64,
+            end: i64,
+            step: u64,
+        ) -> Result<Vec<RangeSeries>, QueryError> {
+            let mut points = Vec::new();
+            let mut t = start;
+            while t <= end {
+                points.push((t, self.answer(query, t)));
+                t += step as i64;
+            }
+            *self.range_points.lock().unwrap() += points.len();
+            Ok(vec![RangeSeries {
+                labels: LabelSet::new(),
+                points,
+            }])
+        }
+    }
+
+    fn slo(period_days: u64) -> Arc<Slo> {
+        Arc::new(crate::model::test_slo("svc", "avail", 99.0, period_days))
+    }
+
+    fn fake(days: i64) -> FakeProm {
+        // Hourly varying traffic, and an error burst in one quiet hour.
+        let mut acc = (0.0, 0.0);
+        let cumulative = (0..=days * 1_440 + 60)
+            .map(|i| {
+                let hour = (i / 60) % 24;
+                let total = if hour < 6 {
+                    10.0
+                } else {
+                    100.0 + (i % 7) as f64
+                };
+                let bad = if (i / 60) % 97 == 3 {
+                    total * 0.5
+                } else {
+                    (i % 5) as f64 * 0.1
+                };
+                if i > 0 {
+                    acc = (acc.0 + bad, acc.1 + total);
+                }
+                acc
+            })
+            .collect();
+        FakeProm {
+            cumulative,
+            range_points: Mutex::new(0),
+        }
+    }
+
+    #[tokio::test]
+    async fn long_windows_from_buckets_match_exact_counts() {
+        let prom = fake(33);
+        let slo = slo(30);
+        let mut ev = SloEvaluator::new(slo.clone());
+        for now in [32 * 86_400 + 3_600, 32 * 86_400 + 3_600 + 437] {
+            let out = ev.evaluate(&prom, now).await.unwrap();
+            let (_, status, f) = &out[0];
+            assert_eq!(*status, Status::Ok);
+            for wf in &f.windows {
+                let w = wf.window.secs() as i64;
+                let want = prom.events("bad", now - w, now) / prom.events("total", now - w, now);
+                // The far edge of a long window is one pro-rata bucket.
+                assert!(
+                    (wf.error_ratio - want).abs() <= want * 0.01,
+                    "{} at {now}: {} vs {want}",
+                    wf.window,
+                    wf.error_ratio
+                );
+            }
+            let p = 30 * 86_400;
+            let want = prom.events("bad", now - p, now) / prom.events("total", now - p, now);
+            assert!((f.period_error_ratio - want).abs() <= want * 0.001);
+            let events = f.period_events.unwrap();
+            assert!((events.total - prom.events("total", now - p, now)).abs() < 200.0);
+        }
+    }
+
+    #[tokio::test]
+    async fn later_cycles_fetch_only_new_buckets() {
+        let prom = fake(31);
+        let mut ev = SloEvaluator::new(slo(30));
+        let t0 = 31 * 86_400;
+        ev.evaluate(&prom, t0).await.unwrap();
+        let first = *prom.range_points.lock().unwrap();
+        assert!(first >= 30 * 288, "start-up reads the period: {first}");
+        ev.evaluate(&prom, t0 + 30).await.unwrap();
+        ev.evaluate(&prom, t0 + 300).await.unwrap();
+        let later = *prom.range_points.lock().unwrap() - first;
+        // Two queries (bad, total) for the one bucket that completed.
+        assert_eq!(later, 2);
+    }
+
+    #[tokio::test]
+    async fn no_series_is_no_data_with_a_full_budget() {
+        struct Empty;
+        impl QueryApi for Empty {
+            async fn instant(&self, _: &str, _: i64) -> Result<Vec<Sample>, QueryError> {
+                Ok(vec![])
+            }
+            async fn range(
+                &self,
+                _: &str,
+                _: i64,
+                _: i64,
+                _: u64,
+            ) -> Result<Vec<RangeSeries>, QueryError> {
+                Ok(vec![])
+            }
+        }
+        let mut ev = SloEvaluator::new(slo(30));
+        let out = ev.evaluate(&Empty, 40 * 86_400).await.unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].1, Status::NoData);
+        assert_eq!(out[0].2.remaining_ratio, 1.0);
+        assert!(out[0].2.windows.iter().all(|w| w.error_ratio == 0.0));
+    }
+
+    #[tokio::test]
+    async fn a_nan_rate_is_an_error_not_a_figure() {
+        struct Nan;
+        impl QueryApi for Nan {
+            async fn instant(&self, _: &str, _: i64) -> Result<Vec<Sample>, QueryError> {
+                Ok(vec![Sample {
+                    labels: LabelSet::new(),
+                    value: f64::NAN,
+                }])
+            }
+            async fn range(
+                &self,
+                _: &str,
+                _: i64,
+                _: i64,
+                _: u64,
+            ) -> Result<Vec<RangeSeries>, QueryError> {
+                Ok(vec![])
+            }
+        }
+        let mut ev = SloEvaluator::new(slo(30));
+        let err = ev.evaluate(&Nan, 40 * 86_400).await.unwrap_err();
+        assert!(err.contains("not a finite rate"), "{err}");
+    }
+}
