@@ -5,6 +5,8 @@
 //! Needs `/usr/bin/prometheus` and `/usr/bin/promtool` (Debian package
 //! `prometheus`); tests fail, never skip, when they are missing.
 
+mod check;
+mod daemon;
 mod dataset;
 mod eval;
 mod events;

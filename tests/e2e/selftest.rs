@@ -34,7 +34,9 @@ fn backfill_matches_event_model() {
                     );
                     let got = w.prom.query_value(&q, at).unwrap_or(f64::NAN);
                     let exp = expected as f64;
-                    if !((got - exp).abs() <= 1e-9 * exp.max(1.0)) {
+                    // NaN (no result) must fail too, hence not `>`.
+                    let ok = (got - exp).abs() <= 1e-9 * exp.max(1.0);
+                    if !ok {
                         errs.push(format!("{q} @ {at}: prometheus {got}, model {exp}"));
                     }
                 }
