@@ -62,6 +62,11 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         output: OutputFormat,
     },
+    /// Print Prometheus recording and alerting rules computing the same series.
+    Rules {
+        #[arg(short = 'c', long = "config.file")]
+        config_file: PathBuf,
+    },
     /// For release pipelines: exit 0 deploys allowed, 1 frozen, 2 cannot tell.
     Gate {
         /// Base URL of a running errbudget.

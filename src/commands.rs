@@ -92,6 +92,26 @@ pub async fn eval(config_file: &Path, at: Option<&str>, format: OutputFormat) ->
     }
 }
 
+pub fn rules(config_file: &Path) -> i32 {
+    let slos = match load_config(config_file) {
+        Ok((_, slos)) => slos,
+        Err(e) => {
+            eprintln!("{e}");
+            return 2;
+        }
+    };
+    match crate::rules::render(&slos) {
+        Ok(text) => {
+            print!("{text}");
+            0
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            1
+        }
+    }
+}
+
 /// Asks a running errbudget whether `service` (and `slo`) may deploy.
 pub async fn gate(
     url: &str,

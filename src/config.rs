@@ -1,9 +1,45 @@
-//! Placeholder settings types (replaced by the full settings loader).
+//! The daemon's own settings (`config/errbudget.yaml`): Prometheus client,
+//! evaluation interval, spec globs, alert receivers, web listener. Read
+//! into validated types with every problem reported as
+//! `file:line:column: message`. Knows no SLO; secrets are file paths only
+//! and are never opened here.
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-#[derive(Clone, Debug, Default, PartialEq)]
+use crate::duration;
+use crate::spec::yaml::{self, Cx, Field, Map, Pos, Sp};
+use crate::spec::Diagnostic;
+
+pub const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:9465";
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_EVALUATION_INTERVAL: Duration = Duration::from_secs(30);
+const DEFAULT_RESEND_INTERVAL: Duration = Duration::from_secs(60);
+const DEFAULT_MAX_CONCURRENT_QUERIES: usize = 8;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub prometheus: PrometheusSettings,
+    pub evaluation_interval: Duration,
+    /// Globs as written, relative to the config file's directory.
+    pub slo_files: Vec<String>,
+    pub alerting: AlertingSettings,
+    pub web: WebSettings,
+    /// The config file these settings came from.
+    pub path: PathBuf,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PrometheusSettings {
+    pub client: HttpClientSettings,
+    pub max_concurrent_queries: usize,
+}
+
+/// One HTTP endpoint with its auth and TLS: the Prometheus API, an
+/// Alertmanager, a webhook. File paths are resolved against the config
+/// file's directory.
+#[derive(Clone, Debug, PartialEq)]
 pub struct HttpClientSettings {
     pub url: String,
     pub timeout: Duration,
@@ -12,12 +48,28 @@ pub struct HttpClientSettings {
     pub bearer_token_file: Option<PathBuf>,
     pub tls: TlsSettings,
 }
-#[derive(Clone, Debug, Default, PartialEq)]
+
+impl Default for HttpClientSettings {
+    /// No URL yet; the documented default timeout.
+    fn default() -> Self {
+        HttpClientSettings {
+            url: String::new(),
+            timeout: DEFAULT_TIMEOUT,
+            headers: BTreeMap::new(),
+            basic_auth: None,
+            bearer_token_file: None,
+            tls: TlsSettings::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
 pub struct BasicAuth {
     pub username: String,
     pub password_file: PathBuf,
 }
-#[derive(Clone, Debug, Default, PartialEq)]
+
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct TlsSettings {
     pub ca_file: Option<PathBuf>,
     pub cert_file: Option<PathBuf>,
@@ -25,28 +77,491 @@ pub struct TlsSettings {
     pub server_name: Option<String>,
     pub insecure_skip_verify: bool,
 }
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct PrometheusSettings {
-    pub client: HttpClientSettings,
-    pub max_concurrent_queries: usize,
-}
-#[derive(Clone, Debug, Default, PartialEq)]
+
+#[derive(Clone, Debug, PartialEq)]
 pub struct AlertingSettings {
     pub alertmanagers: Vec<HttpClientSettings>,
     pub webhooks: Vec<HttpClientSettings>,
     pub resend_interval: Duration,
 }
-#[derive(Clone, Debug, Default, PartialEq)]
+
+impl Default for AlertingSettings {
+    fn default() -> Self {
+        AlertingSettings {
+            alertmanagers: Vec::new(),
+            webhooks: Vec::new(),
+            resend_interval: DEFAULT_RESEND_INTERVAL,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
 pub struct WebSettings {
     pub listen_address: String,
+    /// Exporter-toolkit web config (TLS, basic auth users).
     pub config_file: Option<PathBuf>,
 }
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Settings {
-    pub prometheus: PrometheusSettings,
-    pub evaluation_interval: Duration,
-    pub slo_files: Vec<String>,
-    pub alerting: AlertingSettings,
-    pub web: WebSettings,
-    pub path: PathBuf,
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        WebSettings {
+            listen_address: DEFAULT_LISTEN_ADDRESS.into(),
+            config_file: None,
+        }
+    }
+}
+
+/// Parses settings text. Pure: `file` names the file in messages and is the
+/// base for relative paths.
+pub fn parse_settings(file: &str, text: &str) -> Result<Settings, Vec<Diagnostic>> {
+    parse_settings_with_positions(file, text).map(|(s, _)| s)
+}
+
+/// As [`parse_settings`], plus where each `slo_files` entry was written, so
+/// that a glob matching nothing can be reported at its line.
+pub(crate) fn parse_settings_with_positions(
+    file: &str,
+    text: &str,
+) -> Result<(Settings, Vec<Pos>), Vec<Diagnostic>> {
+    let docs = yaml::load(text)
+        .map_err(|(pos, msg)| vec![Diagnostic::new(file, pos.line, pos.column, msg)])?;
+    let mut cx = Cx::new(file);
+    let base = Path::new(file)
+        .parent()
+        .unwrap_or(Path::new(""))
+        .to_path_buf();
+    let r = Reader { base };
+    let parsed = match docs.as_slice() {
+        [doc] if !yaml::is_null(doc) => r.settings(&mut cx, doc, file),
+        [] | [_] => {
+            cx.err(
+                Pos { line: 1, column: 1 },
+                "empty settings file: prometheus.url is required",
+            );
+            None
+        }
+        [_, second, ..] => {
+            cx.err(
+                Pos {
+                    line: second.span.start.line(),
+                    column: second.span.start.col() + 1,
+                },
+                "a settings file holds one YAML document",
+            );
+            None
+        }
+    };
+    match parsed {
+        Some(s) if !cx.has_errors() => Ok(s),
+        _ => {
+            let mut d = cx.diags;
+            d.sort();
+            Err(d)
+        }
+    }
+}
+
+struct Reader {
+    base: PathBuf,
+}
+
+impl Reader {
+    fn settings(
+        &self,
+        cx: &mut Cx<'_>,
+        doc: &yaml::Node<'_>,
+        file: &str,
+    ) -> Option<(Settings, Vec<Pos>)> {
+        let m = Map::open(
+            cx,
+            doc,
+            "",
+            &[
+                "prometheus",
+                "evaluation_interval",
+                "slo_files",
+                "alerting",
+                "web",
+            ],
+        )?;
+        let prometheus = m
+            .req(cx, "prometheus")
+            .and_then(|f| self.prometheus(cx, &f));
+        let evaluation_interval =
+            self.duration(cx, &m, "evaluation_interval", DEFAULT_EVALUATION_INTERVAL);
+        let mut globs = Vec::new();
+        if let Some(items) = m.get("slo_files").and_then(|f| f.seq(cx)) {
+            for i in items {
+                if let Some(s) = i.str(cx) {
+                    globs.push(s);
+                }
+            }
+        }
+        let alerting = match m.get("alerting") {
+            None => Some(AlertingSettings::default()),
+            Some(f) => self.alerting(cx, &f),
+        };
+        let web = match m.get("web") {
+            None => Some(WebSettings::default()),
+            Some(f) => self.web(cx, &f),
+        };
+        let positions = globs.iter().map(|g| g.pos).collect();
+        Some((
+            Settings {
+                prometheus: prometheus?,
+                evaluation_interval: evaluation_interval?,
+                slo_files: globs.into_iter().map(|g| g.value).collect(),
+                alerting: alerting?,
+                web: web?,
+                path: PathBuf::from(file),
+            },
+            positions,
+        ))
+    }
+
+    fn prometheus(&self, cx: &mut Cx<'_>, f: &Field<'_, '_>) -> Option<PrometheusSettings> {
+        let m = f.map(cx, &with_client_fields(&["max_concurrent_queries"]))?;
+        let client = self.client(cx, &m);
+        let max = match m.get("max_concurrent_queries") {
+            None => Some(DEFAULT_MAX_CONCURRENT_QUERIES),
+            Some(f) => f.usize(cx).and_then(|n| {
+                if n.value == 0 {
+                    cx.err(n.pos, format!("{}: must be at least 1", f.path));
+                    None
+                } else {
+                    Some(n.value)
+                }
+            }),
+        };
+        Some(PrometheusSettings {
+            client: client?,
+            max_concurrent_queries: max?,
+        })
+    }
+
+    fn alerting(&self, cx: &mut Cx<'_>, f: &Field<'_, '_>) -> Option<AlertingSettings> {
+        let m = f.map(cx, &["alertmanagers", "webhooks", "resend_interval"])?;
+        let mut ok = true;
+        let mut list = |cx: &mut Cx<'_>, key: &str| -> Vec<HttpClientSettings> {
+            let Some(items) = m.get(key).and_then(|f| f.seq(cx)) else {
+                return Vec::new();
+            };
+            items
+                .iter()
+                .filter_map(|i| {
+                    let c = i
+                        .map(cx, &with_client_fields(&[]))
+                        .and_then(|m| self.client(cx, &m));
+                    ok &= c.is_some();
+                    c
+                })
+                .collect()
+        };
+        let alertmanagers = list(cx, "alertmanagers");
+        let webhooks = list(cx, "webhooks");
+        let resend_interval = self.duration(cx, &m, "resend_interval", DEFAULT_RESEND_INTERVAL);
+        ok.then_some(AlertingSettings {
+            alertmanagers,
+            webhooks,
+            resend_interval: resend_interval?,
+        })
+    }
+
+    fn web(&self, cx: &mut Cx<'_>, f: &Field<'_, '_>) -> Option<WebSettings> {
+        let m = f.map(cx, &["listen_address", "config_file"])?;
+        let listen_address = match m.str(cx, "listen_address") {
+            None => Some(DEFAULT_LISTEN_ADDRESS.to_string()),
+            Some(a) => {
+                let port_ok = a
+                    .value
+                    .rsplit_once(':')
+                    .is_some_and(|(_, port)| port.parse::<u16>().is_ok());
+                if port_ok {
+                    Some(a.value)
+                } else {
+                    cx.err(
+                        a.pos,
+                        format!(
+                            "web.listen_address: {:?} is not host:port, e.g. {DEFAULT_LISTEN_ADDRESS}",
+                            a.value
+                        ),
+                    );
+                    None
+                }
+            }
+        };
+        Some(WebSettings {
+            listen_address: listen_address?,
+            config_file: self.path(cx, &m, "config_file"),
+        })
+    }
+
+    /// The HTTP client block shared by Prometheus and the receivers.
+    fn client(&self, cx: &mut Cx<'_>, m: &Map<'_, '_>) -> Option<HttpClientSettings> {
+        let url = m.req_str(cx, "url").and_then(|u| check_url(cx, &m.path, u));
+        let timeout = self.duration(cx, m, "timeout", DEFAULT_TIMEOUT);
+        let mut headers = BTreeMap::new();
+        for (k, v) in m.string_map(cx, "headers") {
+            if reqwest::header::HeaderName::from_bytes(k.value.as_bytes()).is_err() {
+                cx.err(
+                    k.pos,
+                    format!("{}.headers: invalid header name {:?}", m.path, k.value),
+                );
+            } else if reqwest::header::HeaderValue::from_str(&v.value).is_err() {
+                cx.err(
+                    v.pos,
+                    format!("{}.headers.{}: invalid header value", m.path, k.value),
+                );
+            } else {
+                headers.insert(k.value, v.value);
+            }
+        }
+        let basic_auth = m.get("basic_auth").and_then(|f| {
+            let b = f.map(cx, &["username", "password_file"])?;
+            let username = b.req_str(cx, "username");
+            b.req(cx, "password_file");
+            let password_file = self.path(cx, &b, "password_file");
+            Some(BasicAuth {
+                username: username?.value,
+                password_file: password_file?,
+            })
+        });
+        let bearer_token_file = self.path(cx, m, "bearer_token_file");
+        if let (Some(b), true) = (m.get("basic_auth"), bearer_token_file.is_some()) {
+            cx.err(
+                b.key_pos,
+                format!(
+                    "{}: give at most one of basic_auth and bearer_token_file",
+                    m.path
+                ),
+            );
+        }
+        let tls = match m.get("tls") {
+            None => TlsSettings::default(),
+            Some(f) => {
+                let t = f.map(
+                    cx,
+                    &[
+                        "ca_file",
+                        "cert_file",
+                        "key_file",
+                        "server_name",
+                        "insecure_skip_verify",
+                    ],
+                )?;
+                let tls = TlsSettings {
+                    ca_file: self.path(cx, &t, "ca_file"),
+                    cert_file: self.path(cx, &t, "cert_file"),
+                    key_file: self.path(cx, &t, "key_file"),
+                    server_name: t.str(cx, "server_name").map(|s| s.value),
+                    insecure_skip_verify: t.bool(cx, "insecure_skip_verify").unwrap_or(false),
+                };
+                if tls.cert_file.is_some() != tls.key_file.is_some() {
+                    cx.err(
+                        t.pos,
+                        format!("{}: cert_file and key_file go together", t.path),
+                    );
+                }
+                tls
+            }
+        };
+        Some(HttpClientSettings {
+            url: url?,
+            timeout: timeout?,
+            headers,
+            basic_auth,
+            bearer_token_file,
+            tls,
+        })
+    }
+
+    fn duration(
+        &self,
+        cx: &mut Cx<'_>,
+        m: &Map<'_, '_>,
+        key: &str,
+        default: Duration,
+    ) -> Option<Duration> {
+        let Some(f) = m.get(key) else {
+            return Some(default);
+        };
+        let s = f.str(cx)?;
+        duration::parse(&s.value)
+            .map_err(|e| cx.err(s.pos, format!("{}: {e}", f.path)))
+            .ok()
+    }
+
+    /// A file path, relative to the config file's directory.
+    fn path(&self, cx: &mut Cx<'_>, m: &Map<'_, '_>, key: &str) -> Option<PathBuf> {
+        let s = m.str(cx, key)?;
+        if s.value.trim().is_empty() {
+            cx.err(s.pos, format!("{}: empty path", yaml::join(&m.path, key)));
+            return None;
+        }
+        Some(self.base.join(s.value))
+    }
+}
+
+fn with_client_fields(extra: &[&'static str]) -> Vec<&'static str> {
+    let mut v = vec![
+        "url",
+        "timeout",
+        "headers",
+        "basic_auth",
+        "bearer_token_file",
+        "tls",
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+fn check_url(cx: &mut Cx<'_>, path: &str, u: Sp<String>) -> Option<String> {
+    let at = yaml::join(path, "url");
+    match reqwest::Url::parse(&u.value) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => {
+            Some(u.value)
+        }
+        Ok(parsed) => {
+            cx.err(
+                u.pos,
+                format!(
+                    "{at}: {:?} must be an http or https URL with a host (scheme is {})",
+                    u.value,
+                    parsed.scheme()
+                ),
+            );
+            None
+        }
+        Err(e) => {
+            cx.err(u.pos, format!("{at}: invalid URL {:?}: {e}", u.value));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        parse_settings("etc/errbudget.yaml", text)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn defaults_fill_what_is_not_given() {
+        let s = parse_settings(
+            "etc/errbudget.yaml",
+            "prometheus:\n  url: http://prom:9090\n",
+        )
+        .unwrap();
+        assert_eq!(s.prometheus.client.timeout, Duration::from_secs(30));
+        assert_eq!(s.prometheus.max_concurrent_queries, 8);
+        assert_eq!(s.evaluation_interval, Duration::from_secs(30));
+        assert_eq!(s.alerting.resend_interval, Duration::from_secs(60));
+        assert_eq!(s.web.listen_address, "127.0.0.1:9465");
+        assert!(s.slo_files.is_empty());
+        assert_eq!(s.path, PathBuf::from("etc/errbudget.yaml"));
+    }
+
+    #[test]
+    fn client_blocks_resolve_paths_against_the_config_dir() {
+        let text = r#"
+prometheus:
+  url: https://mimir.example.com/prometheus
+  timeout: 1m
+  headers: {X-Scope-OrgID: tenant-1}
+  basic_auth: {username: errbudget, password_file: secrets/pw}
+  tls: {ca_file: /etc/ca.pem, cert_file: tls/c.pem, key_file: tls/k.pem, server_name: mimir, insecure_skip_verify: true}
+  max_concurrent_queries: 2
+slo_files: [slos/*.yaml]
+alerting:
+  alertmanagers:
+    - url: http://am:9093
+      bearer_token_file: am-token
+  webhooks:
+    - {url: "https://hooks.example.com/x", timeout: 5s}
+  resend_interval: 5m
+web: {listen_address: ":9465", config_file: web.yaml}
+"#;
+        let s = parse_settings("etc/errbudget.yaml", text).unwrap();
+        let c = &s.prometheus.client;
+        assert_eq!(c.timeout, Duration::from_secs(60));
+        assert_eq!(
+            c.headers.get("X-Scope-OrgID").map(String::as_str),
+            Some("tenant-1")
+        );
+        assert_eq!(
+            c.basic_auth,
+            Some(BasicAuth {
+                username: "errbudget".into(),
+                password_file: PathBuf::from("etc/secrets/pw"),
+            })
+        );
+        assert_eq!(c.tls.ca_file, Some(PathBuf::from("/etc/ca.pem")));
+        assert_eq!(c.tls.cert_file, Some(PathBuf::from("etc/tls/c.pem")));
+        assert!(c.tls.insecure_skip_verify);
+        assert_eq!(s.prometheus.max_concurrent_queries, 2);
+        assert_eq!(
+            s.alerting.alertmanagers[0].bearer_token_file,
+            Some(PathBuf::from("etc/am-token"))
+        );
+        assert_eq!(s.alerting.webhooks[0].timeout, Duration::from_secs(5));
+        assert_eq!(s.alerting.resend_interval, Duration::from_secs(300));
+        assert_eq!(s.web.config_file, Some(PathBuf::from("etc/web.yaml")));
+        assert_eq!(s.slo_files, ["slos/*.yaml"]);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_position() {
+        let text = "\
+prometheus:
+  url: ftp://prom
+  timeout: soon
+  partial_response: true
+  max_concurrent_queries: 0
+  basic_auth: {username: u}
+evaluation_intervl: 30s
+alerting:
+  alertmanagers:
+    - url: not a url
+web:
+  listen_address: localhost
+";
+        assert_eq!(
+            errors(text),
+            [
+                "etc/errbudget.yaml:2:8: prometheus.url: \"ftp://prom\" must be an http or https URL with a host (scheme is ftp)",
+                "etc/errbudget.yaml:3:12: prometheus.timeout: invalid duration \"soon\": expected number at 0 (expected e.g. 5m, 1h30m, 30d)",
+                "etc/errbudget.yaml:4:3: prometheus: unknown field \"partial_response\"",
+                "etc/errbudget.yaml:5:27: prometheus.max_concurrent_queries: must be at least 1",
+                "etc/errbudget.yaml:6:15: prometheus.basic_auth: missing required field \"password_file\"",
+                "etc/errbudget.yaml:7:1: top level: unknown field \"evaluation_intervl\", did you mean \"evaluation_interval\"?",
+                "etc/errbudget.yaml:10:12: alerting.alertmanagers[0].url: invalid URL \"not a url\": relative URL without a base",
+                "etc/errbudget.yaml:12:19: web.listen_address: \"localhost\" is not host:port, e.g. 127.0.0.1:9465",
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_prometheus_and_conflicting_auth() {
+        assert_eq!(
+            errors("web: {}\n"),
+            ["etc/errbudget.yaml:1:1: top level: missing required field \"prometheus\""]
+        );
+        assert_eq!(
+            errors(""),
+            ["etc/errbudget.yaml:1:1: empty settings file: prometheus.url is required"]
+        );
+        assert_eq!(
+            errors("prometheus:\n  url: http://p\n  basic_auth: {username: u, password_file: p}\n  bearer_token_file: t\n  tls: {cert_file: c}\n"),
+            [
+                "etc/errbudget.yaml:3:3: prometheus: give at most one of basic_auth and bearer_token_file",
+                "etc/errbudget.yaml:5:8: prometheus.tls: cert_file and key_file go together",
+            ]
+        );
+    }
 }

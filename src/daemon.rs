@@ -47,7 +47,9 @@ fn new_client(settings: &Settings, metrics: &Arc<DaemonMetrics>) -> anyhow::Resu
         settings.prometheus.max_concurrent_queries.max(1),
         metrics.clone(),
     )
-    .context("cannot set up the Prometheus client")?;
+    .context("cannot set up the Prometheus client")?
+    // Retries must never make a cycle outlast the next one.
+    .with_retry_budget(settings.evaluation_interval);
     Ok(Arc::new(client))
 }
 

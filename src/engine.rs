@@ -79,14 +79,24 @@ impl<C: QueryApi> Engine<C> {
         let mut old: Vec<SloEvaluator> = std::mem::take(&mut self.evaluators);
         self.evaluators = slos
             .into_iter()
-            .map(|s| match old.iter().position(|e| **e.slo() == s) {
-                Some(i) => old.swap_remove(i),
-                None => SloEvaluator::new(Arc::new(s)),
-            })
+            .map(
+                |s| match old.iter().position(|e| same_definition(e.slo(), &s)) {
+                    Some(i) => old.swap_remove(i),
+                    None => SloEvaluator::new(Arc::new(s)),
+                },
+            )
             .collect();
     }
 
     pub fn set_client(&mut self, client: Arc<C>) {
         self.client = client;
     }
+}
+
+/// Equal but for where it was written: moving an SLO within its file must
+/// not throw away its history.
+fn same_definition(a: &Slo, b: &Slo) -> bool {
+    let mut a = a.clone();
+    a.origin = b.origin.clone();
+    a == *b
 }

@@ -201,3 +201,84 @@ fn slo_families(snapshot: &Snapshot) -> Vec<MetricFamily> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::budget::Events;
+    use crate::model::{test_slo, Severity, Window};
+    use crate::state::{AlertStatus, Figures, SloOutcome, Status, WindowFigures};
+    use std::sync::Arc;
+
+    fn snapshot() -> Snapshot {
+        let mut slo = test_slo("check\"out", "avail", 99.9, 30);
+        slo.labels.insert("team".into(), "pay\nments\\".into());
+        slo.description = "a \"quoted\" description".into();
+        let w = Window::from_secs(300).unwrap();
+        let figures = Figures {
+            windows: vec![WindowFigures {
+                window: w,
+                error_ratio: 0.002,
+                burn_rate: 2.0,
+                exhaustion_seconds: f64::INFINITY,
+            }],
+            period_error_ratio: 0.0005,
+            remaining_ratio: 0.5,
+            remaining_seconds: 1296.0,
+            period_events: Some(Events::new(500.0, 1e6)),
+            release_frozen: false,
+            alerts: vec![AlertStatus {
+                severity: Severity::Page,
+                long: Window::from_secs(3600).unwrap(),
+                short: w,
+                burn_rate_threshold: 14.4,
+                firing: false,
+            }],
+        };
+        let mut group = LabelSet::new();
+        group.insert("route".into(), "/pay".into());
+        let ok: SloOutcome = Ok(vec![(group, Status::Ok, figures)]);
+        Snapshot::default().next(1_764_118_800, vec![(Arc::new(slo), ok)])
+    }
+
+    #[test]
+    fn every_contract_series_is_rendered_with_escaped_labels() {
+        let text = render(&DaemonMetrics::new(), &snapshot()).unwrap();
+        for name in [
+            "slo_info",
+            "slo_objective_ratio",
+            "slo_period_seconds",
+            "slo_error_ratio",
+            "slo_burn_rate",
+            "slo_period_error_ratio",
+            "slo_error_budget_remaining_ratio",
+            "slo_error_budget_seconds",
+            "slo_error_budget_remaining_seconds",
+            "slo_error_budget_exhaustion_seconds",
+            "slo_period_events",
+            "slo_alert_firing",
+            "slo_release_frozen",
+            "slo_evaluation_success",
+            "slo_last_evaluation_timestamp_seconds",
+            "errbudget_build_info",
+            "errbudget_evaluation_duration_seconds",
+            "errbudget_prometheus_queries_total",
+            "errbudget_prometheus_query_duration_seconds",
+            "errbudget_prometheus_query_samples_total",
+            "errbudget_config_last_reload_successful",
+            "errbudget_config_last_reload_success_timestamp_seconds",
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE {name} ")),
+                "{name} missing:\n{text}"
+            );
+        }
+        assert!(text.contains(r#"service="check\"out""#), "{text}");
+        assert!(text.contains(r#"team="pay\nments\\""#), "{text}");
+        assert!(text.contains(r#"route="/pay""#));
+        assert!(text.contains(r#"window="5m""#));
+        assert!(text.contains("slo_error_budget_exhaustion_seconds{"));
+        assert!(text.contains("+Inf"));
+        assert!(text.contains(r#"kind="bad""#));
+    }
+}

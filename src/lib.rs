@@ -20,5 +20,6 @@ pub mod output;
 pub mod pages;
 pub mod plan;
 pub mod prom;
+pub mod rules;
 pub mod spec;
 pub mod state;

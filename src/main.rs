@@ -63,6 +63,7 @@ fn main() -> ExitCode {
                 at,
                 output,
             } => commands::eval(&config_file, at.as_deref(), output).await,
+            Command::Rules { config_file } => commands::rules(&config_file),
             Command::Gate {
                 url,
                 service,

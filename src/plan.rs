@@ -14,9 +14,10 @@ use crate::model::{Sli, Slo, Window};
 pub const BUCKET_SECS: u64 = 300;
 /// Windows up to this length are queried directly each cycle.
 pub const DIRECT_MAX_SECS: u64 = 6 * 3_600;
-/// Range queries are split so none asks for more points than Prometheus'
-/// limit of 11,000 per series.
-pub const MAX_POINTS_PER_RANGE_QUERY: u64 = 10_000;
+/// Start-up range queries are split into 7-day chunks: far below
+/// Prometheus' limit of 11,000 points per series, and small enough that one
+/// request over many series stays within a per-request timeout.
+pub const MAX_POINTS_PER_RANGE_QUERY: u64 = 7 * 288;
 
 /// The expressions of one SLO, with `{{.window}}` still to be filled in.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,31 +1,54 @@
-//! Placeholder of the Prometheus client interface (replaced by the client).
+//! A narrow client for the Prometheus HTTP query API: only
+//! `/api/v1/query` and `/api/v1/query_range`, against Prometheus, Thanos,
+//! Mimir/Cortex or VictoriaMetrics. Owns timeouts, auth, TLS, retries,
+//! the concurrency bound, response decoding and the `errbudget_prometheus_*`
+//! query metrics. It does not know what a query means: samples are returned
+//! as Prometheus sent them (NaN and ±Inf included) and never interpreted as
+//! SLO values, and no PromQL is written here (that is `plan`'s job).
+
 use std::collections::BTreeMap;
 use std::future::Future;
 
+mod client;
+mod decode;
+mod error;
+mod tls;
+
+pub use client::{Client, DEFAULT_MAX_BODY_BYTES, DEFAULT_RETRY_BUDGET};
+pub use error::{ClientError, QueryError};
+
+/// One element of an instant vector, or a scalar (then `labels` is empty).
+///
+/// `value` is exactly what Prometheus returned: `"NaN"`, `"+Inf"` and
+/// `"-Inf"` become `f64::NAN`, `f64::INFINITY` and `f64::NEG_INFINITY`; the
+/// engine decides what they mean (e.g. 0/0 when there was no traffic).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sample {
     pub labels: BTreeMap<String, String>,
     pub value: f64,
 }
 
+/// One series of a range query: `(unix seconds, value)` points in time
+/// order. Timestamps are whole seconds (Prometheus' float seconds,
+/// rounded); values follow the same NaN/±Inf rule as [`Sample`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct RangeSeries {
     pub labels: BTreeMap<String, String>,
     pub points: Vec<(i64, f64)>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum QueryError {
-    #[error("{0}")]
-    Other(String),
-}
-
+/// The two calls the engine makes. A trait so the engine can be tested with
+/// a scripted fake; [`Client`] is the real implementation.
 pub trait QueryApi: Send + Sync + 'static {
+    /// Evaluates `query` at unix time `at`. An empty result is `Ok(vec![])`.
     fn instant(
         &self,
         query: &str,
         at: i64,
     ) -> impl Future<Output = Result<Vec<Sample>, QueryError>> + Send;
+
+    /// Evaluates `query` from `start` to `end` (unix seconds, inclusive)
+    /// every `step_secs` seconds.
     fn range(
         &self,
         query: &str,
@@ -33,27 +56,4 @@ pub trait QueryApi: Send + Sync + 'static {
         end: i64,
         step_secs: u64,
     ) -> impl Future<Output = Result<Vec<RangeSeries>, QueryError>> + Send;
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ClientError(String);
-
-pub struct Client;
-impl Client {
-    pub fn new(
-        _s: &crate::config::HttpClientSettings,
-        _max: usize,
-        _m: std::sync::Arc<crate::metrics::DaemonMetrics>,
-    ) -> Result<Client, ClientError> {
-        Err(ClientError("not built".into()))
-    }
-}
-impl QueryApi for Client {
-    async fn instant(&self, _: &str, _: i64) -> Result<Vec<Sample>, QueryError> {
-        Err(QueryError::Other("stub".into()))
-    }
-    async fn range(&self, _: &str, _: i64, _: i64, _: u64) -> Result<Vec<RangeSeries>, QueryError> {
-        Err(QueryError::Other("stub".into()))
-    }
 }

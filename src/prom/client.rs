@@ -1,0 +1,551 @@
+//! The HTTP side of the Prometheus client: builds the reqwest client from
+//! settings (auth, headers, TLS), sends form-encoded POSTs, reads bounded
+//! bodies, retries transient failures within a deadline and records the
+//! query metrics. Decoding lives in `decode`; TLS setup in `tls`.
+//! Never logs or returns header values, tokens, passwords or URL userinfo.
+
+use std::error::Error as _;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, RETRY_AFTER};
+use reqwest::{Response, StatusCode, Url};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use super::decode::{decode_error_body, decode_instant, decode_range, Decoded};
+use super::error::{ClientError, QueryError};
+use super::{tls, QueryApi, RangeSeries, Sample};
+use crate::config::HttpClientSettings;
+use crate::metrics::DaemonMetrics;
+
+/// Largest response body accepted. A matrix over a long period with many
+/// groups can be big, but past this it is a query mistake, not data, and
+/// buffering it would risk the daemon's memory.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Default time one query may take, retries and backoff included. The
+/// engine sets it to the evaluation interval with
+/// [`Client::with_retry_budget`] so a query never outlasts its cycle.
+pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(30);
+
+/// At most this many attempts per query (the first plus two retries).
+const MAX_ATTEMPTS: usize = 3;
+/// First backoff; doubled per retry, plus up to 100% jitter.
+const MIN_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How much of an error body we read: enough for Prometheus' JSON error,
+/// bounded so a proxy's huge error page costs nothing.
+const MAX_ERROR_BODY_BYTES: u64 = 64 * 1024;
+/// How much of a non-JSON error body goes into the error message.
+const BODY_EXCERPT_CHARS: usize = 512;
+
+/// The Prometheus query client. Cloning is cheap and clones share the
+/// connection pool and the concurrency bound.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    query_url: Url,
+    range_url: Url,
+    auth: Arc<Auth>,
+    timeout: Duration,
+    retry_budget: Duration,
+    max_body_bytes: u64,
+    permits: Arc<Semaphore>,
+    metrics: Arc<DaemonMetrics>,
+}
+
+/// Credentials, applied per request by reqwest, which marks the resulting
+/// `Authorization` header sensitive (left out of its debug output).
+enum Auth {
+    None,
+    Basic { username: String, password: String },
+    Bearer(String),
+}
+
+// Hand-written so a `{:?}` of the client can never print a credential.
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("query_url", &redacted(&self.query_url))
+            .field("timeout", &self.timeout)
+            .field("retry_budget", &self.retry_budget)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Builds the client. Reads the password, token and TLS files now, so a
+    /// missing or unreadable file is a configuration error at load/reload,
+    /// not a failure in the middle of an evaluation.
+    pub fn new(
+        settings: &HttpClientSettings,
+        max_concurrent: usize,
+        metrics: Arc<DaemonMetrics>,
+    ) -> Result<Client, ClientError> {
+        if max_concurrent == 0 {
+            return Err(ClientError::NoConcurrency);
+        }
+        let (query_url, range_url) = endpoints(&settings.url)?;
+        let auth = match (&settings.basic_auth, &settings.bearer_token_file) {
+            (Some(_), Some(_)) => return Err(ClientError::ConflictingAuth),
+            (Some(basic), None) => Auth::Basic {
+                username: basic.username.clone(),
+                password: read_secret("basic_auth.password_file", &basic.password_file)?,
+            },
+            (None, Some(path)) => {
+                let token = read_secret("bearer_token_file", path)?;
+                if token.is_empty() {
+                    return Err(ClientError::EmptyFile {
+                        what: "bearer_token_file",
+                        path: path.clone(),
+                    });
+                }
+                Auth::Bearer(token)
+            }
+            (None, None) => Auth::None,
+        };
+        let mut headers = HeaderMap::new();
+        for (name, value) in &settings.headers {
+            let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                ClientError::InvalidHeader {
+                    name: name.clone(),
+                    reason: "not a valid header name",
+                }
+            })?;
+            if header == AUTHORIZATION {
+                return Err(ClientError::InvalidHeader {
+                    name: name.clone(),
+                    reason: "set credentials with basic_auth or bearer_token_file",
+                });
+            }
+            let mut value =
+                HeaderValue::from_str(value).map_err(|_| ClientError::InvalidHeader {
+                    name: name.clone(),
+                    reason: "value has characters not allowed in a header",
+                })?;
+            // Extra headers may carry API keys; keep them out of debug output.
+            value.set_sensitive(true);
+            headers.insert(header, value);
+        }
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls::client_config(&settings.tls)?)
+            .default_headers(headers)
+            .connect_timeout(settings.timeout)
+            // A redirect would replay a POST as GET and could carry
+            // credentials elsewhere; surface it as an HTTP error instead.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("errbudget/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(ClientError::Build)?;
+        Ok(Client {
+            http,
+            query_url,
+            range_url,
+            auth: Arc::new(auth),
+            timeout: settings.timeout,
+            retry_budget: DEFAULT_RETRY_BUDGET,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            permits: Arc::new(Semaphore::new(max_concurrent)),
+            metrics,
+        })
+    }
+
+    /// Bounds the time one query may take, waiting for a permit, retries and
+    /// backoff included. Set it to the evaluation interval.
+    pub fn with_retry_budget(mut self, budget: Duration) -> Client {
+        self.retry_budget = budget;
+        self
+    }
+
+    /// Changes the response size cap ([`DEFAULT_MAX_BODY_BYTES`]).
+    pub fn with_max_body_bytes(mut self, limit: u64) -> Client {
+        self.max_body_bytes = limit;
+        self
+    }
+
+    /// One logical query: retries, metrics and warning logging around it.
+    async fn run<T>(
+        &self,
+        url: &Url,
+        query: &str,
+        form: &[(&'static str, String)],
+        decode: fn(&[u8], u16) -> Result<Decoded<T>, QueryError>,
+    ) -> Result<T, QueryError> {
+        let started = Instant::now();
+        let result = match tokio::time::timeout(self.retry_budget, self.fetch(url, form)).await {
+            Ok(fetched) => fetched.and_then(|(status, body)| decode(&body, status)),
+            Err(_) => Err(QueryError::Timeout {
+                after: self.retry_budget,
+            }),
+        };
+        self.metrics
+            .query_duration
+            .observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(decoded) => {
+                self.metrics
+                    .queries_total
+                    .with_label_values(&["success"])
+                    .inc();
+                if let Some(samples) = decoded.samples_read {
+                    self.metrics.query_samples.inc_by(samples);
+                }
+                if !decoded.warnings.is_empty() {
+                    tracing::warn!(
+                        query,
+                        warnings = %decoded.warnings.join("; "),
+                        "Prometheus returned warnings with the result"
+                    );
+                }
+                Ok(decoded.data)
+            }
+            Err(error) => {
+                self.metrics
+                    .queries_total
+                    .with_label_values(&["error"])
+                    .inc();
+                tracing::debug!(query, %error, "query failed");
+                Err(error)
+            }
+        }
+    }
+
+    /// Sends the request, retrying transient failures with exponential
+    /// backoff and jitter. Gives up early when the next attempt could not
+    /// start before the deadline, so the error returned is the real one
+    /// rather than a timeout.
+    async fn fetch(
+        &self,
+        url: &Url,
+        form: &[(&'static str, String)],
+    ) -> Result<(u16, Vec<u8>), QueryError> {
+        let deadline = Instant::now() + self.retry_budget;
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(MIN_BACKOFF)
+            .with_max_delay(MAX_BACKOFF)
+            .with_max_times(MAX_ATTEMPTS - 1)
+            .with_jitter()
+            // backon is built without `std`, where its jitter seed is a
+            // constant; seed from std's per-process random keys instead so
+            // replicas do not retry in lockstep.
+            .with_jitter_seed(
+                std::collections::hash_map::RandomState::new()
+                    .build_hasher()
+                    .finish(),
+            );
+        (|| self.attempt(url, form, deadline))
+            .retry(backoff)
+            .when(|e: &Failure| e.error.is_transient())
+            .adjust(|e: &Failure, next: Option<Duration>| {
+                // `next` is None once the attempts are used up; Retry-After
+                // only replaces the delay, it never buys an extra attempt.
+                let delay = e.retry_after.unwrap_or(next?);
+                (Instant::now() + delay < deadline).then_some(delay)
+            })
+            .notify(|e: &Failure, delay: Duration| {
+                tracing::debug!(error = %e.error, ?delay, "retrying Prometheus query");
+            })
+            .await
+            .map_err(|e| e.error)
+    }
+
+    /// One HTTP request under a concurrency permit.
+    async fn attempt(
+        &self,
+        url: &Url,
+        form: &[(&'static str, String)],
+        deadline: Instant,
+    ) -> Result<(u16, Vec<u8>), Failure> {
+        let _permit = self.permits.acquire().await.map_err(|_| {
+            Failure::from(QueryError::Transport {
+                reason: "client is shut down".to_owned(),
+            })
+        })?;
+        // The per-request timeout, but never past the query's deadline.
+        let timeout = self
+            .timeout
+            .min(deadline.saturating_duration_since(Instant::now()));
+        if timeout.is_zero() {
+            return Err(QueryError::Timeout {
+                after: self.retry_budget,
+            }
+            .into());
+        }
+        let request = self.http.post(url.clone()).form(form).timeout(timeout);
+        let request = match &*self.auth {
+            Auth::None => request,
+            Auth::Basic { username, password } => request.basic_auth(username, Some(password)),
+            Auth::Bearer(token) => request.bearer_auth(token),
+        };
+        let mut response = request.send().await.map_err(|e| transport(e, timeout))?;
+        let status = response.status();
+        if status.is_success() {
+            let body = read_body(&mut response, self.max_body_bytes, timeout).await?;
+            return Ok((status.as_u16(), body));
+        }
+        let retry_after = (status == StatusCode::TOO_MANY_REQUESTS
+            || status == StatusCode::SERVICE_UNAVAILABLE)
+            .then(|| retry_after(response.headers()))
+            .flatten();
+        let body = read_error_body(&mut response).await;
+        let error = decode_error_body(&body, status.as_u16()).unwrap_or_else(|| QueryError::Http {
+            status: status.as_u16(),
+            body: excerpt(&body),
+        });
+        Err(Failure { error, retry_after })
+    }
+}
+
+impl QueryApi for Client {
+    async fn instant(&self, query: &str, at: i64) -> Result<Vec<Sample>, QueryError> {
+        let form = [
+            ("query", query.to_owned()),
+            ("time", at.to_string()),
+            // Prometheus then reports samples read (our samples metric).
+            ("stats", "all".to_owned()),
+            // Thanos: a partial answer must never silently shrink a budget.
+            ("partial_response", "false".to_owned()),
+        ];
+        self.run(&self.query_url, query, &form, decode_instant)
+            .await
+    }
+
+    async fn range(
+        &self,
+        query: &str,
+        start: i64,
+        end: i64,
+        step_secs: u64,
+    ) -> Result<Vec<RangeSeries>, QueryError> {
+        let form = [
+            ("query", query.to_owned()),
+            ("start", start.to_string()),
+            ("end", end.to_string()),
+            ("step", step_secs.to_string()),
+            ("stats", "all".to_owned()),
+            ("partial_response", "false".to_owned()),
+        ];
+        self.run(&self.range_url, query, &form, decode_range).await
+    }
+}
+
+/// A failed attempt, with the server's requested delay if it gave one.
+struct Failure {
+    error: QueryError,
+    retry_after: Option<Duration>,
+}
+
+impl From<QueryError> for Failure {
+    fn from(error: QueryError) -> Self {
+        Failure {
+            error,
+            retry_after: None,
+        }
+    }
+}
+
+/// `<url>/api/v1/query` and `<url>/api/v1/query_range`, keeping any path
+/// prefix (`http://host/prometheus`, Mimir's `/prometheus`).
+fn endpoints(raw: &str) -> Result<(Url, Url), ClientError> {
+    // The raw string may hold userinfo, so parse errors do not echo it.
+    let mut base = Url::parse(raw.trim()).map_err(|e| ClientError::InvalidUrl {
+        url: String::new(),
+        reason: e.to_string(),
+    })?;
+    let invalid = |base: &Url, reason: &str| ClientError::InvalidUrl {
+        url: redacted(base),
+        reason: reason.to_owned(),
+    };
+    if !matches!(base.scheme(), "http" | "https") {
+        return Err(invalid(&base, "scheme must be http or https"));
+    }
+    if base.cannot_be_a_base() || base.host_str().is_none() {
+        return Err(invalid(&base, "no host"));
+    }
+    if base.query().is_some() || base.fragment().is_some() {
+        return Err(invalid(&base, "must not have a query string or fragment"));
+    }
+    // `Url::join` replaces the last path segment unless the path ends in a
+    // slash: without this, `/prometheus` + `api/v1/query` would lose the prefix.
+    if !base.path().ends_with('/') {
+        let path = format!("{}/", base.path());
+        base.set_path(&path);
+    }
+    let join = |path: &str| base.join(path).map_err(|e| invalid(&base, &e.to_string()));
+    Ok((join("api/v1/query")?, join("api/v1/query_range")?))
+}
+
+/// The URL without userinfo, for logs and errors.
+fn redacted(url: &Url) -> String {
+    let mut url = url.clone();
+    // Both fail only for URLs that cannot carry userinfo at all.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.to_string()
+}
+
+/// A credential file's content without the trailing newline editors add.
+fn read_secret(what: &'static str, path: &Path) -> Result<String, ClientError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ClientError::ReadFile {
+        what,
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(text.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+/// Maps a reqwest error, without its URL (it may hold userinfo).
+fn transport(e: reqwest::Error, timeout: Duration) -> QueryError {
+    if e.is_timeout() {
+        return QueryError::Timeout { after: timeout };
+    }
+    let e = e.without_url();
+    // reqwest's own message is generic ("error sending request"); the
+    // cause (refused, TLS, reset) is in its sources.
+    let mut reason = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !reason.ends_with(&text) {
+            reason.push_str(": ");
+            reason.push_str(&text);
+        }
+        source = cause.source();
+    }
+    QueryError::Transport { reason }
+}
+
+/// Reads a success body chunk by chunk, failing as soon as it passes
+/// `limit` so a runaway answer never sits whole in memory.
+async fn read_body(
+    response: &mut Response,
+    limit: u64,
+    timeout: Duration,
+) -> Result<Vec<u8>, QueryError> {
+    if response.content_length().is_some_and(|len| len > limit) {
+        return Err(QueryError::TooLarge { limit });
+    }
+    let initial = response.content_length().unwrap_or(0).min(1024 * 1024);
+    let mut body = Vec::with_capacity(usize::try_from(initial).unwrap_or(0));
+    while let Some(chunk) = response.chunk().await.map_err(|e| transport(e, timeout))? {
+        if body.len() as u64 + chunk.len() as u64 > limit {
+            return Err(QueryError::TooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Reads at most [`MAX_ERROR_BODY_BYTES`] of an error body; a read error
+/// just ends it, since the status already says the request failed.
+async fn read_error_body(response: &mut Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = MAX_ERROR_BODY_BYTES.saturating_sub(body.len() as u64);
+        let take = chunk.len().min(usize::try_from(room).unwrap_or(0));
+        body.extend_from_slice(&chunk[..take]);
+        if take < chunk.len() {
+            break;
+        }
+    }
+    body
+}
+
+/// The start of a non-JSON error body on one line, for the error message.
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut out: String = text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(BODY_EXCERPT_CHARS)
+        .collect();
+    if out.len() < text.trim().len() && out.chars().count() == BODY_EXCERPT_CHARS {
+        out.push('…');
+    }
+    out
+}
+
+/// `Retry-After` in seconds. The HTTP-date form is ignored (our backoff
+/// applies): Prometheus-compatible servers send seconds.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let secs: u64 = headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_keep_path_prefix() {
+        let cases = [
+            (
+                "http://localhost:9090",
+                "http://localhost:9090/api/v1/query",
+            ),
+            (
+                "http://localhost:9090/",
+                "http://localhost:9090/api/v1/query",
+            ),
+            (
+                "http://mimir/prometheus",
+                "http://mimir/prometheus/api/v1/query",
+            ),
+            ("https://h/a/b/", "https://h/a/b/api/v1/query"),
+            (" http://h:1/p ", "http://h:1/p/api/v1/query"),
+        ];
+        for (raw, want) in cases {
+            let (query, range) = endpoints(raw).unwrap();
+            assert_eq!(query.as_str(), want, "{raw}");
+            assert_eq!(range.as_str(), format!("{want}_range"), "{raw}");
+        }
+    }
+
+    #[test]
+    fn bad_urls_are_rejected_without_userinfo() {
+        for raw in ["localhost:9090", "ftp://h/", "http://h/?x=1", "not a url"] {
+            assert!(endpoints(raw).is_err(), "{raw}");
+        }
+        let err = endpoints("ftp://user:s3cret@h/").unwrap_err().to_string();
+        assert!(!err.contains("s3cret"), "{err}");
+    }
+
+    #[test]
+    fn excerpt_is_one_bounded_line() {
+        assert_eq!(
+            excerpt(b"<html>\n  Bad   Gateway\n</html>"),
+            "<html> Bad Gateway </html>"
+        );
+        let long = "x".repeat(2000);
+        let e = excerpt(long.as_bytes());
+        assert_eq!(e.chars().count(), BODY_EXCERPT_CHARS + 1);
+        assert!(e.ends_with('…'));
+    }
+
+    #[test]
+    fn retry_after_seconds_only() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert(RETRY_AFTER, HeaderValue::from_static("2"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&h), None);
+    }
+}

@@ -1,0 +1,61 @@
+//! `Diagnostic`: one user-facing problem in a settings or spec file, printed
+//! as `file:line:column: message` (the form editors and CI annotations jump
+//! to). Owns the wording of positions only, never the messages themselves.
+
+use std::fmt;
+
+/// One problem found while loading a file. `line` and `column` are 1-based;
+/// both are 0 when the problem concerns the file as a whole (it cannot be
+/// read, a glob matched nothing) and then `Display` leaves them out.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Diagnostic {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl Diagnostic {
+    pub fn new(file: &str, line: usize, column: usize, message: impl Into<String>) -> Self {
+        Diagnostic {
+            file: file.to_string(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    /// A problem with the file as a whole, e.g. it cannot be read.
+    pub fn whole_file(file: &str, message: impl Into<String>) -> Self {
+        Diagnostic::new(file, 0, 0, message)
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.column, self.message
+            )
+        }
+    }
+}
+
+impl std::error::Error for Diagnostic {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn displays_like_a_compiler() {
+        let d = Diagnostic::new("slos/a.yaml", 3, 5, "unknown field");
+        assert_eq!(d.to_string(), "slos/a.yaml:3:5: unknown field");
+        let d = Diagnostic::whole_file("slos/a.yaml", "cannot read");
+        assert_eq!(d.to_string(), "slos/a.yaml: cannot read");
+    }
+}

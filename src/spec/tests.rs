@@ -1,0 +1,363 @@
+//! Spec loading against the fixtures in `tests/fixtures/specs` (one
+//! invalid file per rule, exact message asserted) and the shipped examples
+//! in `config/`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::*;
+use crate::model::{Severity, Sli};
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/specs")
+}
+
+/// Parses a fixture under its bare file name, so messages stay short.
+fn parse_fixture(name: &str) -> Result<Vec<Slo>, Vec<Diagnostic>> {
+    let text =
+        std::fs::read_to_string(fixture_dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    parse_specs(name, &text)
+}
+
+fn messages(name: &str) -> Vec<String> {
+    match parse_fixture(name) {
+        Ok(slos) => panic!("{name} loaded {} SLOs, expected errors", slos.len()),
+        Err(d) => d.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn days(d: u64) -> Duration {
+    Duration::from_secs(d * 86_400)
+}
+
+#[test]
+fn every_invalid_fixture_gives_its_exact_message() {
+    let cases: &[(&str, &[&str])] = &[
+        ("invalid-yaml-syntax.yaml", &[
+            "invalid-yaml-syntax.yaml:7:1: invalid YAML: while parsing a flow mapping, did not find expected ',' or '}'",
+        ]),
+        ("invalid-unknown-field.yaml", &[
+            "invalid-unknown-field.yaml:4:5: slos[0]: missing required field \"objective\"",
+            "invalid-unknown-field.yaml:5:5: slos[0]: unknown field \"objectve\", did you mean \"objective\"?",
+        ]),
+        ("invalid-missing-field.yaml", &[
+            "invalid-missing-field.yaml:4:5: slos[0]: missing required field \"objective\"",
+        ]),
+        ("invalid-objective.yaml", &[
+            "invalid-objective.yaml:5:16: slos[0].objective: objective 100 is outside (0, 100): give a percentage such as 99.9",
+        ]),
+        ("invalid-duration.yaml", &[
+            "invalid-duration.yaml:6:13: slos[0].period: invalid duration \"thirty days\": expected number at 0 (expected e.g. 5m, 1h30m, 30d)",
+        ]),
+        ("invalid-promql.yaml", &[
+            "invalid-promql.yaml:8:22: slos[0].sli.events.error_query: invalid PromQL: unclosed left parenthesis",
+        ]),
+        ("invalid-events-no-window.yaml", &[
+            "invalid-events-no-window.yaml:8:22: slos[0].sli.events.error_query: query has no {{.window}}: an events query must be a rate over the window, e.g. sum(rate(requests_total[{{.window}}]))",
+        ]),
+        ("invalid-duplicate-slo.yaml", &[
+            "invalid-duplicate-slo.yaml:10:5: duplicate SLO \"availability\" in service \"checkout\", first defined at invalid-duplicate-slo.yaml:4:5",
+        ]),
+        ("invalid-label-name.yaml", &[
+            "invalid-label-name.yaml:4:3: labels: invalid label name \"team-name\": must match [a-zA-Z_][a-zA-Z0-9_]* and not start with __",
+        ]),
+        ("invalid-reserved-label.yaml", &[
+            "invalid-reserved-label.yaml:7:7: slos[0].labels: label name \"severity\" is reserved: errbudget sets it on every slo_* series",
+        ]),
+        ("invalid-grouping-reserved.yaml", &[
+            "invalid-grouping-reserved.yaml:8:22: slos[0].sli.events.error_query: grouping label \"slo\" collides with a label errbudget sets; rename it with label_replace",
+            "invalid-grouping-reserved.yaml:9:22: slos[0].sli.events.total_query: grouping label \"slo\" collides with a label errbudget sets; rename it with label_replace",
+        ]),
+        ("invalid-grouping-mismatch.yaml", &[
+            "invalid-grouping-mismatch.yaml:8:22: slos[0].sli.events.error_query: keeps labels (route) but total_query keeps (): both must group by the same labels",
+        ]),
+        ("invalid-grouping-spec-label.yaml", &[
+            "invalid-grouping-spec-label.yaml:10:28: slos[0].sli.raw.error_ratio_query: grouping label \"route\" collides with the spec label of the same name",
+        ]),
+        ("invalid-page-factor.yaml", &[
+            "invalid-page-factor.yaml:12:11: slos[0].alerting.windows[0]: a page needs a factor > 1, got 1: at 1 the budget lasts exactly the period, which is ticket territory",
+        ]),
+        ("invalid-short-window.yaml", &[
+            "invalid-short-window.yaml:12:11: slos[0].alerting.windows[0]: short window 1h must be shorter than long window 1h",
+        ]),
+        ("invalid-window-longer-than-period.yaml", &[
+            "invalid-window-longer-than-period.yaml:13:11: slos[0].alerting.windows[0]: long window 14d is longer than the period 7d",
+        ]),
+        ("invalid-never-fires.yaml", &[
+            "invalid-never-fires.yaml:12:11: slos[0].alerting.windows[0]: factor 144 × error budget 0.01 > 1: the error ratio cannot exceed 1, so this alert could never fire",
+        ]),
+        ("invalid-factor-and-budget.yaml", &[
+            "invalid-factor-and-budget.yaml:12:11: slos[0].alerting.windows[0]: give exactly one of factor or budget_percent, not both",
+            "invalid-factor-and-budget.yaml:13:11: slos[0].alerting.windows[1]: give exactly one of factor or budget_percent",
+        ]),
+        ("invalid-plugin.yaml", &[
+            "invalid-plugin.yaml:7:7: slos[0].sli.plugin: sli.plugin is not supported: errbudget evaluates PromQL itself; rewrite it as sli.events or sli.raw",
+        ]),
+        ("invalid-latency-threshold.yaml", &[
+            "invalid-latency-threshold.yaml:10:20: slos[0].sli.latency.threshold: threshold 0 must be > 0 (seconds, a histogram bucket boundary)",
+        ]),
+        ("invalid-release-freeze.yaml", &[
+            "invalid-release-freeze.yaml:11:29: slos[0].policy.release_freeze_below: release_freeze_below 10 is outside [0, 1]: it is a remaining-budget ratio such as 0.1",
+        ]),
+        ("invalid-openslo-calendar.yaml", &[
+            "invalid-openslo-calendar.yaml:24:7: spec.timeWindow[0]: calendar-aligned time windows are not supported: errbudget computes a rolling period; set isRolling: true and remove calendar",
+        ]),
+        ("invalid-openslo-timeslices.yaml", &[
+            "invalid-openslo-timeslices.yaml:26:20: spec.budgetingMethod: budgetingMethod Timeslices is not supported: errbudget counts occurrences (bad/total events); use Occurrences",
+        ]),
+    ];
+    let mut covered: Vec<&str> = cases.iter().map(|(n, _)| *n).collect();
+    covered.push("invalid-many.yaml");
+    for (name, want) in cases {
+        assert_eq!(messages(name), *want, "{name}");
+    }
+    // Every invalid fixture on disk is asserted somewhere.
+    for entry in std::fs::read_dir(fixture_dir()).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name.starts_with("invalid-") {
+            assert!(covered.contains(&name.as_str()), "{name} has no test case");
+        }
+    }
+}
+
+#[test]
+fn all_problems_of_a_file_are_reported_at_once() {
+    assert_eq!(
+        messages("invalid-many.yaml"),
+        [
+            "invalid-many.yaml:4:3: labels: label name \"slo\" is reserved: errbudget sets it on every slo_* series",
+            "invalid-many.yaml:7:16: slos[0].objective: objective 120 is outside (0, 100): give a percentage such as 99.9",
+            "invalid-many.yaml:8:13: slos[0].period: invalid duration \"1fortnight\": unknown time unit \"fortnight\", supported units: ns, us/µs, ms, sec, min, hours, days, weeks, months, years (and few variations) (expected e.g. 5m, 1h30m, 30d)",
+            "invalid-many.yaml:11:9: slos[0].sli.events: missing required field \"total_query\"",
+            "invalid-many.yaml:12:9: slos[0].sli.events: unknown field \"totl_query\", did you mean \"total_query\"?",
+            "invalid-many.yaml:18:20: slos[1].sli.latency.threshold: threshold -1 must be > 0 (seconds, a histogram bucket boundary)",
+            "invalid-many.yaml:21:22: slos[1].alerting.windows[0].severity: expected page or ticket, found \"warn\"",
+        ]
+    );
+}
+
+#[test]
+fn sloth_events_spec_loads_unchanged() {
+    let slos = parse_fixture("valid-sloth-events.yaml").unwrap();
+    assert_eq!(slos.len(), 1);
+    let s = &slos[0];
+    assert_eq!(
+        (s.service.as_str(), s.name.as_str()),
+        ("checkout", "requests-availability")
+    );
+    assert_eq!(s.objective.percent(), 99.9);
+    assert_eq!(s.period, days(30));
+    // `tier: 1` is a string label, as Sloth reads it.
+    assert_eq!(s.labels.get("tier").map(String::as_str), Some("1"));
+    assert_eq!(s.labels.get("team").map(String::as_str), Some("payments"));
+    assert!(
+        matches!(&s.sli, Sli::Events { total_query, .. } if total_query.contains("{{ .window }}"))
+    );
+    assert_eq!(s.alerting.name, "CheckoutErrorBudgetBurn");
+    assert_eq!(
+        s.alerting.page_labels.get("severity").map(String::as_str),
+        Some("critical")
+    );
+    assert_eq!(
+        s.alerting.ticket_labels.get("channel").map(String::as_str),
+        Some("#payments-alerts")
+    );
+    assert!(s.alerting.page_enabled && s.alerting.ticket_enabled);
+    assert_eq!(s.alerting.windows, crate::model::default_policy(days(30)));
+    assert_eq!(s.release_freeze_below, 0.0);
+    assert_eq!(s.origin.to_string(), "valid-sloth-events.yaml:9:5");
+}
+
+#[test]
+fn slo_labels_win_over_service_labels_and_alerts_can_be_disabled() {
+    let slos = parse_fixture("valid-sloth-latency-events.yaml").unwrap();
+    let names: Vec<&str> = slos.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["availability", "latency"]);
+    assert_eq!(
+        slos[1].labels.get("category").map(String::as_str),
+        Some("latency")
+    );
+    assert_eq!(
+        slos[1].labels.get("cluster").map(String::as_str),
+        Some("eu-1")
+    );
+    assert!(!slos[1].alerting.page_enabled);
+    assert!(slos[1].alerting.ticket_enabled);
+    assert_eq!(slos[1].alerting.name, "ErrorBudgetBurn");
+}
+
+#[test]
+fn raw_sli_loads() {
+    let slos = parse_fixture("valid-sloth-raw.yaml").unwrap();
+    assert!(
+        matches!(&slos[0].sli, Sli::Raw { error_ratio_query } if error_ratio_query.starts_with("1 - ("))
+    );
+    assert_eq!(slos[0].objective.budget_ratio(), 0.03);
+}
+
+#[test]
+fn sloth_cr_reads_camel_case_and_extensions() {
+    let slos = parse_fixture("valid-sloth-cr.yaml").unwrap();
+    let s = &slos[0];
+    assert_eq!(s.period, days(28));
+    assert!(!s.alerting.ticket_enabled);
+    assert_eq!(s.release_freeze_below, 0.2);
+    let w = &s.alerting.windows;
+    assert_eq!(w.len(), 1);
+    assert_eq!(w[0].severity, Severity::Page);
+    assert!((w[0].factor - 13.44).abs() < 1e-9, "{}", w[0].factor);
+    assert_eq!(w[0].min_bad_events, Some(5.0));
+}
+
+#[test]
+fn openslo_list_with_counter_queries_and_indicator_ref() {
+    let slos = parse_fixture("valid-openslo.yaml").unwrap();
+    assert_eq!(slos.len(), 2);
+    let a = &slos[0];
+    assert_eq!(
+        (a.service.as_str(), a.name.as_str()),
+        ("storefront", "storefront-availability")
+    );
+    assert_eq!(a.objective.percent(), 99.5);
+    assert_eq!(a.period, days(28));
+    assert_eq!(a.labels.get("team").map(String::as_str), Some("web,growth"));
+    assert_eq!(
+        a.sli,
+        Sli::Events {
+            error_query: "(sum(rate(storefront_requests_total[{{.window}}]))) - (sum(rate(storefront_requests_total{code!~\"5..\"}[{{.window}}])))".into(),
+            total_query: "sum(rate(storefront_requests_total[{{.window}}]))".into(),
+        }
+    );
+    let b = &slos[1];
+    assert_eq!(b.objective.percent(), 99.0);
+    assert_eq!(b.period, days(7));
+    assert!(matches!(&b.sli, Sli::Events { error_query, .. } if error_query.contains("code=~")));
+}
+
+#[test]
+fn multi_document_files_hold_several_services() {
+    let slos = parse_fixture("valid-multidoc.yaml").unwrap();
+    let ids: Vec<(&str, &str)> = slos
+        .iter()
+        .map(|s| (s.service.as_str(), s.name.as_str()))
+        .collect();
+    assert_eq!(ids, [("auth", "logins"), ("billing", "logins")]);
+}
+
+#[test]
+fn duplicate_names_are_found_across_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.yaml");
+    let b = dir.path().join("b.yaml");
+    let text = std::fs::read_to_string(fixture_dir().join("valid-sloth-raw.yaml")).unwrap();
+    std::fs::write(&a, &text).unwrap();
+    std::fs::write(&b, &text).unwrap();
+    let errs = load_specs(&[a.clone(), b.clone()]).unwrap_err();
+    assert_eq!(errs.len(), 1);
+    assert_eq!(
+        errs[0].to_string(),
+        format!(
+            "{}:7:5: duplicate SLO \"client-satisfaction\" in service \"office-wifi\", first defined at {}:7:5",
+            b.display(),
+            a.display()
+        )
+    );
+    let missing = dir.path().join("missing.yaml");
+    let errs = load_specs(&[missing]).unwrap_err();
+    assert!(
+        errs[0].to_string().contains("missing.yaml: cannot read: "),
+        "{}",
+        errs[0]
+    );
+}
+
+#[test]
+fn shipped_examples_load() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (settings, slos) = load(&root.join("config/errbudget.example.yaml")).unwrap();
+    assert_eq!(settings.prometheus.client.url, "http://localhost:9090");
+    let mut ids: Vec<(&str, &str)> = slos
+        .iter()
+        .map(|s| (s.service.as_str(), s.name.as_str()))
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [
+            ("checkout", "requests-availability"),
+            ("checkout", "requests-latency"),
+            ("public-api", "route-availability"),
+        ]
+    );
+    let latency = slos.iter().find(|s| s.name == "requests-latency").unwrap();
+    assert_eq!(latency.period, days(28));
+    assert!(matches!(latency.sli, Sli::Latency { threshold, .. } if threshold == 0.3));
+    assert_eq!(latency.alerting.windows.len(), 3);
+    let routes = slos
+        .iter()
+        .find(|s| s.name == "route-availability")
+        .unwrap();
+    let Sli::Events { error_query, .. } = &routes.sli else {
+        panic!("events SLI expected");
+    };
+    assert_eq!(grouping_labels(error_query), ["route"]);
+}
+
+#[test]
+fn a_glob_matching_nothing_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("errbudget.yaml");
+    std::fs::write(
+        &cfg,
+        "prometheus:\n  url: http://prom:9090\nslo_files:\n  - slos/*.yaml\n",
+    )
+    .unwrap();
+    let errs = load(&cfg).unwrap_err();
+    let want = format!(
+        "{}:4:5: slo_files: \"slos/*.yaml\" matches no file (looked for {})",
+        cfg.display(),
+        dir.path().join("slos/*.yaml").display()
+    );
+    assert_eq!(
+        errs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        [want]
+    );
+}
+
+#[test]
+fn empty_or_foreign_documents() {
+    assert_eq!(parse_specs("e.yaml", "").unwrap(), []);
+    assert_eq!(
+        parse_specs("e.yaml", "# only a comment\n---\n").unwrap(),
+        []
+    );
+    let errs = parse_specs(
+        "p.yaml",
+        "apiVersion: pyrra.dev/v1alpha1\nkind: ServiceLevelObjective\n",
+    )
+    .unwrap_err();
+    assert_eq!(
+        errs[0].to_string(),
+        "p.yaml:1:13: apiVersion: unsupported apiVersion \"pyrra.dev/v1alpha1\": expected sloth.slok.dev/v1 or openslo/v1"
+    );
+    let errs = parse_specs("x.yaml", "- 1\n- [a]\n").unwrap_err();
+    assert_eq!(errs.len(), 2);
+}
+
+#[test]
+fn odd_input_never_panics() {
+    let inputs = [
+        "version: prometheus/v1\nslos: 3\n",
+        "version: \"prometheus/v1\"\nservice: s\nslos:\n  - name: [x]\n    objective: {a: 1}\n    sli: 7\n",
+        "version: \"prometheus/v1\"\nservice: s\nslos:\n  - name: a\n    objective: .nan\n    sli: {latency: {metric: '', threshold: 1e400}}\n",
+        "a: &x [*x]\n",
+        "? [a, b]\n: c\n",
+        "!!binary abc",
+        "version: \"prometheus/v1\"\nservice: s\nslos:\n  - name: a\n    objective: 99\n    sli: {events: {error_query: '{{', total_query: '}}{{.window'}}\n",
+        "apiVersion: openslo/v1\nkind: SLO\nspec: {objectives: [], timeWindow: []}\n",
+        "\u{feff}\t\0",
+    ];
+    for text in inputs {
+        let _ = parse_specs("odd.yaml", text);
+    }
+}

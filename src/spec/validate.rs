@@ -1,0 +1,549 @@
+//! From a format-neutral draft (what a Sloth, Sloth CR or OpenSLO reader
+//! pulled out of the YAML, positions kept) to a validated `model::Slo`.
+//! Owns every semantic rule: objective range, durations, PromQL, label
+//! names, grouping, alert-window sanity. Every rule reports and carries on,
+//! so one run shows all problems of a file.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::promql;
+use super::yaml::{Cx, Pos, Sp};
+use crate::duration;
+use crate::model::{
+    default_policy, factor_for_budget, AlertWindow, Alerting, Objective, Origin, Severity, Sli,
+    Slo, Window, RESERVED_LABELS,
+};
+
+/// The default compliance period (CONTRACT.md).
+const DEFAULT_PERIOD: Duration = Duration::from_secs(30 * 86_400);
+
+/// A `name: value` pair from a `labels` mapping.
+pub type Label = (Sp<String>, Sp<String>);
+
+/// A PromQL template with where it was written.
+#[derive(Clone, Debug)]
+pub struct Query {
+    pub text: String,
+    pub pos: Pos,
+    /// Field path for messages, e.g. `slos[0].sli.events.error_query`.
+    pub path: String,
+}
+
+#[derive(Clone, Debug)]
+pub enum DraftSli {
+    Events {
+        error: Query,
+        total: Query,
+    },
+    Raw {
+        error_ratio: Query,
+    },
+    Latency {
+        path: String,
+        metric: Sp<String>,
+        selector: Option<Sp<String>>,
+        threshold: Sp<f64>,
+    },
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct DraftAlert {
+    pub disable: bool,
+    pub labels: Vec<Label>,
+    pub annotations: Vec<Label>,
+}
+
+#[derive(Clone, Debug)]
+pub struct DraftWindow {
+    pub pos: Pos,
+    pub path: String,
+    pub severity: Option<Sp<String>>,
+    pub long: Option<Sp<String>>,
+    pub short: Option<Sp<String>>,
+    pub factor: Option<Sp<f64>>,
+    pub budget_percent: Option<Sp<f64>>,
+    pub min_bad_events: Option<Sp<f64>>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct DraftAlerting {
+    pub name: Option<String>,
+    pub labels: Vec<Label>,
+    pub annotations: Vec<Label>,
+    pub page: DraftAlert,
+    pub ticket: DraftAlert,
+    /// `None`: the default policy.
+    pub windows: Option<Vec<DraftWindow>>,
+}
+
+/// One SLO as read from any format. `None` in a required field means the
+/// reader already reported it missing or mistyped.
+#[derive(Clone, Debug)]
+pub struct Draft {
+    pub pos: Pos,
+    /// Path of the SLO in the document, e.g. `slos[1]` or `spec`.
+    pub path: String,
+    pub service: Option<Sp<String>>,
+    pub service_labels: Vec<Label>,
+    /// Path prefix of the service labels, e.g. `labels` or `spec.labels`.
+    pub service_labels_path: String,
+    pub name: Option<Sp<String>>,
+    pub objective: Option<Sp<f64>>,
+    pub description: String,
+    pub labels: Vec<Label>,
+    pub period: Option<Sp<String>>,
+    pub sli: Option<DraftSli>,
+    pub alerting: DraftAlerting,
+    pub release_freeze_below: Option<Sp<f64>>,
+    /// The reader found a problem that makes this SLO unusable even if
+    /// every rule below passes.
+    pub broken: bool,
+}
+
+/// Validates `d` and builds the model; `None` when anything was wrong
+/// (all of it reported to `cx`).
+pub fn build(cx: &mut Cx<'_>, d: &Draft) -> Option<Slo> {
+    let before = cx.diags.len();
+    let at = |field: &str| format!("{}.{field}", d.path);
+
+    if let Some(name) = &d.name {
+        if name.value.trim().is_empty() {
+            cx.err(
+                name.pos,
+                format!("{}: SLO name must not be empty", at("name")),
+            );
+        }
+    }
+    if let Some(s) = &d.service {
+        if s.value.trim().is_empty() {
+            cx.err(s.pos, "service must not be empty");
+        }
+    }
+
+    let objective = d.objective.as_ref().and_then(|o| {
+        Objective::from_percent(o.value)
+            .map_err(|e| cx.err(o.pos, format!("{}: {e}", at("objective"))))
+            .ok()
+    });
+
+    let period = match &d.period {
+        None => Some(DEFAULT_PERIOD),
+        Some(p) => match duration::parse(&p.value) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                cx.err(p.pos, format!("{}: {e}", at("period")));
+                None
+            }
+        },
+    };
+
+    // Labels: service labels, then the SLO's own, which win.
+    check_label_names(cx, &d.service_labels, &d.service_labels_path, true);
+    check_label_names(cx, &d.labels, &at("labels"), true);
+    let mut labels: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in d.service_labels.iter().chain(&d.labels) {
+        labels.insert(k.value.clone(), v.value.clone());
+    }
+
+    let sli = d.sli.as_ref().and_then(|s| check_sli(cx, s, &labels));
+
+    let release_freeze_below = match &d.release_freeze_below {
+        None => Some(0.0),
+        Some(r) if (0.0..=1.0).contains(&r.value) => Some(r.value),
+        Some(r) => {
+            cx.err(
+                r.pos,
+                format!(
+                    "{}: release_freeze_below {} is outside [0, 1]: it is a remaining-budget ratio such as 0.1",
+                    at("policy.release_freeze_below"),
+                    r.value
+                ),
+            );
+            None
+        }
+    };
+
+    let a = &d.alerting;
+    check_label_names(cx, &a.labels, &at("alerting.labels"), false);
+    check_label_names(cx, &a.page.labels, &at("alerting.page_alert.labels"), false);
+    check_label_names(
+        cx,
+        &a.ticket.labels,
+        &at("alerting.ticket_alert.labels"),
+        false,
+    );
+    let windows = match (period, objective) {
+        (Some(period), Some(objective)) => check_windows(cx, d, period, objective),
+        _ => None,
+    };
+
+    if d.broken || cx.diags.len() > before {
+        return None;
+    }
+    let to_map = |l: &[Label]| super::yaml::to_btree(l);
+    Some(Slo {
+        service: d.service.as_ref()?.value.clone(),
+        name: d.name.as_ref()?.value.clone(),
+        description: d.description.clone(),
+        labels,
+        objective: objective?,
+        period: period?,
+        sli: sli?,
+        alerting: Alerting {
+            name: a.name.clone().unwrap_or_else(|| "ErrorBudgetBurn".into()),
+            labels: to_map(&a.labels),
+            annotations: to_map(&a.annotations),
+            page_labels: to_map(&a.page.labels),
+            page_annotations: to_map(&a.page.annotations),
+            ticket_labels: to_map(&a.ticket.labels),
+            ticket_annotations: to_map(&a.ticket.annotations),
+            page_enabled: !a.page.disable,
+            ticket_enabled: !a.ticket.disable,
+            windows: windows?,
+        },
+        release_freeze_below: release_freeze_below?,
+        origin: Origin {
+            file: cx.file.to_string(),
+            line: d.pos.line,
+            column: d.pos.column,
+        },
+    })
+}
+
+/// Prometheus label names: `[a-zA-Z_][a-zA-Z0-9_]*`, and `__` is reserved
+/// for Prometheus itself.
+pub fn is_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with("__")
+}
+
+/// Checks label names; `reserved` also rejects the names errbudget sets on
+/// `slo_*` series. Alert labels may override those on purpose (Sloth's
+/// `page_alert.labels.severity: critical`), so they are not checked for it.
+fn check_label_names(cx: &mut Cx<'_>, labels: &[Label], path: &str, reserved: bool) {
+    for (k, _) in labels {
+        if !is_label_name(&k.value) {
+            cx.err(
+                k.pos,
+                format!(
+                    "{path}: invalid label name {:?}: must match [a-zA-Z_][a-zA-Z0-9_]* and not start with __",
+                    k.value
+                ),
+            );
+        } else if reserved && RESERVED_LABELS.contains(&k.value.as_str()) {
+            cx.err(
+                k.pos,
+                format!(
+                    "{path}: label name {:?} is reserved: errbudget sets it on every slo_* series",
+                    k.value
+                ),
+            );
+        }
+    }
+}
+
+fn check_sli(cx: &mut Cx<'_>, s: &DraftSli, labels: &BTreeMap<String, String>) -> Option<Sli> {
+    let before = cx.diags.len();
+    let sli = match s {
+        DraftSli::Events { error, total } => {
+            for q in [error, total] {
+                check_query(cx, q, labels);
+                if !promql::has_window(&q.text) {
+                    cx.err(
+                        q.pos,
+                        format!(
+                            "{}: query has no {{{{.window}}}}: an events query must be a rate over the window, e.g. sum(rate(requests_total[{{{{.window}}}}]))",
+                            q.path
+                        ),
+                    );
+                }
+            }
+            // Bad and total are divided series by series, so both must
+            // keep the same labels.
+            let (ge, gt) = (
+                promql::grouping_labels(&error.text),
+                promql::grouping_labels(&total.text),
+            );
+            if promql::parse(&error.text).is_ok()
+                && promql::parse(&total.text).is_ok()
+                && sorted(&ge) != sorted(&gt)
+            {
+                cx.err(
+                    error.pos,
+                    format!(
+                        "{}: keeps labels ({}) but total_query keeps ({}): both must group by the same labels",
+                        error.path,
+                        ge.join(", "),
+                        gt.join(", ")
+                    ),
+                );
+            }
+            Sli::Events {
+                error_query: error.text.clone(),
+                total_query: total.text.clone(),
+            }
+        }
+        DraftSli::Raw { error_ratio } => {
+            check_query(cx, error_ratio, labels);
+            Sli::Raw {
+                error_ratio_query: error_ratio.text.clone(),
+            }
+        }
+        DraftSli::Latency {
+            path,
+            metric,
+            selector,
+            threshold,
+        } => {
+            // Numbers from the reader are finite, so `<=` covers every bad value.
+            if threshold.value <= 0.0 {
+                cx.err(
+                    threshold.pos,
+                    format!(
+                        "{path}.threshold: threshold {} must be > 0 (seconds, a histogram bucket boundary)",
+                        threshold.value
+                    ),
+                );
+            }
+            let valid_metric = {
+                let mut c = metric.value.chars();
+                matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_' || ch == ':')
+                    && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == ':')
+            };
+            if !valid_metric {
+                cx.err(
+                    metric.pos,
+                    format!("{path}.metric: invalid metric name {:?}", metric.value),
+                );
+            } else if metric.value.ends_with("_bucket") || metric.value.ends_with("_count") {
+                cx.err(
+                    metric.pos,
+                    format!(
+                        "{path}.metric: give the histogram's base name without _bucket or _count, e.g. http_request_duration_seconds"
+                    ),
+                );
+            }
+            let sel = selector.as_ref().map(|s| s.value.trim()).unwrap_or("");
+            if let Some(s) = selector {
+                if !(sel.starts_with('{') && sel.ends_with('}')) {
+                    cx.err(
+                        s.pos,
+                        format!("{path}.selector: expected label matchers in braces, e.g. '{{job=\"checkout\"}}'"),
+                    );
+                } else if valid_metric {
+                    if let Err(e) = promql::parse(&format!("{}{sel}", metric.value)) {
+                        cx.err(s.pos, format!("{path}.selector: invalid PromQL: {e}"));
+                    }
+                }
+            }
+            Sli::Latency {
+                metric: metric.value.clone(),
+                selector: sel.to_string(),
+                threshold: threshold.value,
+            }
+        }
+    };
+    (cx.diags.len() == before).then_some(sli)
+}
+
+fn sorted(v: &[String]) -> Vec<String> {
+    let mut v = v.to_vec();
+    v.sort();
+    v
+}
+
+/// The query parses, and the labels it keeps do not collide with the
+/// labels errbudget or the spec set (a grouped SLO gets its group's labels
+/// on every series).
+fn check_query(cx: &mut Cx<'_>, q: &Query, labels: &BTreeMap<String, String>) {
+    if let Err(e) = promql::parse(&q.text) {
+        cx.err(q.pos, format!("{}: invalid PromQL: {e}", q.path));
+        return;
+    }
+    for g in promql::grouping_labels(&q.text) {
+        if RESERVED_LABELS.contains(&g.as_str()) {
+            cx.err(
+                q.pos,
+                format!(
+                    "{}: grouping label {g:?} collides with a label errbudget sets; rename it with label_replace",
+                    q.path
+                ),
+            );
+        } else if labels.contains_key(&g) {
+            cx.err(
+                q.pos,
+                format!(
+                    "{}: grouping label {g:?} collides with the spec label of the same name",
+                    q.path
+                ),
+            );
+        }
+    }
+}
+
+/// The alert policy in force: the spec's windows, or the default scaled to
+/// the period; either way checked against the period and objective.
+fn check_windows(
+    cx: &mut Cx<'_>,
+    d: &Draft,
+    period: Duration,
+    objective: Objective,
+) -> Option<Vec<AlertWindow>> {
+    let before = cx.diags.len();
+    let mut out = Vec::new();
+    let Some(spec) = &d.alerting.windows else {
+        // The default policy can still misfit a short period or a loose
+        // objective; point at what chose it.
+        let pos = d.period.as_ref().map_or(d.pos, |p| p.pos);
+        for w in default_policy(period) {
+            for problem in window_problems(&w, period, objective) {
+                cx.err(
+                    pos,
+                    format!(
+                        "{}: default alert window {}/{}: {problem}; give alerting.windows for this SLO",
+                        d.path, w.long, w.short
+                    ),
+                );
+            }
+            out.push(w);
+        }
+        return (cx.diags.len() == before).then_some(out);
+    };
+    if spec.is_empty() {
+        // An empty list would silently switch alerting off.
+        cx.err(
+            d.pos,
+            format!(
+                "{}.alerting.windows: empty list: remove it for the default policy, or disable page_alert/ticket_alert",
+                d.path
+            ),
+        );
+    }
+    for w in spec {
+        let severity = w.severity.as_ref().and_then(|s| match s.value.as_str() {
+            "page" => Some(Severity::Page),
+            "ticket" => Some(Severity::Ticket),
+            other => {
+                cx.err(
+                    s.pos,
+                    format!(
+                        "{}.severity: expected page or ticket, found {other:?}",
+                        w.path
+                    ),
+                );
+                None
+            }
+        });
+        let window = |cx: &mut Cx<'_>, f: &Option<Sp<String>>, name: &str| {
+            let f = f.as_ref()?;
+            duration::parse(&f.value)
+                .and_then(Window::from_duration)
+                .map_err(|e| cx.err(f.pos, format!("{}.{name}: {e}", w.path)))
+                .ok()
+        };
+        let long = window(cx, &w.long, "long");
+        let short = window(cx, &w.short, "short");
+        let factor = match (&w.factor, &w.budget_percent) {
+            (Some(f), None) => Some(f.value),
+            (None, Some(b)) => {
+                if b.value <= 0.0 || b.value > 100.0 {
+                    cx.err(
+                        b.pos,
+                        format!("{}.budget_percent: {} is outside (0, 100]", w.path, b.value),
+                    );
+                    None
+                } else {
+                    long.map(|l| factor_for_budget(b.value, period, l))
+                }
+            }
+            (Some(_), Some(_)) => {
+                cx.err(
+                    w.pos,
+                    format!(
+                        "{}: give exactly one of factor or budget_percent, not both",
+                        w.path
+                    ),
+                );
+                None
+            }
+            (None, None) => {
+                cx.err(
+                    w.pos,
+                    format!("{}: give exactly one of factor or budget_percent", w.path),
+                );
+                None
+            }
+        };
+        if let Some(m) = &w.min_bad_events {
+            if m.value < 0.0 {
+                cx.err(
+                    m.pos,
+                    format!(
+                        "{}.min_bad_events: {} must not be negative",
+                        w.path, m.value
+                    ),
+                );
+            }
+        }
+        let (Some(severity), Some(long), Some(short), Some(factor)) =
+            (severity, long, short, factor)
+        else {
+            continue;
+        };
+        let aw = AlertWindow {
+            severity,
+            long,
+            short,
+            factor,
+            min_bad_events: w.min_bad_events.as_ref().map(|m| m.value),
+        };
+        for problem in window_problems(&aw, period, objective) {
+            cx.err(w.pos, format!("{}: {problem}", w.path));
+        }
+        out.push(aw);
+    }
+    (cx.diags.len() == before).then_some(out)
+}
+
+/// Why a window pair cannot work, in words.
+fn window_problems(w: &AlertWindow, period: Duration, objective: Objective) -> Vec<String> {
+    let mut out = Vec::new();
+    let p = duration::format(period);
+    if w.short >= w.long {
+        out.push(format!(
+            "short window {} must be shorter than long window {}",
+            w.short, w.long
+        ));
+    }
+    if w.long.secs() > period.as_secs() {
+        out.push(format!(
+            "long window {} is longer than the period {p}",
+            w.long
+        ));
+    }
+    if w.factor <= 0.0 {
+        out.push(format!("factor {} must be > 0", w.factor));
+    } else if w.severity == Severity::Page && w.factor <= 1.0 {
+        out.push(format!(
+            "a page needs a factor > 1, got {}: at 1 the budget lasts exactly the period, which is ticket territory",
+            round(w.factor)
+        ));
+    }
+    let budget = objective.budget_ratio();
+    if w.factor * budget > 1.0 {
+        out.push(format!(
+            "factor {} × error budget {budget} > 1: the error ratio cannot exceed 1, so this alert could never fire",
+            round(w.factor)
+        ));
+    }
+    out
+}
+
+/// Factors from budget_percent carry float noise (`2.9999999`); messages
+/// show them to 6 decimals.
+fn round(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}

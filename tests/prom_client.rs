@@ -1,0 +1,837 @@
+//! Integration tests of the Prometheus client (`errbudget::prom`).
+//!
+//! Queries, decoding, stats and API errors are tested against a real
+//! Prometheus started on loopback with backfilled data. A small fake HTTP
+//! server of the test's own is used only where a real Prometheus cannot help:
+//! to capture the headers and form we send, and to produce faults on demand
+//! (truncated body, hang past the timeout, 503 then success, 429 with
+//! Retry-After, oversized bodies, plain-text errors).
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use errbudget::config::{BasicAuth, HttpClientSettings};
+use errbudget::metrics::DaemonMetrics;
+use errbudget::prom::{Client, ClientError, QueryApi, QueryError, RangeSeries, Sample};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const PROMETHEUS: &str = "/usr/bin/prometheus";
+const PROMTOOL: &str = "/usr/bin/promtool";
+/// First sample of the backfilled data; one sample a minute for 10 minutes.
+const T0: i64 = 1_700_000_000;
+
+fn settings(url: &str) -> HttpClientSettings {
+    HttpClientSettings {
+        url: url.to_owned(),
+        timeout: Duration::from_secs(5),
+        ..HttpClientSettings::default()
+    }
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn count(metrics: &DaemonMetrics, outcome: &str) -> u64 {
+    metrics.queries_total.with_label_values(&[outcome]).get()
+}
+
+// ---------------------------------------------------------------------------
+// A real Prometheus on loopback.
+
+/// A Prometheus process serving under `/prometheus` (so every test also
+/// covers a URL path prefix), killed on drop.
+struct Prometheus {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = StdListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// OpenMetrics for `promtool tsdb create-blocks-from openmetrics`: gauge
+/// `test_requests` with `code="200"` = 0..=10 and `code="500"` = 0..=20 by 2,
+/// one sample a minute from T0.
+fn backfill_data() -> String {
+    let mut text = String::from("# HELP test_requests Test data.\n# TYPE test_requests gauge\n");
+    for i in 0..=10i64 {
+        let t = T0 + 60 * i;
+        text.push_str(&format!("test_requests{{code=\"200\"}} {i} {t}\n"));
+        text.push_str(&format!("test_requests{{code=\"500\"}} {} {t}\n", 2 * i));
+    }
+    text.push_str("# EOF\n");
+    text
+}
+
+fn run_ok(cmd: &mut Command, what: &str) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn start_prometheus() -> Prometheus {
+    start_prometheus_with(None).await
+}
+
+/// TLS for the Prometheus web server: its exporter-toolkit web config, and
+/// a reqwest client able to reach `/-/ready` through it.
+struct WebTls {
+    web_config: PathBuf,
+    ready_client: reqwest::Client,
+}
+
+async fn start_prometheus_with(tls: Option<WebTls>) -> Prometheus {
+    assert!(
+        Path::new(PROMETHEUS).exists() && Path::new(PROMTOOL).exists(),
+        "prometheus not found: install it with `apt-get install -y prometheus`"
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let input = dir.path().join("backfill.om");
+    std::fs::write(&input, backfill_data()).expect("write backfill data");
+    run_ok(
+        Command::new(PROMTOOL)
+            .args(["tsdb", "create-blocks-from", "openmetrics"])
+            .arg(&input)
+            .arg(&data),
+        "promtool tsdb create-blocks-from openmetrics",
+    );
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(&config, "scrape_configs: []\n").expect("write config");
+    let port = free_port();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log file");
+    let mut cmd = Command::new(PROMETHEUS);
+    cmd.arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg(format!(
+            "--web.external-url={scheme}://127.0.0.1:{port}/prometheus/"
+        ))
+        .arg(format!("--storage.tsdb.path={}", data.display()))
+        // The backfilled samples are from 2023; keep them.
+        .arg("--storage.tsdb.retention.time=50y")
+        .arg(format!("--config.file={}", config.display()))
+        .stdout(Stdio::null())
+        .stderr(log);
+    if let Some(tls) = &tls {
+        cmd.arg(format!("--web.config.file={}", tls.web_config.display()));
+    }
+    let child = cmd.spawn().expect("start prometheus");
+    let prom = Prometheus {
+        child,
+        url: format!("{scheme}://127.0.0.1:{port}/prometheus"),
+        _dir: dir,
+    };
+    let ready = format!("{}/-/ready", prom.url);
+    let http = match tls {
+        Some(tls) => tls.ready_client,
+        None => reqwest::Client::new(),
+    };
+    for _ in 0..100 {
+        let answer = http
+            .get(&ready)
+            .timeout(Duration::from_millis(500))
+            .send()
+            .await;
+        if answer.is_ok_and(|r| r.status().is_success()) {
+            return prom;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = std::fs::read_to_string(prom._dir.path().join("prometheus.log")).unwrap_or_default();
+    panic!("prometheus did not become ready within 10s; its log:\n{log}");
+}
+
+/// One Prometheus for all real-server checks: starting it is the slow part.
+#[tokio::test]
+async fn against_real_prometheus() {
+    let prom = start_prometheus().await;
+    let metrics = Arc::new(DaemonMetrics::new());
+    let client = Client::new(&settings(&prom.url), 4, metrics.clone()).expect("client");
+
+    // Instant vector of a constant.
+    assert_eq!(
+        client.instant("vector(1)", T0).await.unwrap(),
+        vec![Sample {
+            labels: BTreeMap::new(),
+            value: 1.0
+        }]
+    );
+
+    // Scalar result: one sample without labels.
+    assert_eq!(
+        client.instant("scalar(vector(0.25))", T0).await.unwrap(),
+        vec![Sample {
+            labels: BTreeMap::new(),
+            value: 0.25
+        }]
+    );
+
+    // NaN and ±Inf come through as values.
+    let nan = client.instant("vector(0) / 0", T0).await.unwrap();
+    assert!(nan[0].value.is_nan());
+    let inf = client.instant("vector(1) / 0", T0).await.unwrap();
+    assert_eq!(inf[0].value, f64::INFINITY);
+    let ninf = client.instant("vector(-1) / 0", T0).await.unwrap();
+    assert_eq!(ninf[0].value, f64::NEG_INFINITY);
+
+    // Range query of a constant.
+    assert_eq!(
+        client.range("vector(1)", T0, T0 + 120, 60).await.unwrap(),
+        vec![RangeSeries {
+            labels: BTreeMap::new(),
+            points: vec![(T0, 1.0), (T0 + 60, 1.0), (T0 + 120, 1.0)]
+        }]
+    );
+
+    // Real stored data, labels kept.
+    let mut by_code = client
+        .instant("sum by (code) (test_requests)", T0 + 600)
+        .await
+        .unwrap();
+    by_code.sort_by(|a, b| a.labels.cmp(&b.labels));
+    assert_eq!(
+        by_code,
+        vec![
+            Sample {
+                labels: labels(&[("code", "200")]),
+                value: 10.0
+            },
+            Sample {
+                labels: labels(&[("code", "500")]),
+                value: 20.0
+            },
+        ]
+    );
+    let series = client
+        .range("test_requests{code=\"500\"}", T0, T0 + 120, 60)
+        .await
+        .unwrap();
+    assert_eq!(
+        series,
+        vec![RangeSeries {
+            labels: labels(&[("__name__", "test_requests"), ("code", "500")]),
+            points: vec![(T0, 0.0), (T0 + 60, 2.0), (T0 + 120, 4.0)]
+        }]
+    );
+
+    // Empty result is not an error.
+    assert_eq!(
+        client
+            .instant("test_requests{code=\"404\"}", T0 + 600)
+            .await
+            .unwrap(),
+        vec![]
+    );
+
+    // stats=all: Prometheus reports the samples it read; they are counted.
+    let before = metrics.query_samples.get();
+    client
+        .instant("sum_over_time(test_requests{code=\"200\"}[10m])", T0 + 600)
+        .await
+        .unwrap();
+    let read = metrics.query_samples.get() - before;
+    assert!(
+        (10..=11).contains(&read),
+        "samples read for 10m of 1/min data: {read}"
+    );
+
+    // A syntax error is Prometheus' own message, not retried.
+    let started = Instant::now();
+    match client.instant("sum(", T0).await {
+        Err(QueryError::Api {
+            status,
+            error_type,
+            error,
+        }) => {
+            assert_eq!(status, 400);
+            assert_eq!(error_type, "bad_data");
+            assert!(error.contains("parse error"), "{error}");
+        }
+        other => panic!("want Api error, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "retried a bad query"
+    );
+
+    // A trailing slash on the URL is fine.
+    let slash = Client::new(&settings(&format!("{}/", prom.url)), 1, metrics.clone()).unwrap();
+    assert_eq!(slash.instant("vector(3)", T0).await.unwrap()[0].value, 3.0);
+
+    assert_eq!(count(&metrics, "success"), 11);
+    assert_eq!(count(&metrics, "error"), 1);
+    assert_eq!(metrics.query_duration.get_sample_count(), 12);
+}
+
+// ---------------------------------------------------------------------------
+// A fake server, for captured headers and faults only.
+
+#[derive(Clone)]
+enum Reply {
+    /// Raw HTTP response bytes, then close.
+    Raw(Vec<u8>),
+    /// Read the request, never answer.
+    Hang,
+}
+
+fn json_reply(status: &str, extra_headers: &str, body: &str) -> Reply {
+    Reply::Raw(
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{extra_headers}\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    )
+}
+
+const VECTOR_ONE: &str = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"1"]}]}}"#;
+const MATRIX_ONE: &str = r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1,"1"]]}]}}"#;
+
+struct Captured {
+    head: String,
+    body: String,
+}
+
+struct FakeServer {
+    addr: SocketAddr,
+    requests: Arc<Mutex<Vec<Captured>>>,
+}
+
+impl FakeServer {
+    /// Answers the n-th connection with `replies[n]` (the last one repeats).
+    async fn start(replies: Vec<Reply>) -> FakeServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        tokio::spawn(async move {
+            let mut n = 0;
+            while let Ok((stream, _)) = listener.accept().await {
+                let reply = replies[n.min(replies.len() - 1)].clone();
+                n += 1;
+                tokio::spawn(serve_one(stream, reply, seen.clone()));
+            }
+        });
+        FakeServer { addr, requests }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/prefix", self.addr)
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.lock().unwrap().len()
+    }
+}
+
+async fn serve_one(mut stream: TcpStream, reply: Reply, seen: Arc<Mutex<Vec<Captured>>>) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let body = String::from_utf8_lossy(&buf[head_end..head_end + length]).to_string();
+    seen.lock().unwrap().push(Captured { head, body });
+    match reply {
+        Reply::Raw(bytes) => {
+            let _ = stream.write_all(&bytes).await;
+            let _ = stream.shutdown().await;
+        }
+        Reply::Hang => tokio::time::sleep(Duration::from_secs(30)).await,
+    }
+}
+
+fn secret_file(dir: &Path, name: &str, content: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, content).expect("write secret");
+    path
+}
+
+#[tokio::test]
+async fn sends_form_auth_and_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = FakeServer::start(vec![
+        json_reply("200 OK", "", VECTOR_ONE),
+        json_reply("200 OK", "", MATRIX_ONE),
+        json_reply("200 OK", "", VECTOR_ONE),
+    ])
+    .await;
+
+    // Basic auth, password file with a trailing newline, tenant header.
+    let mut s = settings(&server.url());
+    s.basic_auth = Some(BasicAuth {
+        username: "alice".into(),
+        password_file: secret_file(dir.path(), "password", "s3cret\n"),
+    });
+    s.headers.insert("X-Scope-OrgID".into(), "tenant-1".into());
+    let client = Client::new(&s, 1, Arc::new(DaemonMetrics::new())).unwrap();
+    client
+        .instant("sum(rate(x[5m]))", 1700000000)
+        .await
+        .unwrap();
+    client.range("up", 1, 61, 30).await.unwrap();
+    // The client's debug output never shows credentials.
+    assert!(!format!("{client:?}").contains("s3cret"));
+
+    // Bearer token.
+    let mut s = settings(&server.url());
+    s.bearer_token_file = Some(secret_file(dir.path(), "token", "tok-123\n"));
+    let client = Client::new(&s, 1, Arc::new(DaemonMetrics::new())).unwrap();
+    client.instant("up", 5).await.unwrap();
+
+    let requests = server.requests.lock().unwrap();
+    let (instant, range, bearer) = (&requests[0], &requests[1], &requests[2]);
+    let head = instant.head.to_ascii_lowercase();
+    assert!(
+        instant
+            .head
+            .starts_with("POST /prefix/api/v1/query HTTP/1.1\r\n"),
+        "{}",
+        instant.head
+    );
+    assert!(
+        head.contains("\r\nauthorization: basic ywxpy2u6cznjcmv0\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("\r\nx-scope-orgid: tenant-1\r\n"), "{head}");
+    assert!(head.contains("\r\ncontent-type: application/x-www-form-urlencoded\r\n"));
+    assert_eq!(
+        instant.body,
+        "query=sum%28rate%28x%5B5m%5D%29%29&time=1700000000&stats=all&partial_response=false"
+    );
+    assert!(range
+        .head
+        .starts_with("POST /prefix/api/v1/query_range HTTP/1.1\r\n"));
+    assert_eq!(
+        range.body,
+        "query=up&start=1&end=61&step=30&stats=all&partial_response=false"
+    );
+    assert!(
+        bearer
+            .head
+            .contains("\r\nauthorization: Bearer tok-123\r\n"),
+        "{}",
+        bearer.head
+    );
+}
+
+#[tokio::test]
+async fn truncated_body_is_a_decode_error_and_not_retried() {
+    let server = FakeServer::start(vec![json_reply(
+        "200 OK",
+        "",
+        r#"{"status":"success","data":{"resultType":"vector","result":[{"metr"#,
+    )])
+    .await;
+    let metrics = Arc::new(DaemonMetrics::new());
+    let client = Client::new(&settings(&server.url()), 1, metrics.clone()).unwrap();
+    let err = client.instant("up", 1).await.unwrap_err();
+    assert!(matches!(err, QueryError::Decode { .. }), "{err:?}");
+    assert_eq!(server.requests(), 1);
+    assert_eq!(count(&metrics, "error"), 1);
+    assert_eq!(count(&metrics, "success"), 0);
+}
+
+#[tokio::test]
+async fn hang_past_timeout_is_a_timeout_within_the_budget() {
+    let server = FakeServer::start(vec![Reply::Hang]).await;
+    let mut s = settings(&server.url());
+    s.timeout = Duration::from_millis(300);
+    let client = Client::new(&s, 1, Arc::new(DaemonMetrics::new()))
+        .unwrap()
+        .with_retry_budget(Duration::from_millis(1500));
+    let started = Instant::now();
+    let err = client.instant("up", 1).await.unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(err, QueryError::Timeout { .. }), "{err:?}");
+    assert!(took < Duration::from_millis(2000), "took {took:?}");
+    // Timeouts are transient: it was tried more than once.
+    assert!(server.requests() >= 2, "{} attempts", server.requests());
+}
+
+#[tokio::test]
+async fn retries_503_then_succeeds() {
+    let server = FakeServer::start(vec![
+        json_reply(
+            "503 Service Unavailable",
+            "",
+            r#"{"status":"error","errorType":"unavailable","error":"starting up"}"#,
+        ),
+        json_reply("200 OK", "", VECTOR_ONE),
+    ])
+    .await;
+    let metrics = Arc::new(DaemonMetrics::new());
+    let client = Client::new(&settings(&server.url()), 1, metrics.clone()).unwrap();
+    assert_eq!(client.instant("up", 1).await.unwrap().len(), 1);
+    assert_eq!(server.requests(), 2);
+    // One logical query, counted once.
+    assert_eq!(count(&metrics, "success"), 1);
+    assert_eq!(count(&metrics, "error"), 0);
+    assert_eq!(metrics.query_duration.get_sample_count(), 1);
+}
+
+#[tokio::test]
+async fn gives_up_after_three_attempts() {
+    let server = FakeServer::start(vec![Reply::Raw(
+        b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 21\r\nConnection: close\r\n\r\n<html>upstream</html>"
+            .to_vec(),
+    )])
+    .await;
+    let client = Client::new(&settings(&server.url()), 1, Arc::new(DaemonMetrics::new())).unwrap();
+    let err = client.instant("up", 1).await.unwrap_err();
+    assert_eq!(
+        err,
+        QueryError::Http {
+            status: 502,
+            body: "<html>upstream</html>".into()
+        }
+    );
+    assert_eq!(server.requests(), 3);
+}
+
+#[tokio::test]
+async fn honours_retry_after_on_429() {
+    let server = FakeServer::start(vec![
+        json_reply("429 Too Many Requests", "Retry-After: 1\r\n", "slow down"),
+        json_reply("200 OK", "", VECTOR_ONE),
+    ])
+    .await;
+    let client = Client::new(&settings(&server.url()), 1, Arc::new(DaemonMetrics::new())).unwrap();
+    let started = Instant::now();
+    client.instant("up", 1).await.unwrap();
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(1), "retried after {took:?}");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    assert_eq!(server.requests(), 2);
+}
+
+#[tokio::test]
+async fn retry_after_past_the_budget_fails_at_once() {
+    let server = FakeServer::start(vec![json_reply(
+        "429 Too Many Requests",
+        "Retry-After: 60\r\n",
+        "slow down",
+    )])
+    .await;
+    let client = Client::new(&settings(&server.url()), 1, Arc::new(DaemonMetrics::new()))
+        .unwrap()
+        .with_retry_budget(Duration::from_secs(5));
+    let started = Instant::now();
+    let err = client.instant("up", 1).await.unwrap_err();
+    assert_eq!(
+        err,
+        QueryError::Http {
+            status: 429,
+            body: "slow down".into()
+        }
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(server.requests(), 1);
+}
+
+#[tokio::test]
+async fn client_errors_are_not_retried() {
+    let server = FakeServer::start(vec![json_reply(
+        "422 Unprocessable Entity",
+        "",
+        r#"{"status":"error","errorType":"execution","error":"many-to-many matching not allowed"}"#,
+    )])
+    .await;
+    let client = Client::new(&settings(&server.url()), 1, Arc::new(DaemonMetrics::new())).unwrap();
+    let err = client.instant("up", 1).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Prometheus rejected the query (HTTP 422, execution): many-to-many matching not allowed"
+    );
+    assert_eq!(server.requests(), 1);
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let big = format!(
+        r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{"pad":"{}"}},"value":[1,"1"]}}]}}}}"#,
+        "x".repeat(10_000)
+    );
+    // Announced with Content-Length: refused before reading.
+    let server = FakeServer::start(vec![json_reply("200 OK", "", &big)]).await;
+    let client = Client::new(&settings(&server.url()), 1, Arc::new(DaemonMetrics::new()))
+        .unwrap()
+        .with_max_body_bytes(4096);
+    assert_eq!(
+        client.instant("up", 1).await.unwrap_err(),
+        QueryError::TooLarge { limit: 4096 }
+    );
+    // Chunked, no length: refused once the cap is passed.
+    let mut chunked =
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+    for piece in big.as_bytes().chunks(1000) {
+        chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        chunked.extend_from_slice(piece);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let server = FakeServer::start(vec![Reply::Raw(chunked)]).await;
+    let client = Client::new(&settings(&server.url()), 1, Arc::new(DaemonMetrics::new()))
+        .unwrap()
+        .with_max_body_bytes(4096);
+    assert_eq!(
+        client.instant("up", 1).await.unwrap_err(),
+        QueryError::TooLarge { limit: 4096 }
+    );
+    assert_eq!(server.requests(), 1);
+}
+
+#[tokio::test]
+async fn unreachable_server_is_a_transport_error_without_secrets() {
+    let port = free_port(); // nothing listens there once the probe is dropped
+    let client = Client::new(
+        &settings(&format!("http://bob:hunter2@127.0.0.1:{port}/")),
+        1,
+        Arc::new(DaemonMetrics::new()),
+    )
+    .unwrap()
+    .with_retry_budget(Duration::from_secs(3));
+    let err = client.instant("up", 1).await.unwrap_err();
+    assert!(matches!(err, QueryError::Transport { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(!text.contains("hunter2") && !text.contains("bob"), "{text}");
+    assert!(!format!("{client:?}").contains("hunter2"));
+}
+
+#[tokio::test]
+async fn construction_errors_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = Arc::new(DaemonMetrics::new());
+    let missing = dir.path().join("nope");
+
+    let mut s = settings("http://127.0.0.1:9090");
+    s.bearer_token_file = Some(missing.clone());
+    let err = Client::new(&s, 1, metrics.clone()).unwrap_err();
+    assert!(matches!(err, ClientError::ReadFile { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!("cannot read bearer_token_file {}", missing.display())
+    );
+
+    let mut s = settings("http://127.0.0.1:9090");
+    s.tls.ca_file = Some(missing.clone());
+    assert_eq!(
+        Client::new(&s, 1, metrics.clone()).unwrap_err().to_string(),
+        format!("cannot read tls.ca_file {}", missing.display())
+    );
+
+    let mut s = settings("http://127.0.0.1:9090");
+    s.tls.ca_file = Some(secret_file(dir.path(), "ca.pem", "not a certificate\n"));
+    assert!(matches!(
+        Client::new(&s, 1, metrics.clone()).unwrap_err(),
+        ClientError::Pem { .. }
+    ));
+
+    let mut s = settings("http://127.0.0.1:9090");
+    s.tls.cert_file = Some(missing.clone());
+    assert!(matches!(
+        Client::new(&s, 1, metrics.clone()).unwrap_err(),
+        ClientError::IncompleteClientCert
+    ));
+
+    let mut s = settings("http://127.0.0.1:9090");
+    s.headers
+        .insert("Authorization".into(), "Bearer leaked".into());
+    let err = Client::new(&s, 1, metrics.clone()).unwrap_err().to_string();
+    assert!(!err.contains("leaked"), "{err}");
+
+    assert!(matches!(
+        Client::new(&settings("http://127.0.0.1:9090"), 0, metrics).unwrap_err(),
+        ClientError::NoConcurrency
+    ));
+}
+
+// ---------------------------------------------------------------------------
+// TLS against a real Prometheus: custom CA, client certificate required by
+// the server, and a certificate whose only name is not the URL's host.
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let mut cmd = Command::new("openssl");
+    cmd.current_dir(dir).args(args);
+    run_ok(&mut cmd, &format!("openssl {}", args.join(" ")));
+}
+
+/// A CA, a server certificate for `prom.internal` only (no IP SAN, so
+/// reaching it by 127.0.0.1 needs `server_name`) and a client certificate.
+fn make_pki(dir: &Path) {
+    assert!(
+        Command::new("openssl").arg("version").output().is_ok(),
+        "openssl not found: install it with `apt-get install -y openssl`"
+    );
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=errbudget test CA",
+    ]);
+    openssl(dir, &ca);
+    for (name, ext) in [
+        (
+            "server",
+            "subjectAltName=DNS:prom.internal\nextendedKeyUsage=serverAuth\n",
+        ),
+        ("client", "extendedKeyUsage=clientAuth\n"),
+    ] {
+        std::fs::write(dir.join(format!("{name}.ext")), ext).expect("write ext");
+        let mut req = vec!["req"];
+        req.extend(ec);
+        let (key, csr, crt, extfile) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.crt"),
+            format!("{name}.ext"),
+        );
+        let subj = format!("/CN={name}");
+        req.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
+        openssl(dir, &req);
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &crt,
+                "-days",
+                "1",
+                "-extfile",
+                &extfile,
+            ],
+        );
+    }
+}
+
+#[tokio::test]
+async fn tls_with_ca_client_cert_and_server_name() {
+    let pki = tempfile::tempdir().unwrap();
+    let dir = pki.path();
+    make_pki(dir);
+    let web_config = dir.join("web.yml");
+    std::fs::write(
+        &web_config,
+        format!(
+            "tls_server_config:\n  cert_file: {0}/server.crt\n  key_file: {0}/server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {0}/ca.crt\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let mut identity = std::fs::read(dir.join("client.crt")).unwrap();
+    identity.extend(std::fs::read(dir.join("client.key")).unwrap());
+    let ready_client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .identity(reqwest::Identity::from_pem(&identity).unwrap())
+        .build()
+        .unwrap();
+    let prom = start_prometheus_with(Some(WebTls {
+        web_config,
+        ready_client,
+    }))
+    .await;
+
+    let metrics = Arc::new(DaemonMetrics::new());
+    let mut s = settings(&prom.url);
+    s.tls.ca_file = Some(dir.join("ca.crt"));
+    s.tls.cert_file = Some(dir.join("client.crt"));
+    s.tls.key_file = Some(dir.join("client.key"));
+    s.tls.server_name = Some("prom.internal".into());
+    let client = Client::new(&s, 1, metrics.clone())
+        .unwrap()
+        .with_retry_budget(Duration::from_secs(3));
+    assert_eq!(client.instant("vector(1)", T0).await.unwrap()[0].value, 1.0);
+
+    // Without server_name the certificate does not match 127.0.0.1.
+    let mut wrong_name = s.clone();
+    wrong_name.tls.server_name = None;
+    let client = Client::new(&wrong_name, 1, metrics.clone())
+        .unwrap()
+        .with_retry_budget(Duration::from_secs(3));
+    let err = client.instant("vector(1)", T0).await.unwrap_err();
+    assert!(
+        matches!(&err, QueryError::Transport { reason } if reason.contains("certificate not valid for name")),
+        "{err:?}"
+    );
+
+    // Without a client certificate the server refuses the handshake.
+    let mut no_cert = s.clone();
+    no_cert.tls.cert_file = None;
+    no_cert.tls.key_file = None;
+    let client = Client::new(&no_cert, 1, metrics.clone())
+        .unwrap()
+        .with_retry_budget(Duration::from_secs(3));
+    assert!(client.instant("vector(1)", T0).await.is_err());
+
+    // insecure_skip_verify: no CA, no server_name, still connects.
+    let mut insecure = s.clone();
+    insecure.tls.ca_file = None;
+    insecure.tls.server_name = None;
+    insecure.tls.insecure_skip_verify = true;
+    let client = Client::new(&insecure, 1, metrics).unwrap();
+    assert_eq!(client.instant("vector(2)", T0).await.unwrap()[0].value, 2.0);
+}
