@@ -67,7 +67,7 @@ pub struct Expected<'a> {
 /// `REL_ALIGNED` at 5-minute-aligned instants, `REL` elsewhere.
 pub fn tolerance_for(at: i64) -> f64 {
     if at % 300 == 0 {
-        REL
+        REL_ALIGNED
     } else {
         REL
     }
