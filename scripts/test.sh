@@ -33,6 +33,10 @@ cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 
+# Doc tests first, so the run closes on the main test summary.
+step "doc tests"
+cargo test --doc
+
 step "unit and integration tests"
 if cargo nextest --version >/dev/null 2>&1; then
   profile=default
@@ -42,9 +46,6 @@ else
   echo "cargo-nextest not found; using cargo test" >&2
   cargo test
 fi
-
-step "doc tests"
-cargo test --doc
 
 echo
 echo "all checks passed"
