@@ -81,6 +81,7 @@ fn main() {
                 incidents: vec![],
             },
             resets: vec![],
+            histogram: false,
             seed: 100 + i as u64,
         })
         .map(|s| s.generate(start, end))

@@ -71,6 +71,7 @@ fn live() -> Live {
             incidents: vec![],
         },
         resets: vec![],
+        histogram: false,
         seed: 11,
     }]
     .iter()

@@ -25,6 +25,7 @@ fn series(service: &'static str, traffic: Traffic, seed: u64) -> Series {
         labels: vec![],
         traffic,
         resets: vec![],
+        histogram: false,
         seed,
     }
 }
@@ -66,6 +67,20 @@ pub fn world() -> Vec<Series> {
         // Counters exist but never move.
         series("flat", Traffic::Flat, 5),
     ];
+    // Latency: ~800 req/min, 0.5% slower than 0.3 s, and 30% slow in
+    // (T0−45m, T0−25m]. Exposed as a histogram (and as counters).
+    let mut latency = series(
+        "latency",
+        steady(
+            800,
+            100,
+            0.005,
+            vec![(T0 - 45 * MINUTE, T0 - 25 * MINUTE, 0.3)],
+        ),
+        9,
+    );
+    latency.histogram = true;
+    v.push(latency);
     let mut resets = series("resets", steady(300, 50, 0.002, vec![]), 4);
     // Restarts inside the 1h, 6h, 3d and 30d windows.
     resets.resets = vec![T0 - 30 * MINUTE, T0 - 5 * HOUR, T0 - 2 * DAY, T0 - 20 * DAY];

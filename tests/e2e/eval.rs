@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::dataset::World;
 use crate::events::{DAY, HOUR, MINUTE, T0};
 use crate::expect::{assert_all, tolerance_for, Expected, WINDOWS};
-use crate::fixtures::{slo, spec, Slo};
+use crate::fixtures::{latency_spec, slo, spec, Slo};
 use crate::harness::{self, rfc3339, Workspace};
 
 const MONTH: i64 = 30 * DAY;
@@ -125,6 +125,19 @@ fn instants_between_bucket_boundaries() {
                 expected(&w, "resets", "availability", 99.5, at),
             ],
         );
+    }
+}
+
+/// `sli.latency` (histogram threshold 0.3 s): the error ratio is the
+/// share of requests slower than the threshold, with a slow spell
+/// 25–45 minutes before T0; evaluated at T0 and inside the spell.
+#[test]
+fn latency_histogram_sli() {
+    let w = World::start();
+    let s = latency_spec("latency", "sre", "latency", "99", "0.3");
+    for at in [T0, T0 - 30 * MINUTE] {
+        let doc = eval(&w, &[("latency.yaml", &s)], at);
+        assert_all(&doc, &[expected(&w, "latency", "latency", 99.0, at)]);
     }
 }
 

@@ -53,6 +53,11 @@ pub struct Series {
     /// minute's events.
     pub resets: Vec<i64>,
     pub seed: u64,
+    /// Also expose the events as the latency histogram
+    /// `http_request_duration_seconds{service,...}`: "bad" requests are
+    /// the ones slower than 0.3 s (the `le="0.3"` bucket holds the good
+    /// ones). Resets are not modelled for histograms.
+    pub histogram: bool,
 }
 
 /// Per-minute events of one series over a dataset.
@@ -231,6 +236,52 @@ pub fn openmetrics(gens: &[Generated], from: i64, to: i64) -> String {
                 let v = if pick == 0 { good } else { bad };
                 let _ = writeln!(out, "http_requests_total{{{labels}}} {v} {t}");
             }
+        }
+    }
+    let hist: Vec<&Generated> = gens.iter().filter(|g| g.series.histogram).collect();
+    if !hist.is_empty() {
+        out.push_str(
+            "# HELP http_request_duration_seconds Request latency.\n\
+             # TYPE http_request_duration_seconds histogram\n",
+        );
+    }
+    for g in hist {
+        assert!(
+            g.series.resets.is_empty(),
+            "histogram resets are not modelled"
+        );
+        let mut labels = format!("service=\"{}\"", g.series.service);
+        for (k, v) in &g.series.labels {
+            let _ = write!(labels, ",{k}=\"{v}\"");
+        }
+        // Cumulative: ≤0.1 s holds 4/5 of the good requests, ≤0.3 s all
+        // good ones, ≤1 s also 2/3 of the slow ones, +Inf everything.
+        let (mut b01, mut b03, mut b1, mut inf, mut sum) = (0u64, 0u64, 0u64, 0u64, 0f64);
+        for m in 0..g.total.len() {
+            let t = g.start + m as i64 * MINUTE;
+            let (good, slow) = (g.total[m] - g.bad[m], g.bad[m]);
+            b01 += good - good / 5;
+            b03 += good;
+            b1 += good + slow - slow / 3;
+            inf += good + slow;
+            sum += good as f64 * 0.08 + slow as f64 * 0.9;
+            if t < from || t >= to {
+                continue;
+            }
+            for (le, v) in [("0.1", b01), ("0.3", b03), ("1.0", b1), ("+Inf", inf)] {
+                let _ = writeln!(
+                    out,
+                    "http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {v} {t}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "http_request_duration_seconds_count{{{labels}}} {inf} {t}"
+            );
+            let _ = writeln!(
+                out,
+                "http_request_duration_seconds_sum{{{labels}}} {sum} {t}"
+            );
         }
     }
     out.push_str("# EOF\n");

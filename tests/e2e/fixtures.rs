@@ -56,3 +56,22 @@ pub fn spec(service: &str, team: &str, slos: &[Slo]) -> String {
     }
     s
 }
+
+/// A spec with one latency SLO through the CONTRACT `sli.latency`
+/// extension: good = `_bucket{le=threshold}`, total = `_count`.
+pub fn latency_spec(
+    service: &str,
+    team: &str,
+    name: &str,
+    objective: &str,
+    threshold: &str,
+) -> String {
+    format!(
+        "version: \"prometheus/v1\"\nservice: \"{service}\"\nlabels:\n  team: \"{team}\"\nslos:\n\
+         \x20 - name: \"{name}\"\n    objective: {objective}\n    description: \"requests under {threshold}s\"\n\
+         \x20   sli:\n      latency:\n        metric: http_request_duration_seconds\n\
+         \x20       selector: '{{service=\"{service}\"}}'\n        threshold: {threshold}\n\
+         \x20   alerting:\n      name: \"{service}SlowRequests\"\n      page_alert:\n        labels:\n\
+         \x20         severity: page\n      ticket_alert:\n        labels:\n          severity: ticket\n"
+    )
+}

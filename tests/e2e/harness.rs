@@ -212,6 +212,25 @@ pub fn backfill(chunks: &[String], cache: bool) -> (Option<tempfile::TempDir>, P
     (None, cached)
 }
 
+/// Removes cached datasets of earlier model versions (finished more than
+/// an hour ago, so a concurrent run of another version is not disturbed).
+fn prune_cache(root: &Path, keep: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let old = std::fs::metadata(p.join("done"))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(3600));
+        if p != keep && old {
+            let _ = std::fs::remove_dir_all(&p);
+        }
+    }
+}
+
 /// Block directories (those with a meta.json) under `dir`.
 pub fn block_dirs(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
