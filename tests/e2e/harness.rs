@@ -209,6 +209,7 @@ pub fn backfill(chunks: &[String], cache: bool) -> (Option<tempfile::TempDir>, P
         cached.join("done").exists(),
         "block cache {cached:?} missing"
     );
+    prune_cache(&root, &cached);
     (None, cached)
 }
 
