@@ -376,6 +376,14 @@ fn prometheus_down() {
 
     let (code, out, err) = harness::eval(&cfg, 1_790_812_800);
     assert_eq!(code, Some(1), "eval against a closed port\n{out}\n{err}");
+    // The JSON still lists the SLO, as `error` with the reason.
+    let doc: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("eval JSON: {e}\n{out}"));
+    let s = &doc["slos"][0];
+    assert_eq!(s["status"], "error", "{s}");
+    assert!(
+        s["error"].as_str().is_some_and(|m| !m.is_empty()),
+        "error message: {s}"
+    );
 }
 
 /// Prometheus goes away after the first evaluation: the last figures stay
