@@ -471,3 +471,89 @@ impl Daemon {
             .unwrap_or_else(|e| panic!("GET {path}: {e}\n{}", self.guard.log_tail()))
     }
 }
+
+pub const VICTORIA_METRICS: &str = "/usr/bin/victoria-metrics";
+
+/// A single-node VictoriaMetrics on loopback, loaded through its import
+/// API (it has no promtool-style backfill; import is the supported way).
+pub struct VictoriaMetrics {
+    pub addr: SocketAddr,
+    pub guard: Guard,
+    _dir: tempfile::TempDir,
+}
+
+impl VictoriaMetrics {
+    pub fn start() -> VictoriaMetrics {
+        assert!(
+            Path::new(VICTORIA_METRICS).exists(),
+            "victoria-metrics not found: install it with `apt-get install -y victoria-metrics`"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let guard = Guard::spawn(
+            "victoria-metrics",
+            Command::new(VICTORIA_METRICS)
+                .arg(format!(
+                    "-storageDataPath={}",
+                    dir.path().join("data").display()
+                ))
+                .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+                .arg("-retentionPeriod=100y")
+                .arg("-search.disableCache")
+                .arg("-loggerLevel=WARN"),
+            dir.path().join("vm.log"),
+        );
+        let mut vm = VictoriaMetrics {
+            addr: loopback(port),
+            guard,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(st) = vm.guard.exited() {
+                panic!(
+                    "victoria-metrics exited early ({st})\n{}",
+                    vm.guard.log_tail()
+                );
+            }
+            if matches!(http::get(vm.addr, "/health"), Ok(r) if r.status == 200) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "victoria-metrics not healthy\n{}",
+                vm.guard.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        vm
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Imports OpenMetrics text (second timestamps) as Prometheus text
+    /// with millisecond timestamps, then flushes so queries see it.
+    pub fn import(&self, openmetrics: &str) {
+        let mut body = String::with_capacity(openmetrics.len() + openmetrics.len() / 8);
+        for line in openmetrics.lines().filter(|l| !l.starts_with('#')) {
+            let (series_value, ts) = line.rsplit_once(' ').expect("sample line");
+            body.push_str(series_value);
+            body.push(' ');
+            body.push_str(ts);
+            body.push_str("000\n");
+        }
+        let r = http::post(self.addr, "/api/v1/import/prometheus", &body).expect("import");
+        assert!(r.status / 100 == 2, "import: {} {}", r.status, r.body);
+        let r = http::get(self.addr, "/internal/force_flush").expect("force_flush");
+        assert_eq!(r.status, 200, "force_flush: {}", r.body);
+    }
+
+    pub fn query_value(&self, expr: &str, t: i64) -> Option<f64> {
+        let body = format!("query={}&time={t}", http::encode(expr));
+        let r = http::post(self.addr, "/api/v1/query", &body).ok()?;
+        let v: Value = serde_json::from_str(&r.body).ok()?;
+        v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+    }
+}

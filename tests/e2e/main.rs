@@ -6,6 +6,7 @@
 //! `prometheus`); tests fail, never skip, when they are missing.
 
 mod check;
+mod compat;
 mod daemon;
 mod dataset;
 mod eval;
