@@ -372,6 +372,17 @@ impl Workspace {
     /// Writes `errbudget.yaml` pointing at `prom_url` with specs under
     /// `slos/`; returns the config path.
     pub fn config(&self, prom_url: &str, interval: &str, specs: &[(&str, &str)]) -> PathBuf {
+        self.config_with(prom_url, interval, "", specs)
+    }
+
+    /// As `config`, with `extra` YAML appended (e.g. an `alerting:` block).
+    pub fn config_with(
+        &self,
+        prom_url: &str,
+        interval: &str,
+        extra: &str,
+        specs: &[(&str, &str)],
+    ) -> PathBuf {
         let slos = self.path("slos");
         let _ = std::fs::remove_dir_all(&slos);
         std::fs::create_dir_all(&slos).expect("mkdir slos");
@@ -383,7 +394,7 @@ impl Workspace {
             &cfg,
             format!(
                 "prometheus:\n  url: {prom_url}\n  timeout: 30s\n\
-                 evaluation_interval: {interval}\nslo_files:\n  - slos/*.yaml\n"
+                 evaluation_interval: {interval}\nslo_files:\n  - slos/*.yaml\n{extra}"
             ),
         )
         .expect("write config");
@@ -555,5 +566,78 @@ impl VictoriaMetrics {
         let r = http::post(self.addr, "/api/v1/query", &body).ok()?;
         let v: Value = serde_json::from_str(&r.body).ok()?;
         v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+    }
+}
+
+pub const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
+
+/// Alertmanager on loopback with a null receiver and clustering off.
+pub struct Alertmanager {
+    pub addr: SocketAddr,
+    pub guard: Guard,
+    _dir: tempfile::TempDir,
+}
+
+impl Alertmanager {
+    pub fn start() -> Alertmanager {
+        assert!(
+            Path::new(ALERTMANAGER).exists(),
+            "alertmanager not found: install it with `apt-get install -y prometheus-alertmanager`"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = dir.path().join("alertmanager.yml");
+        std::fs::write(
+            &cfg,
+            "route:\n  receiver: \"null\"\nreceivers:\n  - name: \"null\"\n",
+        )
+        .expect("write alertmanager.yml");
+        let port = free_port();
+        let guard = Guard::spawn(
+            "alertmanager",
+            Command::new(ALERTMANAGER)
+                .arg(format!("--config.file={}", cfg.display()))
+                .arg(format!(
+                    "--storage.path={}",
+                    dir.path().join("data").display()
+                ))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .arg("--cluster.listen-address="),
+            dir.path().join("alertmanager.log"),
+        );
+        let mut am = Alertmanager {
+            addr: loopback(port),
+            guard,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(st) = am.guard.exited() {
+                panic!("alertmanager exited early ({st})\n{}", am.guard.log_tail());
+            }
+            if matches!(http::get(am.addr, "/-/ready"), Ok(r) if r.status == 200) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "alertmanager not ready\n{}",
+                am.guard.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        am
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `GET /api/v2/alerts`.
+    pub fn alerts(&self) -> Vec<Value> {
+        http::get(self.addr, "/api/v2/alerts")
+            .ok()
+            .filter(|r| r.status == 200)
+            .and_then(|r| serde_json::from_str::<Value>(&r.body).ok())
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
     }
 }

@@ -5,6 +5,7 @@
 //! Needs `/usr/bin/prometheus` and `/usr/bin/promtool` (Debian package
 //! `prometheus`); tests fail, never skip, when they are missing.
 
+mod alerts;
 mod check;
 mod compat;
 mod daemon;
