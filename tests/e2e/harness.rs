@@ -44,6 +44,18 @@ impl Guard {
     pub fn spawn(name: &str, cmd: &mut Command, log: PathBuf) -> Guard {
         let out = std::fs::File::create(&log).expect("create log file");
         let err = out.try_clone().expect("clone log file");
+        use std::os::unix::process::CommandExt as _;
+        // SAFETY: prctl is async-signal-safe and touches no memory of ours;
+        // it makes the kernel kill the child if the test dies without
+        // running Drop (e.g. killed on timeout).
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         let child = cmd
             .stdin(Stdio::null())
             .stdout(out)
