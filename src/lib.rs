@@ -3,6 +3,7 @@
 //! Data flow: `config` + `spec` → `model` → `plan` → `prom` → `budget` →
 //! `state` → `exposition` / `http`; `engine` drives the loop.
 
+pub mod alert;
 pub mod budget;
 pub mod cli;
 pub mod commands;

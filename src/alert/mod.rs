@@ -1,0 +1,4 @@
+//! Burn-rate alerts: `decide` (a pure state machine, `now` passed in),
+//! then senders that only deliver.
+
+pub mod decide;
