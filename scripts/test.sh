@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The one command that checks everything: installs what the tests need on a
+# fresh Debian machine (only when missing), then format, lint, unit +
+# integration (e2e against a real Prometheus) and doc tests.
+# Rust and cargo-nextest are expected to be installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+need=()
+for bin in prometheus promtool; do
+  command -v "$bin" >/dev/null 2>&1 || need=(prometheus)
+done
+command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
+command -v victoria-metrics >/dev/null 2>&1 || need+=(victoria-metrics)
+if ((${#need[@]})); then
+  step "apt-get install ${need[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update
+  $SUDO apt-get install -y --no-install-recommends "${need[@]}"
+fi
+# The e2e tests fail (never skip) without these; say so early and plainly.
+for bin in /usr/bin/prometheus /usr/bin/promtool; do
+  [ -x "$bin" ] || { echo "missing $bin after install" >&2; exit 1; }
+done
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+
+# Doc tests first, so the run closes on the main test summary.
+step "doc tests"
+cargo test --doc
+
+step "unit and integration tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  profile=default
+  [ "${CI:-}" = "true" ] && profile=ci
+  cargo nextest run --profile "$profile"
+else
+  echo "cargo-nextest not found; using cargo test" >&2
+  cargo test
+fi
+
+echo
+echo "all checks passed"

@@ -1,0 +1,19 @@
+//! End-to-end tests: a real Prometheus on backfilled synthetic data, the
+//! real errbudget binary, and expected figures computed from the generated
+//! events (never from Prometheus or errbudget).
+//!
+//! Needs `/usr/bin/prometheus` and `/usr/bin/promtool` (Debian package
+//! `prometheus`); tests fail, never skip, when they are missing.
+
+mod alerts;
+mod check;
+mod compat;
+mod daemon;
+mod dataset;
+mod eval;
+mod events;
+mod expect;
+mod fixtures;
+mod harness;
+mod http;
+mod selftest;
