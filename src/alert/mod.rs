@@ -2,3 +2,4 @@
 //! then senders that only deliver.
 
 pub mod decide;
+pub mod deliver;
