@@ -152,7 +152,9 @@ type Batch = Arc<[Notification]>;
 impl Dispatcher {
     /// Builds a client per receiver (reading credential and TLS files now,
     /// so a bad file is a configuration error) and starts one worker task
-    /// per receiver on the current tokio runtime.
+    /// per receiver on the current tokio runtime (called outside one, it
+    /// fails with [`DeliverError::NoRuntime`]). No receivers is fine:
+    /// `dispatch` then does nothing.
     pub fn new(
         settings: &AlertingSettings,
         options: DeliveryOptions,
@@ -381,7 +383,9 @@ impl Worker {
     }
 
     /// Retries until `retry_for` has passed since the first attempt, or
-    /// until the shutdown deadline, whichever comes first.
+    /// until the shutdown deadline, whichever comes first. A `Retry-After`
+    /// that points past that deadline ends the retries at once: waiting
+    /// could not lead to a send.
     async fn send(&self, body: &[u8]) -> Result<(), SendError> {
         let now = Instant::now();
         let stop_at = *self.stop.borrow();
