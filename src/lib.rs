@@ -16,6 +16,7 @@ pub mod evaluate;
 pub mod exposition;
 pub mod history;
 pub mod http;
+pub mod httpclient;
 pub mod metrics;
 pub mod model;
 pub mod output;

@@ -1,26 +1,25 @@
-//! The HTTP side of the Prometheus client: builds the reqwest client from
-//! settings (auth, headers, TLS), sends form-encoded POSTs, reads bounded
-//! bodies, retries transient failures within a deadline and records the
-//! query metrics. Decoding lives in `decode`; TLS setup in `tls`.
+//! The HTTP side of the Prometheus client: sends form-encoded POSTs, reads
+//! bounded bodies, retries transient failures within a deadline and records
+//! the query metrics. Decoding lives in `decode`; the reqwest client itself
+//! (auth, headers, TLS) is built by the shared `httpclient`.
 //! Never logs or returns header values, tokens, passwords or URL userinfo.
 
-use std::error::Error as _;
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use reqwest::{Response, StatusCode, Url};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::decode::{decode_error_body, decode_instant, decode_range, Decoded};
-use super::error::{ClientError, QueryError};
-use super::{tls, QueryApi, RangeSeries, Sample};
+use super::error::QueryError;
+use super::{QueryApi, RangeSeries, Sample};
 use crate::config::HttpClientSettings;
+use crate::httpclient::{
+    self, describe, excerpt, read_error_body, redacted, retry_after, ClientError, HttpClient,
+};
 use crate::metrics::DaemonMetrics;
 
 /// Largest response body accepted. A matrix over a long period with many
@@ -38,33 +37,19 @@ const MAX_ATTEMPTS: usize = 3;
 /// First backoff; doubled per retry, plus up to 100% jitter.
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// How much of an error body we read: enough for Prometheus' JSON error,
-/// bounded so a proxy's huge error page costs nothing.
-const MAX_ERROR_BODY_BYTES: u64 = 64 * 1024;
-/// How much of a non-JSON error body goes into the error message.
-const BODY_EXCERPT_CHARS: usize = 512;
 
 /// The Prometheus query client. Cloning is cheap and clones share the
 /// connection pool and the concurrency bound.
 #[derive(Clone)]
 pub struct Client {
-    http: reqwest::Client,
+    http: HttpClient,
     query_url: Url,
     range_url: Url,
-    auth: Arc<Auth>,
     timeout: Duration,
     retry_budget: Duration,
     max_body_bytes: u64,
     permits: Arc<Semaphore>,
     metrics: Arc<DaemonMetrics>,
-}
-
-/// Credentials, applied per request by reqwest, which marks the resulting
-/// `Authorization` header sensitive (left out of its debug output).
-enum Auth {
-    None,
-    Basic { username: String, password: String },
-    Bearer(String),
 }
 
 // Hand-written so a `{:?}` of the client can never print a credential.
@@ -92,62 +77,11 @@ impl Client {
             return Err(ClientError::NoConcurrency);
         }
         let (query_url, range_url) = endpoints(&settings.url)?;
-        let auth = match (&settings.basic_auth, &settings.bearer_token_file) {
-            (Some(_), Some(_)) => return Err(ClientError::ConflictingAuth),
-            (Some(basic), None) => Auth::Basic {
-                username: basic.username.clone(),
-                password: read_secret("basic_auth.password_file", &basic.password_file)?,
-            },
-            (None, Some(path)) => {
-                let token = read_secret("bearer_token_file", path)?;
-                if token.is_empty() {
-                    return Err(ClientError::EmptyFile {
-                        what: "bearer_token_file",
-                        path: path.clone(),
-                    });
-                }
-                Auth::Bearer(token)
-            }
-            (None, None) => Auth::None,
-        };
-        let mut headers = HeaderMap::new();
-        for (name, value) in &settings.headers {
-            let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                ClientError::InvalidHeader {
-                    name: name.clone(),
-                    reason: "not a valid header name",
-                }
-            })?;
-            if header == AUTHORIZATION {
-                return Err(ClientError::InvalidHeader {
-                    name: name.clone(),
-                    reason: "set credentials with basic_auth or bearer_token_file",
-                });
-            }
-            let mut value =
-                HeaderValue::from_str(value).map_err(|_| ClientError::InvalidHeader {
-                    name: name.clone(),
-                    reason: "value has characters not allowed in a header",
-                })?;
-            // Extra headers may carry API keys; keep them out of debug output.
-            value.set_sensitive(true);
-            headers.insert(header, value);
-        }
-        let http = reqwest::Client::builder()
-            .use_preconfigured_tls(tls::client_config(&settings.tls)?)
-            .default_headers(headers)
-            .connect_timeout(settings.timeout)
-            // A redirect would replay a POST as GET and could carry
-            // credentials elsewhere; surface it as an HTTP error instead.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("errbudget/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(ClientError::Build)?;
+        let http = HttpClient::new(settings)?;
         Ok(Client {
             http,
             query_url,
             range_url,
-            auth: Arc::new(auth),
             timeout: settings.timeout,
             retry_budget: DEFAULT_RETRY_BUDGET,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
@@ -231,14 +165,7 @@ impl Client {
             .with_max_delay(MAX_BACKOFF)
             .with_max_times(MAX_ATTEMPTS - 1)
             .with_jitter()
-            // backon is built without `std`, where its jitter seed is a
-            // constant; seed from std's per-process random keys instead so
-            // replicas do not retry in lockstep.
-            .with_jitter_seed(
-                std::collections::hash_map::RandomState::new()
-                    .build_hasher()
-                    .finish(),
-            );
+            .with_jitter_seed(httpclient::jitter_seed());
         (|| self.attempt(url, form, deadline))
             .retry(backoff)
             .when(|e: &Failure| e.error.is_transient())
@@ -278,11 +205,6 @@ impl Client {
             .into());
         }
         let request = self.http.post(url.clone()).form(form).timeout(timeout);
-        let request = match &*self.auth {
-            Auth::None => request,
-            Auth::Basic { username, password } => request.basic_auth(username, Some(password)),
-            Auth::Bearer(token) => request.bearer_auth(token),
-        };
         let mut response = request.send().await.map_err(|e| transport(e, timeout))?;
         let status = response.status();
         if status.is_success() {
@@ -353,51 +275,9 @@ impl From<QueryError> for Failure {
 /// `<url>/api/v1/query` and `<url>/api/v1/query_range`, keeping any path
 /// prefix (`http://host/prometheus`, Mimir's `/prometheus`).
 fn endpoints(raw: &str) -> Result<(Url, Url), ClientError> {
-    // The raw string may hold userinfo, so parse errors do not echo it.
-    let mut base = Url::parse(raw.trim()).map_err(|e| ClientError::InvalidUrl {
-        url: String::new(),
-        reason: e.to_string(),
-    })?;
-    let invalid = |base: &Url, reason: &str| ClientError::InvalidUrl {
-        url: redacted(base),
-        reason: reason.to_owned(),
-    };
-    if !matches!(base.scheme(), "http" | "https") {
-        return Err(invalid(&base, "scheme must be http or https"));
-    }
-    if base.cannot_be_a_base() || base.host_str().is_none() {
-        return Err(invalid(&base, "no host"));
-    }
-    if base.query().is_some() || base.fragment().is_some() {
-        return Err(invalid(&base, "must not have a query string or fragment"));
-    }
-    // `Url::join` replaces the last path segment unless the path ends in a
-    // slash: without this, `/prometheus` + `api/v1/query` would lose the prefix.
-    if !base.path().ends_with('/') {
-        let path = format!("{}/", base.path());
-        base.set_path(&path);
-    }
-    let join = |path: &str| base.join(path).map_err(|e| invalid(&base, &e.to_string()));
+    let base = httpclient::base_url(raw, "Prometheus")?;
+    let join = |path: &str| httpclient::join(&base, path, "Prometheus");
     Ok((join("api/v1/query")?, join("api/v1/query_range")?))
-}
-
-/// The URL without userinfo, for logs and errors.
-fn redacted(url: &Url) -> String {
-    let mut url = url.clone();
-    // Both fail only for URLs that cannot carry userinfo at all.
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
-    url.to_string()
-}
-
-/// A credential file's content without the trailing newline editors add.
-fn read_secret(what: &'static str, path: &Path) -> Result<String, ClientError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ClientError::ReadFile {
-        what,
-        path: path.to_owned(),
-        source,
-    })?;
-    Ok(text.trim_end_matches(['\n', '\r']).to_owned())
 }
 
 /// Maps a reqwest error, without its URL (it may hold userinfo).
@@ -405,20 +285,9 @@ fn transport(e: reqwest::Error, timeout: Duration) -> QueryError {
     if e.is_timeout() {
         return QueryError::Timeout { after: timeout };
     }
-    let e = e.without_url();
-    // reqwest's own message is generic ("error sending request"); the
-    // cause (refused, TLS, reset) is in its sources.
-    let mut reason = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !reason.ends_with(&text) {
-            reason.push_str(": ");
-            reason.push_str(&text);
-        }
-        source = cause.source();
+    QueryError::Transport {
+        reason: describe(e),
     }
-    QueryError::Transport { reason }
 }
 
 /// Reads a success body chunk by chunk, failing as soon as it passes
@@ -440,50 +309,6 @@ async fn read_body(
         body.extend_from_slice(&chunk);
     }
     Ok(body)
-}
-
-/// Reads at most [`MAX_ERROR_BODY_BYTES`] of an error body; a read error
-/// just ends it, since the status already says the request failed.
-async fn read_error_body(response: &mut Response) -> Vec<u8> {
-    let mut body = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        let room = MAX_ERROR_BODY_BYTES.saturating_sub(body.len() as u64);
-        let take = chunk.len().min(usize::try_from(room).unwrap_or(0));
-        body.extend_from_slice(&chunk[..take]);
-        if take < chunk.len() {
-            break;
-        }
-    }
-    body
-}
-
-/// The start of a non-JSON error body on one line, for the error message.
-fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let mut out: String = text
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .take(BODY_EXCERPT_CHARS)
-        .collect();
-    if out.len() < text.trim().len() && out.chars().count() == BODY_EXCERPT_CHARS {
-        out.push('…');
-    }
-    out
-}
-
-/// `Retry-After` in seconds. The HTTP-date form is ignored (our backoff
-/// applies): Prometheus-compatible servers send seconds.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let secs: u64 = headers
-        .get(RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(secs))
 }
 
 #[cfg(test)]
@@ -522,30 +347,5 @@ mod tests {
         }
         let err = endpoints("ftp://user:s3cret@h/").unwrap_err().to_string();
         assert!(!err.contains("s3cret"), "{err}");
-    }
-
-    #[test]
-    fn excerpt_is_one_bounded_line() {
-        assert_eq!(
-            excerpt(b"<html>\n  Bad   Gateway\n</html>"),
-            "<html> Bad Gateway </html>"
-        );
-        let long = "x".repeat(2000);
-        let e = excerpt(long.as_bytes());
-        assert_eq!(e.chars().count(), BODY_EXCERPT_CHARS + 1);
-        assert!(e.ends_with('…'));
-    }
-
-    #[test]
-    fn retry_after_seconds_only() {
-        let mut h = HeaderMap::new();
-        assert_eq!(retry_after(&h), None);
-        h.insert(RETRY_AFTER, HeaderValue::from_static("2"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
-        h.insert(
-            RETRY_AFTER,
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
-        assert_eq!(retry_after(&h), None);
     }
 }

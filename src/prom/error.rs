@@ -1,47 +1,8 @@
-//! The client's error types: what went wrong building the client
-//! (`ClientError`) and what went wrong with one query (`QueryError`).
-//! Messages name files by path and never carry secrets: no tokens,
-//! passwords, header values or URL userinfo.
+//! What went wrong with one query (`QueryError`). Building the client
+//! fails with the shared [`crate::httpclient::ClientError`]. Messages never
+//! carry secrets: no tokens, passwords, header values or URL userinfo.
 
-use std::path::PathBuf;
 use std::time::Duration;
-
-/// The client could not be built from its settings.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    #[error("invalid Prometheus URL {url:?}: {reason}")]
-    InvalidUrl { url: String, reason: String },
-    #[error("cannot read {what} {path}")]
-    ReadFile {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{what} {path} is empty")]
-    EmptyFile { what: &'static str, path: PathBuf },
-    #[error("cannot parse {what} {path}: {reason}")]
-    Pem {
-        what: &'static str,
-        path: PathBuf,
-        reason: String,
-    },
-    #[error("tls.cert_file and tls.key_file must be given together")]
-    IncompleteClientCert,
-    #[error("basic_auth and bearer_token_file cannot both be set")]
-    ConflictingAuth,
-    /// The value is left out on purpose: it may be a credential.
-    #[error("invalid HTTP header {name:?}: {reason}")]
-    InvalidHeader { name: String, reason: &'static str },
-    #[error("invalid tls.server_name {name:?}")]
-    InvalidServerName { name: String },
-    #[error("TLS setup failed: {reason}")]
-    Tls { reason: String },
-    #[error("max_concurrent must be at least 1")]
-    NoConcurrency,
-    #[error("cannot build the HTTP client")]
-    Build(#[source] reqwest::Error),
-}
 
 /// One query failed. Cloneable and comparable so the engine can keep the
 /// last error per SLO and tests can assert on it.

@@ -12,10 +12,10 @@ use std::future::Future;
 mod client;
 mod decode;
 mod error;
-mod tls;
 
+pub use crate::httpclient::ClientError;
 pub use client::{Client, DEFAULT_MAX_BODY_BYTES, DEFAULT_RETRY_BUDGET};
-pub use error::{ClientError, QueryError};
+pub use error::QueryError;
 
 /// One element of an instant vector, or a scalar (then `labels` is empty).
 ///
