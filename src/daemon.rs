@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
+use crate::alert::deliver::{DeliveryOptions, Dispatcher};
 use crate::config::Settings;
 use crate::engine::Engine;
 use crate::http::{self, AppState, ReloadRequest};
@@ -66,6 +67,42 @@ pub fn configure_alerting<C: crate::prom::QueryApi>(engine: &mut Engine<C>, sett
     );
 }
 
+/// The dispatcher for the configured receivers, if any.
+fn new_dispatcher(
+    settings: &Settings,
+    metrics: &Arc<DaemonMetrics>,
+) -> anyhow::Result<Option<Arc<Dispatcher>>> {
+    let a = &settings.alerting;
+    if a.alertmanagers.is_empty() && a.webhooks.is_empty() {
+        return Ok(None);
+    }
+    let options = DeliveryOptions {
+        external_url: settings.web.external_url(),
+        ..DeliveryOptions::default()
+    };
+    let dispatcher =
+        Dispatcher::new(a, options, metrics.clone()).context("cannot set up alert delivery")?;
+    Ok(Some(Arc::new(dispatcher)))
+}
+
+/// Makes the engine hand its notifications to `dispatcher`.
+fn wire(engine: &mut Engine<Client>, dispatcher: &Option<Arc<Dispatcher>>) {
+    match dispatcher.clone() {
+        Some(d) => engine.set_sink(Box::new(move |batch| d.dispatch(batch))),
+        None => engine.set_sink(Box::new(|_| {})),
+    }
+}
+
+/// Lets a replaced or final dispatcher deliver what it holds.
+async fn stop_delivery(dispatcher: Option<Arc<Dispatcher>>, deadline: Duration) {
+    if let Some(d) = dispatcher {
+        match Arc::try_unwrap(d) {
+            Ok(d) => d.shutdown(deadline).await,
+            Err(_) => tracing::warn!("alert dispatcher still in use at shutdown"),
+        }
+    }
+}
+
 fn record_reload(metrics: &DaemonMetrics, ok: bool) {
     metrics
         .config_last_reload_successful
@@ -94,6 +131,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         metrics.clone(),
     );
     configure_alerting(&mut engine, &settings);
+    let mut dispatcher = new_dispatcher(&settings, &metrics)?;
+    wire(&mut engine, &dispatcher);
 
     let address = opts
         .listen_address
@@ -130,14 +169,14 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
                 engine.cycle(unix_now()).await;
             }
             Some(reply) = reload_rx.recv() => {
-                let outcome = reload(&opts.config_file, &mut settings, &mut engine, &metrics);
+                let outcome = reload(&opts.config_file, &mut settings, &mut engine, &metrics, &mut dispatcher).await;
                 if outcome.is_ok() {
                     interval = new_interval(settings.evaluation_interval);
                 }
                 let _ = reply.send(outcome);
             }
             _ = hup.recv() => {
-                if reload(&opts.config_file, &mut settings, &mut engine, &metrics).is_ok() {
+                if reload(&opts.config_file, &mut settings, &mut engine, &metrics, &mut dispatcher).await.is_ok() {
                     interval = new_interval(settings.evaluation_interval);
                 }
             }
@@ -147,6 +186,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     }
     tracing::info!("shutting down");
     let _ = shutdown_tx.send(true);
+    engine.set_sink(Box::new(|_| {}));
+    stop_delivery(dispatcher, Duration::from_secs(5)).await;
     match tokio::time::timeout(Duration::from_secs(10), server).await {
         Ok(Ok(Ok(()))) => Ok(()),
         Ok(Ok(Err(e))) => Err(e).context("web server failed"),
@@ -165,11 +206,12 @@ fn new_interval(every: Duration) -> tokio::time::Interval {
 }
 
 /// Applies a new config, or keeps the running one if the new one is bad.
-fn reload(
+async fn reload(
     path: &Path,
     settings: &mut Settings,
     engine: &mut Engine<Client>,
     metrics: &Arc<DaemonMetrics>,
+    dispatcher: &mut Option<Arc<Dispatcher>>,
 ) -> Result<(), String> {
     let outcome = load_config(path).and_then(|(new, slos)| {
         let client = if new.prometheus != settings.prometheus {
@@ -177,19 +219,29 @@ fn reload(
         } else {
             None
         };
+        let delivery = if new.alerting != settings.alerting || new.web != settings.web {
+            Some(new_dispatcher(&new, metrics).map_err(|e| format!("{e:#}"))?)
+        } else {
+            None
+        };
         if new.web.listen_address != settings.web.listen_address {
             tracing::warn!("web.listen_address changed; it takes effect after a restart");
         }
-        Ok((new, slos, client))
+        Ok((new, slos, client, delivery))
     });
     match outcome {
-        Ok((new, slos, client)) => {
+        Ok((new, slos, client, delivery)) => {
             if let Some(c) = client {
                 engine.set_client(c);
             }
             tracing::info!(slos = slos.len(), "configuration reloaded");
             engine.replace_slos(slos);
             configure_alerting(engine, &new);
+            if let Some(d) = delivery {
+                wire(engine, &d);
+                let old = std::mem::replace(dispatcher, d);
+                stop_delivery(old, Duration::from_secs(2)).await;
+            }
             *settings = new;
             record_reload(metrics, true);
             Ok(())

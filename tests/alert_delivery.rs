@@ -408,7 +408,7 @@ async fn slow_webhook_overflows_its_queue_without_blocking_dispatch() {
     };
     let dispatcher = Dispatcher::new(&settings, options, metrics.clone()).unwrap();
     let receiver = dispatcher.receivers().next().unwrap().to_owned();
-    assert!(receiver.starts_with("webhook:127.0.0.1:") && receiver.ends_with("/hook"));
+    assert!(receiver.starts_with("webhook:127.0.0.1:") && !receiver.contains("/hook"));
     assert!(!receiver.contains("s3cret"));
 
     // The first batch reaches the receiver and hangs there.

@@ -23,7 +23,7 @@
 //!
 //! Never logs header values, tokens, passwords, URL userinfo or query
 //! strings: receivers are named `alertmanager:<host:port>` and
-//! `webhook:<host:port><path>`.
+//! `webhook:<host:port>`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -116,8 +116,9 @@ pub enum ReceiverKind {
 }
 
 /// The `receiver` label value: `alertmanager:<host:port>` or
-/// `webhook:<host:port><path>`. Userinfo and query string are left out
-/// because they may hold credentials.
+/// `webhook:<host:port>`. Userinfo, path and query string are left out
+/// because they may hold credentials (Slack-style URLs keep the token in
+/// the path).
 pub fn receiver_name(kind: ReceiverKind, url: &Url) -> String {
     let host = url.host_str().unwrap_or_default();
     let host_port = match url.port_or_known_default() {
@@ -126,7 +127,7 @@ pub fn receiver_name(kind: ReceiverKind, url: &Url) -> String {
     };
     match kind {
         ReceiverKind::Alertmanager => format!("alertmanager:{host_port}"),
-        ReceiverKind::Webhook => format!("webhook:{host_port}{}", url.path()),
+        ReceiverKind::Webhook => format!("webhook:{host_port}"),
     }
 }
 
@@ -754,7 +755,7 @@ mod tests {
         ];
         let body = serde_json::to_value(webhook_body(
             &batch,
-            "webhook:hooks:443/alert",
+            "webhook:hooks:443",
             "http://errbudget:9465",
         ))
         .unwrap();
@@ -762,7 +763,7 @@ mod tests {
         assert_eq!(
             body,
             json!({
-                "receiver": "webhook:hooks:443/alert",
+                "receiver": "webhook:hooks:443",
                 "status": "firing",
                 "alerts": [
                     {"status": "firing",
@@ -814,11 +815,11 @@ mod tests {
                 ReceiverKind::Webhook,
                 "https://u:p@hooks.example/alert/x?token=s3cret#frag"
             ),
-            "webhook:hooks.example:443/alert/x"
+            "webhook:hooks.example:443"
         );
         assert_eq!(
             name(ReceiverKind::Webhook, "http://[::1]:8080/h"),
-            "webhook:[::1]:8080/h"
+            "webhook:[::1]:8080"
         );
     }
 
@@ -840,7 +841,7 @@ mod tests {
         assert_eq!(am.name, "alertmanager:127.0.0.1:9093");
         let hook = Receiver::new(ReceiverKind::Webhook, &settings("http://h:1/x?key=abc")).unwrap();
         assert_eq!(hook.url.as_str(), "http://h:1/x?key=abc");
-        assert_eq!(hook.name, "webhook:h:1/x");
+        assert_eq!(hook.name, "webhook:h:1");
         assert!(Receiver::new(ReceiverKind::Alertmanager, &settings("http://h/?q=1")).is_err());
     }
 
