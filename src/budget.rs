@@ -61,6 +61,7 @@ pub fn remaining_ratio(period_error_ratio: f64, budget_ratio: f64) -> f64 {
 /// Seconds until the remaining budget reaches 0 if the burn rate holds.
 /// A burn rate of 1 spends the whole budget in one period, so the time is
 /// `remaining × period / burn_rate`. Not burning: +Inf. Already spent: 0.
+/// Inputs that are not numbers give +Inf: no exhaustion is predicted.
 pub fn exhaustion_seconds(remaining_ratio: f64, burn_rate: f64, period_secs: f64) -> f64 {
     if remaining_ratio <= 0.0 {
         return 0.0;
@@ -68,12 +69,54 @@ pub fn exhaustion_seconds(remaining_ratio: f64, burn_rate: f64, period_secs: f64
     if burn_rate.is_nan() || burn_rate <= 0.0 {
         return f64::INFINITY;
     }
-    remaining_ratio * period_secs / burn_rate
+    let t = remaining_ratio * period_secs / burn_rate;
+    if t.is_nan() {
+        f64::INFINITY
+    } else {
+        t
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn any_f64() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            0.0..1e12f64,
+            Just(0.0),
+            Just(f64::NAN),
+            Just(f64::INFINITY),
+            Just(-1.0),
+            any::<f64>()
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn error_ratio_is_bounded_and_never_nan(bad in any_f64(), total in any_f64()) {
+            let r = Events::new(bad, total).error_ratio();
+            prop_assert!((0.0..=1.0).contains(&r));
+        }
+
+        #[test]
+        fn remaining_budget_falls_as_bad_events_grow(
+            bad in 0.0..1e9f64, extra in 0.0..1e9f64, total in 1.0..1e12f64, pct in 50.0..99.999f64
+        ) {
+            let budget = crate::model::Objective::from_percent(pct).unwrap().budget_ratio();
+            let before = remaining_ratio(Events::new(bad, total).error_ratio(), budget);
+            let after = remaining_ratio(Events::new(bad + extra, total).error_ratio(), budget);
+            prop_assert!(after <= before);
+            prop_assert!(before <= 1.0 && before.is_finite() && after.is_finite());
+        }
+
+        #[test]
+        fn exhaustion_is_never_negative_or_nan(rem in any_f64(), burn in any_f64(), period in 1.0..1e8f64) {
+            let t = exhaustion_seconds(rem, burn, period);
+            prop_assert!(!t.is_nan() && t >= 0.0, "{t}");
+        }
+    }
 
     #[test]
     fn no_traffic_spends_nothing() {

@@ -14,6 +14,8 @@ pub mod duration;
 pub mod engine;
 pub mod evaluate;
 pub mod exposition;
+#[cfg(test)]
+mod fuzzing;
 pub mod history;
 pub mod http;
 pub mod httpclient;

@@ -451,3 +451,52 @@ mod tests {
         ));
     }
 }
+
+/// Fuzzing the decoder: whatever Prometheus (or a proxy, or a broken
+/// network) sends, decoding returns a value or an error, never panics, and a
+/// decoded success never carries a timestamp or value it did not parse.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use crate::fuzzing::{corpus, mutated};
+    use proptest::prelude::*;
+
+    fn check(body: &[u8]) {
+        for status in [200, 400, 422, 503] {
+            let _ = decode_error_body(body, status);
+            // A success is only ever decoded from a well-formed document
+            // (bad UTF-8 inside a field we skip, like an unknown key, is
+            // harmless and tolerated).
+            let valid_json =
+                serde_json::from_str::<serde_json::Value>(&String::from_utf8_lossy(body)).is_ok();
+            if decode_instant(body, status).is_ok() || decode_range(body, status).is_ok() {
+                assert!(
+                    valid_json,
+                    "decoded a malformed body: {:?}",
+                    String::from_utf8_lossy(body)
+                );
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn mutated_responses_never_panic(body in mutated(corpus("prom-responses"), 12)) {
+            check(&body);
+        }
+
+        #[test]
+        fn random_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            check(&body);
+        }
+
+        #[test]
+        fn sample_values_parse_or_fail_cleanly(s in "\\PC{0,24}") {
+            if let Ok(v) = parse_value(&s) {
+                prop_assert!(v.is_nan() || v.is_infinite() || s.trim().parse::<f64>().is_ok());
+            }
+        }
+    }
+}

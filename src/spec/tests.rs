@@ -361,3 +361,40 @@ fn odd_input_never_panics() {
         let _ = parse_specs("odd.yaml", text);
     }
 }
+
+/// Fuzzing the spec and settings parsers: any text gives SLOs or
+/// diagnostics, never a panic, and every diagnostic points inside the file.
+mod fuzz {
+    use super::*;
+    use crate::fuzzing::{corpus, mutated};
+    use proptest::prelude::*;
+
+    fn check(bytes: &[u8]) {
+        let text = String::from_utf8_lossy(bytes);
+        let lines = text.lines().count().max(1) + 1;
+        if let Err(diags) = parse_specs("f.yaml", &text) {
+            assert!(!diags.is_empty(), "an error without a diagnostic");
+            for d in diags {
+                assert!(d.line <= lines, "{d} is past the end ({lines} lines)");
+                assert!(!d.message.is_empty());
+            }
+        }
+        if let Err(diags) = crate::config::parse_settings("/etc/errbudget.yaml", &text) {
+            assert!(!diags.is_empty(), "an error without a diagnostic");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1_500, ..ProptestConfig::default() })]
+
+        #[test]
+        fn mutated_specs_never_panic(bytes in mutated(corpus("specs"), 10)) {
+            check(&bytes);
+        }
+
+        #[test]
+        fn random_text_never_panics(text in "\\PC{0,300}") {
+            check(text.as_bytes());
+        }
+    }
+}
