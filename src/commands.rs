@@ -43,6 +43,45 @@ pub fn check(config_file: Option<&Path>, specs: &[PathBuf]) -> i32 {
     }
 }
 
+/// What `eval` and `backtest` need before evaluating.
+struct Setup {
+    settings: crate::config::Settings,
+    slos: Vec<crate::model::Slo>,
+    client: Client,
+    metrics: Arc<DaemonMetrics>,
+}
+
+fn setup(config_file: &Path) -> Result<Setup, String> {
+    let (settings, slos) = load_config(config_file)?;
+    let metrics = Arc::new(DaemonMetrics::new());
+    let client = Client::new(
+        &settings.prometheus.client,
+        settings.prometheus.max_concurrent_queries.max(1),
+        metrics.clone(),
+    )
+    .map_err(|e| format!("cannot set up the Prometheus client: {e}"))?;
+    Ok(Setup {
+        settings,
+        slos,
+        client,
+        metrics,
+    })
+}
+
+/// Prints pretty JSON; 0 on success, 1 if it cannot be encoded.
+fn print_json(v: &serde_json::Value) -> i32 {
+    match serde_json::to_string_pretty(v) {
+        Ok(s) => {
+            println!("{s}");
+            0
+        }
+        Err(e) => {
+            eprintln!("cannot encode JSON: {e}");
+            1
+        }
+    }
+}
+
 pub async fn eval(config_file: &Path, at: Option<&str>, format: OutputFormat) -> i32 {
     let at = match at.map(crate::cli::parse_time).transpose() {
         Ok(t) => t.unwrap_or_else(unix_now),
@@ -51,39 +90,30 @@ pub async fn eval(config_file: &Path, at: Option<&str>, format: OutputFormat) ->
             return 2;
         }
     };
-    let (settings, slos) = match load_config(config_file) {
-        Ok(c) => c,
+    let Setup {
+        settings,
+        slos,
+        client,
+        metrics,
+    } = match setup(config_file) {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
             return 2;
         }
     };
-    let metrics = Arc::new(DaemonMetrics::new());
-    let client = match Client::new(
-        &settings.prometheus.client,
-        settings.prometheus.max_concurrent_queries.max(1),
-        metrics.clone(),
-    ) {
-        Ok(c) => Arc::new(c),
-        Err(e) => {
-            eprintln!("cannot set up the Prometheus client: {e}");
-            return 2;
-        }
-    };
+    let client = Arc::new(client);
     let state = Arc::new(State::new());
     let mut engine = Engine::new(client, slos, state.clone(), metrics);
     crate::daemon::configure_alerting(&mut engine, &settings);
     let failed = engine.cycle(at).await;
     let snapshot = state.snapshot();
     match format {
-        OutputFormat::Json => match serde_json::to_string_pretty(&output::snapshot_json(&snapshot))
-        {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("cannot encode JSON: {e}");
+        OutputFormat::Json => {
+            if print_json(&output::snapshot_json(&snapshot)) != 0 {
                 return 1;
             }
-        },
+        }
         OutputFormat::Table => print!("{}", output::table(&snapshot)),
     }
     if failed > 0 {
@@ -111,22 +141,15 @@ pub async fn backtest(
             return 2;
         }
     };
-    let (settings, slos) = match load_config(config_file) {
-        Ok(c) => c,
+    let Setup {
+        settings,
+        slos,
+        client,
+        metrics,
+    } = match setup(config_file) {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
-            return 2;
-        }
-    };
-    let metrics = Arc::new(DaemonMetrics::new());
-    let client = match Client::new(
-        &settings.prometheus.client,
-        settings.prometheus.max_concurrent_queries.max(1),
-        metrics.clone(),
-    ) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("cannot set up the Prometheus client: {e}");
             return 2;
         }
     };
@@ -137,13 +160,8 @@ pub async fn backtest(
     let report = crate::backtest::replay(&mut engine, from, to, step_secs).await;
     match format {
         OutputFormat::Json => {
-            match serde_json::to_string_pretty(&output::backtest_json(&report, from, to, step_secs))
-            {
-                Ok(s) => println!("{s}"),
-                Err(e) => {
-                    eprintln!("cannot encode JSON: {e}");
-                    return 1;
-                }
+            if print_json(&output::backtest_json(&report, from, to, step_secs)) != 0 {
+                return 1;
             }
         }
         OutputFormat::Table => print!("{}", output::backtest_table(&report)),
