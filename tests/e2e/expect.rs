@@ -130,7 +130,13 @@ impl Expected<'_> {
         let id = format!("{}/{} {:?}", self.service, self.slo, self.labels);
         let mut errs = vec![];
         let mut num = |field: String, v: &Value, exp: f64, rel: f64, abs: f64| match v.as_f64() {
-            Some(a) if close(a, exp, rel, abs) => {}
+            Some(a) if close(a, exp, rel, abs) => {
+                // Printed for the record (`--no-capture` shows them): the
+                // README's accuracy figures come from these lines.
+                if exp.abs() > 1e-12 {
+                    eprintln!("deviation {id} {field}: {:.3e}", ((a - exp) / exp).abs());
+                }
+            }
             Some(a) => errs.push(format!(
                 "{id}: {field} = {a}, expected {exp} (±{})",
                 (rel * exp.abs()).max(abs)
