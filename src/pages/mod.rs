@@ -58,14 +58,15 @@ th{font-size:.85em;color:var(--muted);font-weight:600}\
 .pill.frozen{background:#37474f;color:#fff}.pill.open{background:#e8f5e9;color:var(--ok)}\
 .rates{font-variant-numeric:tabular-nums;font-size:.85em;white-space:nowrap}\
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(9em,1fr));gap:.5em}\
-.grid div{border:1px solid var(--line);border-radius:4px;padding:.4em}\
-.grid b{display:block;font-size:1.1em}\
+.grid>div{border:1px solid var(--line);border-radius:4px;padding:.4em}\
+.grid>div>b{display:block;font-size:1.1em}\
 svg{width:100%;height:auto;display:block}\
 .note{background:#fff8e1;border:1px solid #ffcc80;padding:.5em;border-radius:4px}\
 @media (max-width:600px){\
 table.slos thead{display:none}\
 table.slos tr{display:block;border-bottom:2px solid var(--line);padding:.3em 0}\
 table.slos td{display:block;border:0;padding:.15em 0}\
+table.slos td.rates{white-space:normal}\
 table.slos td[data-label]::before{content:attr(data-label)\": \";color:var(--muted);font-size:.85em}\
 }";
 

@@ -73,7 +73,11 @@ fn instance_section(i: &Instance, grouped: bool) -> String {
         "<div class=\"grid\"><div>Budget left{}</div><div>Budget left (time)<b>{}</b></div>\
 <div>Period error ratio<b>{}</b></div><div>Releases<b>{}</b></div><div>Firing<b>{}</b></div></div>\n",
         budget_bar(f.remaining_ratio),
-        escape(&human_secs(f.remaining_seconds)),
+        escape(&if f.remaining_seconds < 0.0 {
+            format!("overspent by {}", human_secs(-f.remaining_seconds))
+        } else {
+            human_secs(f.remaining_seconds)
+        }),
         escape(&format!("{:.4}%", f.period_error_ratio * 100.0)),
         freeze_pill(f),
         if firing.is_empty() {
@@ -142,6 +146,9 @@ fn num(v: f64) -> String {
     }
 }
 
+/// Lowest remaining ratio the burn-down draws.
+const FLOOR: f64 = -1.0;
+
 fn trend_section(i: &Instance, trend: Option<Result<Trend, TrendError>>) -> String {
     let mut out = String::from("<h2>Budget burn-down over the period</h2>\n");
     let trend = match trend {
@@ -159,7 +166,14 @@ fn trend_section(i: &Instance, trend: Option<Result<Trend, TrendError>>) -> Stri
         Some(Ok(t)) => t,
     };
     let budget = i.slo.objective.budget_ratio();
-    let down = trend.burn_down(budget);
+    // An overspent budget can fall to -2000%; drawn to scale it would
+    // flatten the part worth seeing, so the chart stops at -100%.
+    let down: Vec<(i64, f64)> = trend
+        .burn_down(budget)
+        .into_iter()
+        .map(|(t, v)| (t, v.max(FLOOR)))
+        .collect();
+    let clipped = down.iter().any(|(_, v)| *v <= FLOOR);
     let ideal = [(trend.start, 1.0), (trend.end, 0.0)];
     let step = crate::duration::format(std::time::Duration::from_secs(trend.step));
     out.push_str(&chart(
@@ -181,6 +195,9 @@ fn trend_section(i: &Instance, trend: Option<Result<Trend, TrendError>>) -> Stri
         &[],
         pct,
     ));
+    if clipped {
+        out.push_str("<p class=\"small muted\">Below −100% the line is drawn at −100%.</p>\n");
+    }
     out.push_str(&format!("<h2>Burn rate per {}</h2>\n", escape(&step)));
     let rates = trend.burn_rates(budget);
     let rules: Vec<(String, f64)> = {
