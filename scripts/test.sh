@@ -14,6 +14,7 @@ for bin in prometheus promtool; do
 done
 command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 command -v victoria-metrics >/dev/null 2>&1 || need+=(victoria-metrics)
+[ -x /usr/bin/chromium ] || need+=(chromium chromium-driver)
 if ((${#need[@]})); then
   step "apt-get install ${need[*]}"
   SUDO=""

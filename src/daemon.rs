@@ -18,6 +18,7 @@ use crate::metrics::DaemonMetrics;
 use crate::model::Slo;
 use crate::prom::Client;
 use crate::state::State;
+use crate::trend::Trends;
 
 pub struct RunOptions {
     pub config_file: PathBuf,
@@ -124,12 +125,10 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let metrics = Arc::new(DaemonMetrics::new());
     record_reload(&metrics, true);
     let state = Arc::new(State::new());
-    let mut engine = Engine::new(
-        new_client(&settings, &metrics)?,
-        slos,
-        state.clone(),
-        metrics.clone(),
-    );
+    let client = new_client(&settings, &metrics)?;
+    // The pages query through the engine's client, and follow it on reload.
+    let trends = Arc::new(Trends::new(client.clone()));
+    let mut engine = Engine::new(client, slos, state.clone(), metrics.clone());
     configure_alerting(&mut engine, &settings);
     let mut dispatcher = new_dispatcher(&settings, &metrics)?;
     wire(&mut engine, &dispatcher);
@@ -149,6 +148,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         state: state.clone(),
         metrics: metrics.clone(),
         reload: reload_tx,
+        trends: Some(trends.clone()),
     };
     let mut server_shutdown = shutdown_rx.clone();
     let server = tokio::spawn(async move {
@@ -169,14 +169,14 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
                 engine.cycle(unix_now()).await;
             }
             Some(reply) = reload_rx.recv() => {
-                let outcome = reload(&opts.config_file, &mut settings, &mut engine, &metrics, &mut dispatcher).await;
+                let outcome = reload(&opts.config_file, &mut settings, &mut engine, &trends, &metrics, &mut dispatcher).await;
                 if outcome.is_ok() {
                     interval = new_interval(settings.evaluation_interval);
                 }
                 let _ = reply.send(outcome);
             }
             _ = hup.recv() => {
-                if reload(&opts.config_file, &mut settings, &mut engine, &metrics, &mut dispatcher).await.is_ok() {
+                if reload(&opts.config_file, &mut settings, &mut engine, &trends, &metrics, &mut dispatcher).await.is_ok() {
                     interval = new_interval(settings.evaluation_interval);
                 }
             }
@@ -210,6 +210,7 @@ async fn reload(
     path: &Path,
     settings: &mut Settings,
     engine: &mut Engine<Client>,
+    trends: &Trends<Client>,
     metrics: &Arc<DaemonMetrics>,
     dispatcher: &mut Option<Arc<Dispatcher>>,
 ) -> Result<(), String> {
@@ -232,6 +233,7 @@ async fn reload(
     match outcome {
         Ok((new, slos, client, delivery)) => {
             if let Some(c) = client {
+                trends.set_client(c.clone());
                 engine.set_client(c);
             }
             tracing::info!(slos = slos.len(), "configuration reloaded");

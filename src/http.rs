@@ -1,10 +1,11 @@
 //! The web endpoints. `router` is built from shared handles so tests can
-//! drive it without a socket; it maps outcomes to status codes and
-//! never queries Prometheus.
+//! drive it without a socket; it maps outcomes to status codes. Only an
+//! SLO's page asks Prometheus for anything, through the trend source,
+//! bounded in points and time.
 
 use std::sync::Arc;
 
-use axum::extract::State as AxState;
+use axum::extract::{Path, State as AxState};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -14,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::metrics::DaemonMetrics;
 use crate::output;
 use crate::state::State;
+use crate::trend::TrendSource;
 
 /// A reload request; the engine answers with the outcome.
 pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
@@ -23,6 +25,9 @@ pub struct AppState {
     pub state: Arc<State>,
     pub metrics: Arc<DaemonMetrics>,
     pub reload: mpsc::Sender<ReloadRequest>,
+    /// Range queries of the SLI for an SLO's page; without it the page
+    /// shows the current figures only.
+    pub trends: Option<Arc<dyn TrendSource>>,
 }
 
 pub fn router(app: AppState) -> Router {
@@ -33,6 +38,7 @@ pub fn router(app: AppState) -> Router {
         .route("/-/ready", get(ready))
         .route("/-/reload", post(reload))
         .route("/api/v1/slos", get(slos))
+        .route("/slo/{service}/{slo}", get(slo_page))
         .with_state(app)
 }
 
@@ -84,4 +90,124 @@ async fn slos(AxState(app): AxState<AppState>) -> Json<serde_json::Value> {
 
 async fn index(AxState(app): AxState<AppState>) -> Html<String> {
     Html(crate::pages::overview(&app.state.snapshot()))
+}
+
+/// One SLO's page. The path segments arrive percent-decoded, so they
+/// compare with the spec's names as written.
+async fn slo_page(
+    AxState(app): AxState<AppState>,
+    Path((service, slo)): Path<(String, String)>,
+) -> Response {
+    let snapshot = app.state.snapshot();
+    let instances: Vec<_> = snapshot
+        .instances
+        .iter()
+        .filter(|i| i.slo.service == service && i.slo.name == slo)
+        .collect();
+    let Some(first) = instances.first() else {
+        let path = crate::pages::slo_path(&service, &slo);
+        return (StatusCode::NOT_FOUND, Html(crate::pages::not_found(&path))).into_response();
+    };
+    // The history ends where the figures were taken, so the two agree.
+    let trend = match (&app.trends, snapshot.evaluated_at) {
+        (Some(source), Some(at)) => Some(source.trend(first.slo.clone(), at).await),
+        _ => None,
+    };
+    if let Some(Err(e)) = &trend {
+        tracing::warn!(service, slo, error = %e, "no history for the SLO page");
+    }
+    Html(crate::pages::slo_page(
+        &instances,
+        snapshot.evaluated_at,
+        trend,
+    ))
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::test_slo;
+    use crate::state::{LabelSet, Snapshot, Status};
+    use crate::trend::{Trend, TrendError};
+    use futures::future::BoxFuture;
+
+    /// Answers every SLO with the same two-step trend, recording the time
+    /// it was asked for.
+    struct FixedTrend(std::sync::Mutex<Vec<i64>>);
+
+    impl TrendSource for FixedTrend {
+        fn trend(
+            &self,
+            _: Arc<crate::model::Slo>,
+            now: i64,
+        ) -> BoxFuture<'static, Result<Trend, TrendError>> {
+            if let Ok(mut v) = self.0.lock() {
+                v.push(now);
+            }
+            Box::pin(async move {
+                Ok(Trend {
+                    start: now - 120,
+                    end: now,
+                    step: 60,
+                    points: vec![
+                        (now - 60, crate::budget::Events::new(1.0, 100.0)),
+                        (now, crate::budget::Events::new(0.0, 100.0)),
+                    ],
+                })
+            })
+        }
+    }
+
+    async fn serve(app: AppState) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router(app)).await });
+        addr
+    }
+
+    #[tokio::test]
+    async fn slo_pages_by_encoded_name_and_404_for_unknown() {
+        let state = Arc::new(State::new());
+        let slo = Arc::new(test_slo("check out", "<avail>", 99.9, 30));
+        state.publish(Snapshot::default().next(
+            5_000,
+            vec![(
+                slo,
+                Ok(vec![(
+                    LabelSet::new(),
+                    Status::Ok,
+                    crate::pages::test_figures(0.5, false),
+                )]),
+            )],
+        ));
+        let asked = Arc::new(FixedTrend(std::sync::Mutex::new(vec![])));
+        let (reload, _rx) = mpsc::channel(1);
+        let addr = serve(AppState {
+            state,
+            metrics: Arc::new(DaemonMetrics::new()),
+            reload,
+            trends: Some(asked.clone()),
+        })
+        .await;
+        let get = |path: &'static str| async move {
+            let r = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        };
+        let (status, body) = get("/").await;
+        assert_eq!(status, 200);
+        assert!(
+            body.contains("href=\"/slo/check%20out/%3Cavail%3E\""),
+            "{body}"
+        );
+        let (status, body) = get("/slo/check%20out/%3Cavail%3E").await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("check out / &lt;avail&gt;"), "{body}");
+        assert_eq!(body.matches("<svg ").count(), 2);
+        // The history ends at the evaluation the figures come from.
+        assert_eq!(*asked.0.lock().unwrap(), vec![5_000]);
+        let (status, body) = get("/slo/check%20out/nope").await;
+        assert_eq!(status, 404);
+        assert!(body.contains("SLO not found"));
+    }
 }

@@ -50,6 +50,22 @@ impl Queries {
     }
 }
 
+impl Queries {
+    /// The same expressions with `{{.window}}` filled in: what the engine
+    /// runs for a window, and what the status page runs over a range.
+    pub fn at_window(&self, window: &str) -> Queries {
+        match self {
+            Queries::Events { bad, total } => Queries::Events {
+                bad: with_window(bad, window),
+                total: with_window(total, window),
+            },
+            Queries::Ratio { ratio } => Queries::Ratio {
+                ratio: with_window(ratio, window),
+            },
+        }
+    }
+}
+
 /// Fills `{{.window}}` (Sloth's Go template, spaces allowed) with a
 /// PromQL duration.
 pub fn with_window(template: &str, window: &str) -> String {
@@ -146,6 +162,30 @@ mod tests {
         );
         assert_eq!(with_window("{{.other}} x", "5m"), "{{.other}} x");
         assert_eq!(with_window("x{a=\"{{\"}", "5m"), "x{a=\"{{\"}");
+    }
+
+    #[test]
+    fn at_window_fills_every_expression() {
+        let q = Queries::Events {
+            bad: "sum(rate(e[{{.window}}]))".into(),
+            total: "sum(rate(t[{{ .window }}]))".into(),
+        };
+        assert_eq!(
+            q.at_window("2h24m"),
+            Queries::Events {
+                bad: "sum(rate(e[2h24m]))".into(),
+                total: "sum(rate(t[2h24m]))".into(),
+            }
+        );
+        let r = Queries::Ratio {
+            ratio: "avg_over_time(r[{{.window}}])".into(),
+        };
+        assert_eq!(
+            r.at_window("5m"),
+            Queries::Ratio {
+                ratio: "avg_over_time(r[5m])".into()
+            }
+        );
     }
 
     #[test]

@@ -279,6 +279,15 @@ impl Prometheus {
     /// Starts Prometheus on a private data dir holding (hard links to) the
     /// given blocks, and waits (bounded) for `/-/ready`.
     pub fn start(blocks: &Path) -> Prometheus {
+        Prometheus::start_with_config(
+            blocks,
+            "global:\n  scrape_interval: 1m\nscrape_configs: []\n",
+        )
+    }
+
+    /// As `start`, with the given `prometheus.yml` (e.g. to scrape
+    /// errbudget).
+    pub fn start_with_config(blocks: &Path, config: &str) -> Prometheus {
         require(PROMETHEUS);
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
@@ -289,8 +298,7 @@ impl Prometheus {
             blocks_loaded += 1;
         }
         let cfg = dir.path().join("prometheus.yml");
-        std::fs::write(&cfg, "global:\n  scrape_interval: 1m\nscrape_configs: []\n")
-            .expect("write prometheus.yml");
+        std::fs::write(&cfg, config).expect("write prometheus.yml");
         let port = free_port();
         let guard = Guard::spawn(
             "prometheus",

@@ -7,8 +7,10 @@
 
 mod alerts;
 mod check;
+mod chromium;
 mod compat;
 mod daemon;
+mod dashboards;
 mod dataset;
 mod eval;
 mod events;
@@ -16,4 +18,6 @@ mod expect;
 mod fixtures;
 mod harness;
 mod http;
+mod pages;
+mod scraped;
 mod selftest;

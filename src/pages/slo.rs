@@ -1,0 +1,340 @@
+//! `/slo/{service}/{slo}`: one SLO in depth — its figures per group, the
+//! alert pairs of its policy with their state, and charts of the period
+//! (burn-down against the ideal line, burn rate per step) from its trend.
+//! A failed trend still gives the page, with the reason in place of charts.
+
+use crate::output::rfc3339;
+use crate::state::{Instance, Status};
+use crate::trend::{Trend, TrendError};
+
+use super::svg::{chart, Line, Rule};
+use super::{
+    budget_bar, document, escape, firing_pills, freeze_pill, human_secs, labels_text, rate,
+};
+
+/// The page of one SLO; `instances` are its groups (one for an ungrouped
+/// SLO) and are never empty.
+pub fn slo_page(
+    instances: &[&Instance],
+    evaluated_at: Option<i64>,
+    trend: Option<Result<Trend, TrendError>>,
+) -> String {
+    let Some(first) = instances.first() else {
+        return not_found("");
+    };
+    let slo = &first.slo;
+    let title = format!("{} / {}", slo.service, slo.name);
+    let mut body = format!(
+        "<p class=\"small\"><a href=\"/\">← all SLOs</a></p>\n<h1>{}</h1>\n",
+        escape(&title)
+    );
+    if !slo.description.is_empty() {
+        body.push_str(&format!("<p>{}</p>\n", escape(&slo.description)));
+    }
+    body.push_str(&format!(
+        "<p class=\"small muted\">Objective {} over {} ({} SLI){}. Last evaluation: <time>{}</time></p>\n",
+        escape(&format!("{}%", slo.objective.percent())),
+        escape(&crate::duration::format(slo.period)),
+        escape(slo.sli.kind()),
+        if slo.labels.is_empty() {
+            String::new()
+        } else {
+            format!(", labels {}", labels_text(&slo.labels))
+        },
+        escape(&evaluated_at.map(rfc3339).unwrap_or_else(|| "never".into()))
+    ));
+    for i in instances {
+        body.push_str(&instance_section(i, instances.len() > 1));
+    }
+    body.push_str(&trend_section(first, trend));
+    document(&title, &body)
+}
+
+fn instance_section(i: &Instance, grouped: bool) -> String {
+    let mut out = String::new();
+    if grouped {
+        out.push_str(&format!("<h2>{}</h2>\n", labels_text(&i.group)));
+    }
+    if i.status == Status::Error {
+        out.push_str(&format!(
+            "<p class=\"note\">Evaluation failing: {}{}</p>\n",
+            escape(i.error.as_deref().unwrap_or("unknown error")),
+            match i.last_success {
+                Some(t) => format!(" — figures below are from {}", escape(&rfc3339(t))),
+                None => String::new(),
+            }
+        ));
+    }
+    let Some(f) = &i.figures else {
+        return out;
+    };
+    let firing = firing_pills(f);
+    out.push_str(&format!(
+        "<div class=\"grid\"><div>Budget left{}</div><div>Budget left (time)<b>{}</b></div>\
+<div>Period error ratio<b>{}</b></div><div>Releases<b>{}</b></div><div>Firing<b>{}</b></div></div>\n",
+        budget_bar(f.remaining_ratio),
+        escape(&if f.remaining_seconds < 0.0 {
+            format!("overspent by {}", human_secs(-f.remaining_seconds))
+        } else {
+            human_secs(f.remaining_seconds)
+        }),
+        escape(&format!("{:.4}%", f.period_error_ratio * 100.0)),
+        freeze_pill(f),
+        if firing.is_empty() {
+            "<span class=\"ok\">none</span>".to_string()
+        } else {
+            firing
+        }
+    ));
+    if !f.alerts.is_empty() {
+        out.push_str(
+            "<h2>Alerts</h2><table><thead><tr><th>Severity</th><th>Windows</th><th>Threshold</th>\
+<th>Burn long / short</th><th>State</th></tr></thead><tbody>\n",
+        );
+        let burn = |w| {
+            f.windows
+                .iter()
+                .find(|x| x.window == w)
+                .map_or(f64::NAN, |x| x.burn_rate)
+        };
+        for a in &f.alerts {
+            let state = if a.firing {
+                "<b class=\"bad\">FIRING</b>"
+            } else if a.condition {
+                "<span class=\"warn\">pending</span>"
+            } else {
+                "<span class=\"ok\">ok</span>"
+            };
+            out.push_str(&format!(
+                "<tr><td>{}</td><td>{}/{}</td><td>{}</td><td>{} / {}</td><td>{state}</td></tr>\n",
+                escape(a.effective_severity().as_str()),
+                escape(&a.long.to_string()),
+                escape(&a.short.to_string()),
+                escape(&rate(a.burn_rate_threshold)),
+                escape(&rate(burn(a.long))),
+                escape(&rate(burn(a.short))),
+            ));
+        }
+        out.push_str("</tbody></table>\n");
+    }
+    out.push_str(
+        "<h2>Windows</h2><table><thead><tr><th>Window</th><th>Error ratio</th><th>Burn rate</th>\
+<th>Budget gone in</th></tr></thead><tbody>\n",
+    );
+    for w in &f.windows {
+        out.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            escape(&w.window.to_string()),
+            escape(&format!("{:.4}%", w.error_ratio * 100.0)),
+            escape(&rate(w.burn_rate)),
+            escape(&human_secs(w.exhaustion_seconds)),
+        ));
+    }
+    out.push_str("</tbody></table>\n");
+    out
+}
+
+fn pct(v: f64) -> String {
+    format!("{:.0}%", v * 100.0)
+}
+
+fn num(v: f64) -> String {
+    if v.abs() >= 10.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// Lowest remaining ratio the burn-down draws.
+const FLOOR: f64 = -1.0;
+
+fn trend_section(i: &Instance, trend: Option<Result<Trend, TrendError>>) -> String {
+    let mut out = String::from("<h2>Budget burn-down over the period</h2>\n");
+    let trend = match trend {
+        None => {
+            out.push_str("<p class=\"note\">History is not available here.</p>\n");
+            return out;
+        }
+        Some(Err(e)) => {
+            out.push_str(&format!(
+                "<p class=\"note\">History unavailable: {}. The figures above are current.</p>\n",
+                escape(&e.to_string())
+            ));
+            return out;
+        }
+        Some(Ok(t)) => t,
+    };
+    let budget = i.slo.objective.budget_ratio();
+    // An overspent budget can fall to -2000%; drawn to scale it would
+    // flatten the part worth seeing, so the chart stops at -100%.
+    let down: Vec<(i64, f64)> = trend
+        .burn_down(budget)
+        .into_iter()
+        .map(|(t, v)| (t, v.max(FLOOR)))
+        .collect();
+    let clipped = down.iter().any(|(_, v)| *v <= FLOOR);
+    let ideal = [(trend.start, 1.0), (trend.end, 0.0)];
+    let step = crate::duration::format(std::time::Duration::from_secs(trend.step));
+    out.push_str(&chart(
+        "remaining error budget over the period against the ideal line",
+        &[
+            Line {
+                label: "remaining budget",
+                color: "#0b57d0",
+                dashed: false,
+                points: &down,
+            },
+            Line {
+                label: "ideal (budget spent evenly)",
+                color: "#777",
+                dashed: true,
+                points: &ideal,
+            },
+        ],
+        &[],
+        pct,
+    ));
+    if clipped {
+        out.push_str("<p class=\"small muted\">Below −100% the line is drawn at −100%.</p>\n");
+    }
+    out.push_str(&format!("<h2>Burn rate per {}</h2>\n", escape(&step)));
+    let rates = trend.burn_rates(budget);
+    let rules: Vec<(String, f64)> = {
+        let mut seen: Vec<(String, f64)> = vec![];
+        for a in &i.slo.alerting.windows {
+            if !seen.iter().any(|(_, v)| (*v - a.factor).abs() < 1e-9) {
+                seen.push((
+                    format!("{} {}/{}", a.severity.as_str(), a.long, a.short),
+                    a.factor,
+                ));
+            }
+        }
+        seen
+    };
+    let rules: Vec<Rule> = rules
+        .iter()
+        .map(|(label, v)| Rule {
+            label,
+            color: "#c62828",
+            value: *v,
+        })
+        .collect();
+    out.push_str(&chart(
+        "burn rate per step over the period with the policy's thresholds",
+        &[Line {
+            label: "burn rate (1 = budget spent exactly over the period)",
+            color: "#b35900",
+            dashed: false,
+            points: &rates,
+        }],
+        &rules,
+        num,
+    ));
+    out
+}
+
+/// The 404 page for an unknown SLO.
+pub fn not_found(path: &str) -> String {
+    document(
+        "SLO not found",
+        &format!(
+            "<p class=\"small\"><a href=\"/\">← all SLOs</a></p><h1>SLO not found</h1>\
+<p>No SLO is configured at <code>{}</code>.</p>",
+            escape(path)
+        ),
+    )
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::budget::Events;
+    use crate::model::{test_slo, Severity, Window};
+    use crate::state::{AlertStatus, Figures, LabelSet, WindowFigures};
+
+    pub(crate) fn figures(remaining: f64, firing: bool) -> Figures {
+        let w = |s| Window::from_secs(s).unwrap_or_else(|e| panic!("{e}"));
+        Figures {
+            windows: vec![WindowFigures {
+                window: w(3_600),
+                events: Events::new(1.0, 100.0),
+                error_ratio: 0.01,
+                burn_rate: if firing { 20.0 } else { 0.5 },
+                exhaustion_seconds: f64::INFINITY,
+            }],
+            period_error_ratio: 0.0005,
+            remaining_ratio: remaining,
+            remaining_seconds: remaining * 2_592.0,
+            period_events: None,
+            release_frozen: remaining < 0.1,
+            alerts: vec![AlertStatus {
+                severity: Severity::Page,
+                long: w(3_600),
+                short: w(300),
+                burn_rate_threshold: 14.4,
+                condition: firing,
+                low_traffic: false,
+                firing,
+            }],
+        }
+    }
+
+    fn instance(service: &str) -> Instance {
+        let mut slo = test_slo(service, "avail", 99.9, 30);
+        slo.description = "<script>alert(2)</script>".into();
+        Instance {
+            slo: Arc::new(slo),
+            group: LabelSet::new(),
+            status: Status::Ok,
+            error: None,
+            figures: Some(figures(0.05, true)),
+            last_success: Some(1_000),
+            failing_since: None,
+        }
+    }
+
+    #[test]
+    fn shows_firing_alerts_and_charts_the_trend() {
+        let i = instance("checkout");
+        let trend = Trend {
+            start: 0,
+            end: 120,
+            step: 60,
+            points: vec![
+                (60, Events::new(1.0, 500.0)),
+                (120, Events::new(0.0, 500.0)),
+            ],
+        };
+        let html = slo_page(&[&i], Some(1_000), Some(Ok(trend)));
+        assert!(html.contains("<b class=\"bad\">FIRING</b>"), "{html}");
+        assert!(html.contains("<span class=\"pill page\">page 1h/5m</span>"));
+        assert_eq!(html.matches("<svg ").count(), 2);
+        assert!(html.contains("ideal (budget spent evenly)"));
+        assert!(html.contains("page 1h/5m</text>"));
+        assert!(!html.contains("<script>"));
+        assert!(html.contains("&lt;script&gt;alert(2)&lt;/script&gt;"));
+    }
+
+    #[test]
+    fn a_failed_trend_still_renders_the_page() {
+        let i = instance("<b>svc</b>");
+        let html = slo_page(
+            &[&i],
+            Some(1_000),
+            Some(Err(TrendError::Timeout(std::time::Duration::from_secs(10)))),
+        );
+        assert!(html.contains("History unavailable: no answer from Prometheus within 10s"));
+        assert!(html.contains("&lt;b&gt;svc&lt;/b&gt; / avail"));
+        assert!(!html.contains("<b>svc"));
+        assert!(!html.contains("<svg"));
+    }
+
+    #[test]
+    fn not_found_escapes_the_path() {
+        let html = not_found("/slo/<x>/y");
+        assert!(html.contains("/slo/&lt;x&gt;/y"));
+    }
+}

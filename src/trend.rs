@@ -1,0 +1,289 @@
+//! The history of one SLO over its compliance period, for the status page:
+//! bad and total events per step, from range queries of the SLI built by
+//! `plan` and run through the same `prom` client the engine uses. Bounded
+//! in points and time so a page view can never weigh like an evaluation.
+//! Turns counts into a burn-down and burn rates with `budget`; writes no
+//! PromQL and renders nothing.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+
+use crate::budget::{self, Events};
+use crate::model::Slo;
+use crate::plan::{self, Queries};
+use crate::prom::{QueryApi, QueryError, RangeSeries};
+
+/// At most this many steps over the period: enough for a chart a screen
+/// wide, and one range query of this size reads each sample once.
+pub const MAX_POINTS: u64 = 300;
+/// A page waits at most this long for its history, then renders without.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrendError {
+    #[error("range query failed: {0}")]
+    Query(#[from] QueryError),
+    #[error("no answer from Prometheus within {0:?}")]
+    Timeout(Duration),
+}
+
+/// Events per step over the period, oldest first. Each point holds the
+/// events in `(end - step, end]`; for ratio SLIs error-seconds and seconds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trend {
+    pub start: i64,
+    pub end: i64,
+    pub step: u64,
+    pub points: Vec<(i64, Events)>,
+}
+
+impl Trend {
+    fn total(&self) -> Events {
+        self.points
+            .iter()
+            .fold(Events::default(), |acc, (_, e)| acc + *e)
+    }
+
+    /// Remaining share of this period's budget after each step: 1 minus
+    /// the bad events so far over the budget of the whole period's traffic.
+    /// It starts at 1 and ends at the engine's remaining ratio (up to the
+    /// step's resolution), so the line shows *when* the budget went.
+    pub fn burn_down(&self, budget_ratio: f64) -> Vec<(i64, f64)> {
+        let allowed = self.total().total * budget_ratio;
+        let mut bad = 0.0;
+        let mut out = vec![(self.start, 1.0)];
+        for (t, e) in &self.points {
+            bad += e.bad;
+            let remaining = if allowed > 0.0 {
+                1.0 - bad / allowed
+            } else {
+                1.0
+            };
+            out.push((*t, remaining));
+        }
+        out
+    }
+
+    /// Burn rate over each step: its error ratio over the budget ratio.
+    pub fn burn_rates(&self, budget_ratio: f64) -> Vec<(i64, f64)> {
+        self.points
+            .iter()
+            .map(|(t, e)| (*t, budget::burn_rate(e.error_ratio(), budget_ratio)))
+            .collect()
+    }
+}
+
+/// The step for a period: a whole number of minutes giving at most
+/// [`MAX_POINTS`] points.
+pub fn step_for(period_secs: u64) -> u64 {
+    let raw = period_secs.div_ceil(MAX_POINTS).max(60);
+    raw.div_ceil(60) * 60
+}
+
+/// Fetches the period ending at `now`. Groups of a grouped SLO are summed:
+/// the page shows the SLO as a whole.
+pub async fn fetch<C: QueryApi>(client: &C, slo: &Slo, now: i64) -> Result<Trend, TrendError> {
+    let step = step_for(slo.period.as_secs());
+    let points = (slo.period.as_secs() / step).max(1) as i64;
+    let start = now - points * step as i64;
+    let first = start + step as i64;
+    let queries = Queries::for_slo(slo).at_window(&plan::window_text(step));
+    let seconds = step as f64;
+    let mut by_time: BTreeMap<i64, Events> = (0..points)
+        .map(|k| (first + k * step as i64, Events::default()))
+        .collect();
+    match queries {
+        Queries::Events { bad, total } => {
+            let (bad_s, total_s) = tokio::try_join!(
+                client.range(&bad, first, now, step),
+                client.range(&total, first, now, step)
+            )?;
+            for (t, v) in rates(&total_s) {
+                by_time.entry(t).or_default().total += v * seconds;
+            }
+            for (t, v) in rates(&bad_s) {
+                by_time.entry(t).or_default().bad += v * seconds;
+            }
+        }
+        Queries::Ratio { ratio } => {
+            let series = client.range(&ratio, first, now, step).await?;
+            // A ratio SLI weighs time: each group counts its seconds.
+            for (t, r) in rates(&series) {
+                let e = by_time.entry(t).or_default();
+                e.bad += r.clamp(0.0, 1.0) * seconds;
+                e.total += seconds;
+            }
+        }
+    }
+    Ok(Trend {
+        start,
+        end: now,
+        step,
+        points: by_time
+            .into_iter()
+            .map(|(t, e)| (t, e.non_negative()))
+            .collect(),
+    })
+}
+
+/// Finite points of every series. A NaN is a step without traffic (0/0)
+/// and an infinity is no count at all: both mean no events, as in the
+/// engine.
+fn rates(series: &[RangeSeries]) -> impl Iterator<Item = (i64, f64)> + '_ {
+    series
+        .iter()
+        .flat_map(|s| s.points.iter().copied())
+        .filter(|(_, v)| v.is_finite())
+}
+
+/// What the web handlers hold: fetches a trend without knowing the client
+/// type (`QueryApi` is not dyn-compatible).
+pub trait TrendSource: Send + Sync {
+    fn trend(&self, slo: Arc<Slo>, now: i64) -> BoxFuture<'static, Result<Trend, TrendError>>;
+}
+
+/// The daemon's trend source: the engine's client, swapped on reload.
+pub struct Trends<C> {
+    client: RwLock<Arc<C>>,
+}
+
+impl<C: QueryApi> Trends<C> {
+    pub fn new(client: Arc<C>) -> Self {
+        Trends {
+            client: RwLock::new(client),
+        }
+    }
+
+    /// Follows a reload that changed the Prometheus settings.
+    pub fn set_client(&self, client: Arc<C>) {
+        match self.client.write() {
+            Ok(mut g) => *g = client,
+            Err(poisoned) => *poisoned.into_inner() = client,
+        }
+    }
+
+    fn client(&self) -> Arc<C> {
+        match self.client.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+impl<C: QueryApi> TrendSource for Trends<C> {
+    fn trend(&self, slo: Arc<Slo>, now: i64) -> BoxFuture<'static, Result<Trend, TrendError>> {
+        let client = self.client();
+        Box::pin(async move {
+            match tokio::time::timeout(TIMEOUT, fetch(&*client, &slo, now)).await {
+                Ok(result) => result,
+                Err(_) => Err(TrendError::Timeout(TIMEOUT)),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::test_slo;
+    use crate::prom::Sample;
+    use std::sync::Mutex;
+
+    /// Answers range queries with a fixed rate per query text and records
+    /// what it was asked.
+    struct Scripted {
+        bad: f64,
+        total: f64,
+        asked: Mutex<Vec<(String, i64, i64, u64)>>,
+    }
+
+    impl QueryApi for Scripted {
+        async fn instant(&self, _: &str, _: i64) -> Result<Vec<Sample>, QueryError> {
+            Ok(vec![])
+        }
+
+        async fn range(
+            &self,
+            query: &str,
+            start: i64,
+            end: i64,
+            step: u64,
+        ) -> Result<Vec<RangeSeries>, QueryError> {
+            if let Ok(mut a) = self.asked.lock() {
+                a.push((query.to_owned(), start, end, step));
+            }
+            let v = if query.starts_with("bad") {
+                self.bad
+            } else {
+                self.total
+            };
+            let mut points = vec![];
+            let mut t = start;
+            while t <= end {
+                points.push((t, v));
+                t += step as i64;
+            }
+            Ok(vec![RangeSeries {
+                labels: Default::default(),
+                points,
+            }])
+        }
+    }
+
+    #[test]
+    fn steps_are_whole_minutes_within_the_point_bound() {
+        assert_eq!(step_for(30 * 86_400), 8_640);
+        assert_eq!(step_for(28 * 86_400), 8_100);
+        assert_eq!(step_for(3_600), 60);
+        for p in [3_600, 86_400, 7 * 86_400, 90 * 86_400, 1_000_003] {
+            let s = step_for(p);
+            assert_eq!(s % 60, 0);
+            assert!(p / s <= MAX_POINTS, "{p}: {s}");
+        }
+    }
+
+    #[tokio::test]
+    async fn queries_the_sli_once_per_expression_with_the_step_as_window() {
+        let slo = test_slo("s", "a", 99.0, 30);
+        let prom = Scripted {
+            bad: 0.1,
+            total: 10.0,
+            asked: Mutex::new(vec![]),
+        };
+        let now = 10_000_000;
+        let trend = fetch(&prom, &slo, now).await.unwrap();
+        let asked = prom.asked.lock().unwrap().clone();
+        assert_eq!(asked.len(), 2);
+        for (q, start, end, step) in &asked {
+            assert!(q.ends_with("[2h24m]"), "{q}");
+            assert_eq!((*end, *step), (now, 8_640));
+            assert_eq!(*start, now - 299 * 8_640);
+        }
+        assert_eq!(trend.points.len(), 300);
+        // 1% errors against a 1% budget: burn rate 1, the budget spent
+        // exactly evenly, ending at 0.
+        for (_, r) in trend.burn_rates(slo.objective.budget_ratio()) {
+            assert!((r - 1.0).abs() < 1e-9, "{r}");
+        }
+        let down = trend.burn_down(slo.objective.budget_ratio());
+        assert_eq!(down.len(), 301);
+        assert_eq!(down[0], (now - 300 * 8_640, 1.0));
+        assert!((down[150].1 - 0.5).abs() < 1e-9);
+        assert!(down[300].1.abs() < 1e-9);
+    }
+
+    #[test]
+    fn no_traffic_spends_nothing() {
+        let t = Trend {
+            start: 0,
+            end: 120,
+            step: 60,
+            points: vec![(60, Events::default()), (120, Events::default())],
+        };
+        assert_eq!(t.burn_down(0.001), vec![(0, 1.0), (60, 1.0), (120, 1.0)]);
+        assert_eq!(t.burn_rates(0.001), vec![(60, 0.0), (120, 0.0)]);
+    }
+}
