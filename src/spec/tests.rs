@@ -34,7 +34,7 @@ fn days(d: u64) -> Duration {
 fn every_invalid_fixture_gives_its_exact_message() {
     let cases: &[(&str, &[&str])] = &[
         ("invalid-yaml-syntax.yaml", &[
-            "invalid-yaml-syntax.yaml:7:1: invalid YAML: while parsing a flow mapping, did not find expected ',' or '}'",
+            "invalid-yaml-syntax.yaml:6:55: invalid YAML: while parsing a flow mapping, did not find expected ',' or '}'",
         ]),
         ("invalid-unknown-field.yaml", &[
             "invalid-unknown-field.yaml:4:5: slos[0]: missing required field \"objective\"",
@@ -371,7 +371,12 @@ mod fuzz {
 
     fn check(bytes: &[u8]) {
         let text = String::from_utf8_lossy(bytes);
-        let lines = text.lines().count().max(1) + 1;
+        // YAML breaks lines at \n, \r\n and a lone \r.
+        let lines = text
+            .replace("\r\n", "\n")
+            .replace('\r', "\n")
+            .split('\n')
+            .count();
         if let Err(diags) = parse_specs("f.yaml", &text) {
             assert!(!diags.is_empty(), "an error without a diagnostic");
             for d in diags {
@@ -397,4 +402,12 @@ mod fuzz {
             check(text.as_bytes());
         }
     }
+}
+
+#[test]
+fn an_unexpected_end_of_file_points_at_the_last_line() {
+    let d = parse_specs("f.yaml", "%!").unwrap_err();
+    assert_eq!((d[0].line, d[0].column), (1, 3), "{}", d[0]);
+    let d = parse_specs("f.yaml", "slos:\n  - name: [a,\n").unwrap_err();
+    assert_eq!(d[0].line, 2, "{}", d[0]);
 }

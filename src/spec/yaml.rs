@@ -59,16 +59,35 @@ pub fn load(text: &str) -> Result<Vec<Node<'_>>, (Pos, String)> {
     match result {
         Ok(Ok(docs)) => Ok(docs),
         Ok(Err(e)) => Err((
-            Pos {
-                line: e.marker().line(),
-                column: e.marker().col() + 1,
-            },
+            inside(text, e.marker().line(), e.marker().col() + 1),
             format!("invalid YAML: {}", e.info()),
         )),
         Err(_) => Err((
             Pos { line: 1, column: 1 },
             "invalid YAML: the parser failed on this file".into(),
         )),
+    }
+}
+
+/// The scanner reports an unexpected end of input on a line past the last
+/// one; a message must point into the file, so that becomes the end of the
+/// last line.
+fn inside(text: &str, line: usize, column: usize) -> Pos {
+    let normalized = text.replace("\r\n", "\n").replace('\r', "\n");
+    let lines: Vec<&str> = normalized.split('\n').collect();
+    let last = lines.len().max(1);
+    let at_trailing_newline = line == last && last > 1 && lines[last - 1].is_empty();
+    if line >= 1 && line <= last && !at_trailing_newline {
+        return Pos { line, column };
+    }
+    let mut n = last;
+    // A trailing newline leaves an empty last line; point at the text.
+    while n > 1 && lines[n - 1].is_empty() {
+        n -= 1;
+    }
+    Pos {
+        line: n,
+        column: lines.get(n - 1).map_or(0, |l| l.chars().count()) + 1,
     }
 }
 
