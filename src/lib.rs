@@ -28,3 +28,4 @@ pub mod prom;
 pub mod rules;
 pub mod spec;
 pub mod state;
+pub mod web;
