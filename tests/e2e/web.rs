@@ -276,15 +276,31 @@ async fn https_with_basic_auth_and_post_only_reload() {
             .map(|v| v.as_bytes()),
         Some(&b"nosniff"[..])
     );
+    let mut refusals = vec![];
     for (user, pw) in [(USER, "wrong"), ("nobody", PASSWORD), (USER, "")] {
+        let t = Instant::now();
         let r = c
             .get(&healthy)
             .basic_auth(user, Some(pw))
             .send()
             .await
             .expect("GET");
+        refusals.push(t.elapsed());
         assert_eq!(r.status(), 401, "{user}:{pw}");
     }
+    let t = Instant::now();
+    let r = c
+        .get(&healthy)
+        .basic_auth(USER, Some(PASSWORD))
+        .send()
+        .await
+        .expect("GET");
+    let cached = t.elapsed();
+    assert_eq!(r.status(), 200);
+    println!(
+        "basic auth (bcrypt cost 10): wrong user/password answered 401 in {refusals:?}; \
+         a cached right password in {cached:?}"
+    );
     let r = c
         .get(s.url("https", "/metrics"))
         .basic_auth(USER, Some(PASSWORD))
