@@ -18,9 +18,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::http::{HeaderName, HeaderValue};
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::ring;
+use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::{
+    DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
+};
 
 use crate::httpclient::tls as pem;
 use crate::spec::yaml::{self, Cx, Map, Pos, Sp};
@@ -553,11 +558,6 @@ fn server_config(file: &str, t: &RawTls) -> Result<ServerConfig, Vec<Diagnostic>
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
-
-use rustls::client::danger::HandshakeSignatureValid;
-use rustls::pki_types::{CertificateDer, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
 /// `RequestClientCert` / `RequireAnyClientCert`: a certificate is asked
 /// for (and, for the latter, required) but not checked against any CA, as
