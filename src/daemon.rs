@@ -23,6 +23,8 @@ use crate::trend::Trends;
 pub struct RunOptions {
     pub config_file: PathBuf,
     pub listen_address: Option<String>,
+    /// Overrides `web.config_file`.
+    pub web_config_file: Option<PathBuf>,
 }
 
 pub fn unix_now() -> i64 {
@@ -133,6 +135,11 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let mut dispatcher = new_dispatcher(&settings, &metrics)?;
     wire(&mut engine, &dispatcher);
 
+    let web_config = crate::web::load(
+        opts.web_config_file
+            .as_deref()
+            .or(settings.web.config_file.as_deref()),
+    )?;
     let address = opts
         .listen_address
         .clone()
@@ -152,11 +159,10 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     };
     let mut server_shutdown = shutdown_rx.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, http::router(app))
-            .with_graceful_shutdown(async move {
-                let _ = server_shutdown.wait_for(|&s| s).await;
-            })
-            .await
+        crate::web::serve(listener, http::router(app), web_config, async move {
+            let _ = server_shutdown.wait_for(|&s| s).await;
+        })
+        .await
     });
 
     let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;

@@ -29,3 +29,4 @@ pub mod rules;
 pub mod spec;
 pub mod state;
 pub mod trend;
+pub mod web;

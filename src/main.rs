@@ -40,11 +40,12 @@ fn main() -> ExitCode {
             Command::Run {
                 config_file,
                 listen_address,
-                web_config_file: _,
+                web_config_file,
             } => {
                 match daemon::run(daemon::RunOptions {
                     config_file,
                     listen_address,
+                    web_config_file,
                 })
                 .await
                 {

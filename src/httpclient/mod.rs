@@ -20,7 +20,7 @@ use reqwest::{RequestBuilder, Response, Url};
 use crate::config::HttpClientSettings;
 
 mod error;
-mod tls;
+pub(crate) mod tls;
 
 pub use error::ClientError;
 

@@ -87,7 +87,10 @@ fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, ClientError> {
     })
 }
 
-fn certs(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, ClientError> {
+pub(crate) fn certs(
+    what: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, ClientError> {
     let pem = read(what, path)?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
@@ -123,11 +126,19 @@ fn client_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ClientError
 }
 
 fn client_key(path: &Path) -> Result<PrivateKeyDer<'static>, ClientError> {
-    let pem = read("tls.key_file", path)?;
+    private_key("tls.key_file", path)
+}
+
+/// The first PEM private key in `path`; the web server's key is read the same way.
+pub(crate) fn private_key(
+    what: &'static str,
+    path: &Path,
+) -> Result<PrivateKeyDer<'static>, ClientError> {
+    let pem = read(what, path)?;
     // The parser's own message may quote lines of the file; for a private
     // key we say only that no key was found.
     PrivateKeyDer::from_pem_slice(&pem).map_err(|_| ClientError::Pem {
-        what: "tls.key_file",
+        what,
         path: path.to_owned(),
         reason: "no valid PEM private key (PKCS#8, PKCS#1 or SEC1) found".to_owned(),
     })

@@ -21,3 +21,4 @@ mod http;
 mod pages;
 mod scraped;
 mod selftest;
+mod web;
