@@ -15,6 +15,8 @@ done
 command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 command -v victoria-metrics >/dev/null 2>&1 || need+=(victoria-metrics)
 [ -x /usr/bin/chromium ] || need+=(chromium chromium-driver)
+# TLS tests make their CA and certificates with the openssl command.
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if ((${#need[@]})); then
   step "apt-get install ${need[*]}"
   SUDO=""
@@ -24,7 +26,7 @@ if ((${#need[@]})); then
   $SUDO apt-get install -y --no-install-recommends "${need[@]}"
 fi
 # The e2e tests fail (never skip) without these; say so early and plainly.
-for bin in /usr/bin/prometheus /usr/bin/promtool; do
+for bin in /usr/bin/prometheus /usr/bin/promtool /usr/bin/prometheus-alertmanager /usr/bin/victoria-metrics /usr/bin/chromium; do
   [ -x "$bin" ] || { echo "missing $bin after install" >&2; exit 1; }
 done
 
