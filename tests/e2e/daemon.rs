@@ -11,41 +11,9 @@ use serde_json::Value;
 
 use crate::events::{openmetrics_days, Generated, Series, Traffic, DAY, MINUTE};
 use crate::fixtures::{slo, spec};
+use crate::fixtures::{DAEMON_SERIES, SLO_SERIES};
 use crate::harness::{self, backfill, poll, Daemon, Prometheus, Workspace};
 use crate::http;
-
-/// Every `slo_*` series of CONTRACT.md; all must be exposed for an event SLO
-/// with the default alert policy.
-const SLO_SERIES: [&str; 15] = [
-    "slo_info",
-    "slo_objective_ratio",
-    "slo_period_seconds",
-    "slo_error_ratio",
-    "slo_burn_rate",
-    "slo_period_error_ratio",
-    "slo_error_budget_remaining_ratio",
-    "slo_error_budget_seconds",
-    "slo_error_budget_remaining_seconds",
-    "slo_error_budget_exhaustion_seconds",
-    "slo_period_events",
-    "slo_alert_firing",
-    "slo_release_frozen",
-    "slo_evaluation_success",
-    "slo_last_evaluation_timestamp_seconds",
-];
-
-/// The daemon's own series. `errbudget_notifications_total{receiver,outcome}`
-/// is left out on purpose: with no receiver configured it has no label
-/// values, so no sample exists to expose.
-const DAEMON_SERIES: [&str; 7] = [
-    "errbudget_build_info",
-    "errbudget_evaluation_duration_seconds",
-    "errbudget_prometheus_queries_total",
-    "errbudget_prometheus_query_duration_seconds",
-    "errbudget_prometheus_query_samples_total",
-    "errbudget_config_last_reload_successful",
-    "errbudget_config_last_reload_success_timestamp_seconds",
-];
 
 /// A Prometheus whose data ends at the current minute: one day of a steady
 /// service, so `errbudget run` has figures at its default "now".

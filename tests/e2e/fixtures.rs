@@ -75,3 +75,39 @@ pub fn latency_spec(
          \x20         severity: page\n      ticket_alert:\n        labels:\n          severity: ticket\n"
     )
 }
+
+/// Every `slo_*` series of CONTRACT.md; all must be exposed for an event SLO
+/// with the default alert policy.
+pub const SLO_SERIES: [&str; 15] = [
+    "slo_info",
+    "slo_objective_ratio",
+    "slo_period_seconds",
+    "slo_error_ratio",
+    "slo_burn_rate",
+    "slo_period_error_ratio",
+    "slo_error_budget_remaining_ratio",
+    "slo_error_budget_seconds",
+    "slo_error_budget_remaining_seconds",
+    "slo_error_budget_exhaustion_seconds",
+    "slo_period_events",
+    "slo_alert_firing",
+    "slo_release_frozen",
+    "slo_evaluation_success",
+    "slo_last_evaluation_timestamp_seconds",
+];
+
+/// The daemon's own series. `errbudget_notifications_total{receiver,outcome}`
+/// is left out on purpose: with no receiver configured it has no label
+/// values, so no sample exists to expose.
+pub const DAEMON_SERIES: [&str; 7] = [
+    "errbudget_build_info",
+    "errbudget_evaluation_duration_seconds",
+    "errbudget_prometheus_queries_total",
+    "errbudget_prometheus_query_duration_seconds",
+    "errbudget_prometheus_query_samples_total",
+    "errbudget_config_last_reload_successful",
+    "errbudget_config_last_reload_success_timestamp_seconds",
+];
+
+/// The one daemon series that has no sample without a receiver.
+pub const NOTIFICATIONS_SERIES: &str = "errbudget_notifications_total";
