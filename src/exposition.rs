@@ -176,6 +176,12 @@ fn instance_series(f: &mut Families, i: &Instance) {
             &l,
             if a.firing { 1.0 } else { 0.0 },
         );
+        f.add(
+            "slo_alert_burn_rate_threshold",
+            "Burn rate both windows must exceed for this alert to fire (the policy's factor).",
+            &l,
+            a.burn_rate_threshold,
+        );
     }
     f.add(
         "slo_release_frozen",

@@ -171,6 +171,18 @@ fn slo_rules(slo: &Slo) -> Vec<Rule> {
     ] {
         rules.push(record(name, format!("vector({value})"), base.clone()));
     }
+    let a = &slo.alerting;
+    for w in &a.windows {
+        rules.push(record(
+            "slo_alert_burn_rate_threshold",
+            format!("vector({})", w.factor),
+            with(&[
+                ("severity", w.severity.as_str().to_string()),
+                ("long_window", w.long.to_string()),
+                ("short_window", w.short.to_string()),
+            ]),
+        ));
+    }
     rules.extend(alert_rules(slo, &base));
     rules
 }
