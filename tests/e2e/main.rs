@@ -17,3 +17,4 @@ mod fixtures;
 mod harness;
 mod http;
 mod selftest;
+mod synthetic;
