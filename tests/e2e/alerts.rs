@@ -228,7 +228,8 @@ struct LiveRig {
 }
 
 /// Service, a Prometheus scraping it and the daemon every second, and the
-/// daemon pointed at `alertmanager_url` (plus `extra_alerting` lines).
+/// daemon pointed at `alertmanager_url` (plus `extra_alerting` lines, where
+/// `HOOK` stands for the service's URL, so it can be a webhook).
 fn live_rig(alertmanager_url: &str, extra_alerting: &str, specs: &str, fraction: f64) -> LiveRig {
     let svc = crate::synthetic::Service::start(RATE);
     svc.set_errors(fraction);
@@ -243,7 +244,8 @@ fn live_rig(alertmanager_url: &str, extra_alerting: &str, specs: &str, fraction:
     let ws = Workspace::new();
     let extra = format!(
         "alerting:\n  alertmanagers:\n    - url: {alertmanager_url}\n  resend_interval: 2s\n\
-         \x20 evaluation_failing_after: 3s\n{extra_alerting}web:\n  external_url: {EXTERNAL_URL}/\n"
+         \x20 evaluation_failing_after: 3s\n{}web:\n  external_url: {EXTERNAL_URL}/\n",
+        extra_alerting.replace("HOOK", &svc.url())
     );
     let cfg = ws.config_with(&prom.url(), "1s", &extra, &[("shop.yaml", specs)]);
     let daemon = Daemon::start_on(&cfg, daemon_port);
@@ -615,5 +617,248 @@ fn live_incident_pages_in_theoretical_time_and_short_burst_never_pages() {
             &[("slo", "availability"), ("severity", "page")]
         ),
         Some(0.0)
+    );
+}
+
+/// Webhook bodies' alerts (version 4 format) that are firing pages.
+fn hook_pages(svc: &crate::synthetic::Service) -> Vec<(SystemTime, Value)> {
+    let mut out = vec![];
+    for (at, body) in svc.posts() {
+        for a in body["alerts"].as_array().cloned().unwrap_or_default() {
+            if a["status"] == "firing"
+                && a["labels"]["severity"] == "page"
+                && a["labels"]["alertname"] == "ShopErrorBudgetBurn"
+            {
+                out.push((at, a));
+            }
+        }
+    }
+    out
+}
+
+/// Requirement: errbudget runs while its Alertmanager is down (the port is
+/// reserved, nothing listens); the page is decided, its notifications fail
+/// and are retried; once Alertmanager starts on that port the page arrives
+/// exactly once, as the same incident: its startsAt is the decided start
+/// (seen by a webhook that was up all along) and stays so across re-sends.
+#[test]
+fn alertmanager_down_for_a_while_gets_the_page_with_its_decided_start() {
+    let am_port = crate::harness::free_port();
+    let am_url = format!("http://127.0.0.1:{am_port}");
+    // The synthetic service doubles as the webhook that sees the decision.
+    let windows = pair_yaml(PAGE, "");
+    // 100% errors from the start: the page is decided within seconds.
+    let rig = live_rig(
+        &am_url,
+        "  webhooks:\n    - url: HOOK/hook\n",
+        &shop_spec(&[("availability", &windows)]),
+        1.0,
+    );
+
+    let first = poll(Duration::from_secs(60), || {
+        hook_pages(&rig.svc).into_iter().next()
+    })
+    .unwrap_or_else(|| panic!("no page at the webhook\n{}", rig.daemon.guard.log_tail()));
+    let decided = rfc3339_secs(&first.1["startsAt"]);
+    let labels = labels_of(&first.1);
+    // Alertmanager stays down for several resend intervals and retries.
+    let down_for = Duration::from_secs(10);
+    std::thread::sleep(down_for.saturating_sub(first.0.elapsed().unwrap_or_default()));
+    let failed = rig
+        .metric(
+            "errbudget_notifications_total",
+            &[("receiver", &format!("alertmanager:127.0.0.1:{am_port}"))],
+        )
+        .is_some();
+    assert!(failed, "no notification counter for the Alertmanager");
+    let am = Alertmanager::start_on(am_port);
+    let up = Instant::now();
+    let shown = poll(Duration::from_secs(40), || {
+        let got: Vec<Value> = am
+            .alerts()
+            .into_iter()
+            .filter(|a| labels_of(a) == labels)
+            .collect();
+        (!got.is_empty()).then_some(got)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "page not in Alertmanager 40s after it came up: {:?}\n{}",
+            am.alerts(),
+            rig.daemon.guard.log_tail()
+        )
+    });
+    eprintln!(
+        "Alertmanager down {:.1}s after the decision; page shown {:.1}s after it came up",
+        first.0.elapsed().unwrap_or_default().as_secs_f64() - up.elapsed().as_secs_f64(),
+        up.elapsed().as_secs_f64()
+    );
+    assert_eq!(shown.len(), 1, "exactly one alert with the page's labels: {shown:?}");
+    assert_eq!(
+        rfc3339_secs(&shown[0]["startsAt"]),
+        decided,
+        "startsAt in Alertmanager is the decided start: {}",
+        shown[0]
+    );
+    // Over three more resend intervals: still one, still active, same start.
+    let until = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < until {
+        let now = unix_f(SystemTime::now());
+        let got: Vec<Value> = am
+            .alerts()
+            .into_iter()
+            .filter(|a| labels_of(a) == labels)
+            .collect();
+        assert_eq!(got.len(), 1, "one alert for the page: {got:?}");
+        assert_eq!(rfc3339_secs(&got[0]["startsAt"]), decided, "{}", got[0]);
+        assert!(
+            rfc3339_secs(&got[0]["endsAt"]) > now,
+            "page must stay active: {}",
+            got[0]
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // Every firing notification the webhook got carries the same start.
+    let pages = hook_pages(&rig.svc);
+    assert!(pages.len() >= 5, "re-sent every 2s: {}", pages.len());
+    for (_, p) in &pages {
+        assert_eq!(rfc3339_secs(&p["startsAt"]), decided, "{p}");
+    }
+}
+
+/// Requirement: with a page firing, Prometheus goes away. Over several
+/// cycles the daemon keeps `slo_alert_firing` at 1 with
+/// `slo_evaluation_success` 0, keeps re-sending the page (Alertmanager
+/// shows it active, its `endsAt` moving on: never resolved for missing
+/// data), and after `evaluation_failing_after` (3 s) raises
+/// `ErrorBudgetEvaluationFailing` (severity ticket) in Alertmanager.
+///
+/// Also the low-traffic guard: a second SLO on the same data has a page
+/// pair with `min_bad_events` far above the bad events in its long window,
+/// so while the first SLO pages, it arrives as a ticket.
+#[test]
+fn prometheus_unreachable_while_firing_holds_the_page_and_raises_evaluation_failing() {
+    let am = Alertmanager::start();
+    let specs = shop_spec(&[
+        ("availability", &pair_yaml(PAGE, "")),
+        // 30 s at 50 req/s is at most 1,500 bad events.
+        ("availability-guarded", &pair_yaml(PAGE, ", min_bad_events: 100000")),
+    ]);
+    let mut rig = live_rig(&am.url(), "", &specs, 1.0);
+
+    let page = poll(Duration::from_secs(60), || {
+        shop_alerts(&am, "ShopErrorBudgetBurn", "page")
+            .into_iter()
+            .find(|a| a["labels"]["slo"] == "availability")
+    })
+    .unwrap_or_else(|| panic!("no page: {:?}\n{}", am.alerts(), rig.daemon.guard.log_tail()));
+    let guarded = poll(Duration::from_secs(20), || {
+        am.alerts()
+            .into_iter()
+            .find(|a| a["labels"]["slo"] == "availability-guarded")
+    })
+    .unwrap_or_else(|| panic!("no alert of the guarded SLO: {:?}", am.alerts()));
+    assert_eq!(guarded["labels"]["severity"], "ticket", "{guarded}");
+    assert_eq!(guarded["labels"]["long_window"], "30s", "{guarded}");
+    assert_eq!(guarded["labels"]["queue"], "shop-tickets", "{guarded}");
+    assert!(
+        guarded["annotations"]["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("too few bad events")),
+        "{guarded}"
+    );
+    assert!(
+        !am.alerts()
+            .iter()
+            .any(|a| a["labels"]["slo"] == "availability-guarded"
+                && a["labels"]["severity"] == "page"),
+        "the guarded SLO must not page: {:?}",
+        am.alerts()
+    );
+
+    let labels = labels_of(&page);
+    let started = rfc3339_secs(&page["startsAt"]);
+    rig.prom.stop();
+    let stopped = Instant::now();
+    let sel = [("slo", "availability")];
+    let dropped = poll(Duration::from_secs(10), || {
+        (rig.metric("slo_evaluation_success", &sel) == Some(0.0)).then_some(())
+    });
+    assert!(
+        dropped.is_some(),
+        "slo_evaluation_success never 0\n{}",
+        rig.daemon.get("/metrics").body
+    );
+    let mut last_ends = 0.0;
+    let mut ends_moved = 0;
+    let mut failing_alert = None;
+    // Five resend intervals, longer than the 8 s (4 × resend) a firing
+    // alert's endsAt lies ahead: without re-sends it would resolve.
+    while stopped.elapsed() < Duration::from_secs(12) {
+        assert_eq!(
+            rig.metric("slo_evaluation_success", &sel),
+            Some(0.0),
+            "success must stay 0 while Prometheus is down"
+        );
+        assert_eq!(
+            rig.metric(
+                "slo_alert_firing",
+                &[("slo", "availability"), ("severity", "page")]
+            ),
+            Some(1.0),
+            "the page must keep firing on missing data"
+        );
+        let now = unix_f(SystemTime::now());
+        let shown: Vec<Value> = am
+            .alerts()
+            .into_iter()
+            .filter(|a| labels_of(a) == labels)
+            .collect();
+        assert_eq!(shown.len(), 1, "{shown:?}");
+        let ends = rfc3339_secs(&shown[0]["endsAt"]);
+        assert!(ends > now, "the page resolved in Alertmanager: {}", shown[0]);
+        assert_eq!(rfc3339_secs(&shown[0]["startsAt"]), started);
+        if ends > last_ends {
+            if last_ends > 0.0 {
+                ends_moved += 1;
+            }
+            last_ends = ends;
+        }
+        if failing_alert.is_none() {
+            failing_alert = shop_alerts(&am, "ErrorBudgetEvaluationFailing", "ticket")
+                .into_iter()
+                .find(|a| a["labels"]["slo"] == "availability")
+                .map(|a| (stopped.elapsed().as_secs_f64(), a));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(ends_moved >= 3, "page re-sent while Prometheus is down: {ends_moved} re-sends seen");
+    let (after, failing_alert) = failing_alert.unwrap_or_else(|| {
+        panic!(
+            "no ErrorBudgetEvaluationFailing within 12s: {:?}",
+            am.alerts()
+        )
+    });
+    eprintln!("ErrorBudgetEvaluationFailing shown {after:.1}s after Prometheus stopped (evaluation_failing_after 3s)");
+    // 3 s after the first failed cycle (≤ 1 s after the stop), decided at
+    // the next 1 s cycle, plus delivery.
+    assert!(
+        (3.0..=3.0 + 2.0 * EVAL + 3.0).contains(&after),
+        "ErrorBudgetEvaluationFailing after {after:.1}s"
+    );
+    assert_eq!(
+        labels_of(&failing_alert),
+        map(&[
+            ("alertname", "ErrorBudgetEvaluationFailing"),
+            ("service", "shop"),
+            ("slo", "availability"),
+            ("severity", "ticket"),
+            ("team", "web"),
+        ]),
+        "{failing_alert}"
+    );
+    assert_eq!(
+        failing_alert["generatorURL"],
+        format!("{EXTERNAL_URL}/slo/shop/availability").as_str()
     );
 }

@@ -31,8 +31,6 @@ struct Shared {
 
 pub struct Service {
     pub addr: SocketAddr,
-    /// Requests per second.
-    pub rate: u64,
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -60,7 +58,6 @@ impl Service {
         };
         Service {
             addr,
-            rate,
             shared,
             threads: vec![traffic, server],
         }
