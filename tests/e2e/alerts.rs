@@ -264,7 +264,9 @@ impl LiveRig {
         let deadline = Instant::now() + Duration::from_secs(secs + 30);
         loop {
             let n = self.prom.query_value(
-                &format!("count_over_time(http_requests_total{{job=\"shop\",code=\"200\"}}[{secs}s])"),
+                &format!(
+                    "count_over_time(http_requests_total{{job=\"shop\",code=\"200\"}}[{secs}s])"
+                ),
                 unix_now_secs(),
             );
             // One sample per second over `secs` seconds.
@@ -370,15 +372,22 @@ fn docs_alertmanager_config() -> String {
 fn live_incident_pages_in_theoretical_time_and_short_burst_never_pages() {
     let am = Alertmanager::start_with(crate::harness::free_port(), &docs_alertmanager_config());
     let windows = pair_yaml(PAGE, "") + &pair_yaml(TICKET, "");
-    let rig = live_rig(&am.url(), "", &shop_spec(&[("availability", &windows)]), 0.0);
+    let rig = live_rig(
+        &am.url(),
+        "",
+        &shop_spec(&[("availability", &windows)]),
+        0.0,
+    );
     let page_w = format!("{}s", PAGE.1);
     let ticket_w = format!("{}s", TICKET.1);
 
     // Both long windows full of clean data before anything happens.
     rig.wait_history(TICKET.1 as u64 + 1);
     let page_labels = |l: &[(&str, &str)]| {
-        l.iter()
-            .all(|(k, v)| rig.metric("slo_alert_firing", &[("slo", "availability"), (k, v)]).is_some())
+        l.iter().all(|(k, v)| {
+            rig.metric("slo_alert_firing", &[("slo", "availability"), (k, v)])
+                .is_some()
+        })
     };
     assert!(
         page_labels(&[("long_window", &page_w), ("short_window", PAGE.2)]),
@@ -417,7 +426,9 @@ fn live_incident_pages_in_theoretical_time_and_short_burst_never_pages() {
     let peak = |w: &str| {
         rig.prom
             .query_value(
-                &format!("max_over_time(slo_burn_rate{{slo=\"availability\",window=\"{w}\"}}[{span}s])"),
+                &format!(
+                    "max_over_time(slo_burn_rate{{slo=\"availability\",window=\"{w}\"}}[{span}s])"
+                ),
                 unix_now_secs(),
             )
             .unwrap_or_else(|| panic!("no slo_burn_rate{{window=\"{w}\"}} scraped from the daemon"))
@@ -693,7 +704,11 @@ fn alertmanager_down_for_a_while_gets_the_page_with_its_decided_start() {
         first.0.elapsed().unwrap_or_default().as_secs_f64() - up.elapsed().as_secs_f64(),
         up.elapsed().as_secs_f64()
     );
-    assert_eq!(shown.len(), 1, "exactly one alert with the page's labels: {shown:?}");
+    assert_eq!(
+        shown.len(),
+        1,
+        "exactly one alert with the page's labels: {shown:?}"
+    );
     assert_eq!(
         rfc3339_secs(&shown[0]["startsAt"]),
         decided,
@@ -742,7 +757,10 @@ fn prometheus_unreachable_while_firing_holds_the_page_and_raises_evaluation_fail
     let specs = shop_spec(&[
         ("availability", &pair_yaml(PAGE, "")),
         // 30 s at 50 req/s is at most 1,500 bad events.
-        ("availability-guarded", &pair_yaml(PAGE, ", min_bad_events: 100000")),
+        (
+            "availability-guarded",
+            &pair_yaml(PAGE, ", min_bad_events: 100000"),
+        ),
     ]);
     let mut rig = live_rig(&am.url(), "", &specs, 1.0);
 
@@ -751,7 +769,13 @@ fn prometheus_unreachable_while_firing_holds_the_page_and_raises_evaluation_fail
             .into_iter()
             .find(|a| a["labels"]["slo"] == "availability")
     })
-    .unwrap_or_else(|| panic!("no page: {:?}\n{}", am.alerts(), rig.daemon.guard.log_tail()));
+    .unwrap_or_else(|| {
+        panic!(
+            "no page: {:?}\n{}",
+            am.alerts(),
+            rig.daemon.guard.log_tail()
+        )
+    });
     let guarded = poll(Duration::from_secs(20), || {
         am.alerts()
             .into_iter()
@@ -816,7 +840,11 @@ fn prometheus_unreachable_while_firing_holds_the_page_and_raises_evaluation_fail
             .collect();
         assert_eq!(shown.len(), 1, "{shown:?}");
         let ends = rfc3339_secs(&shown[0]["endsAt"]);
-        assert!(ends > now, "the page resolved in Alertmanager: {}", shown[0]);
+        assert!(
+            ends > now,
+            "the page resolved in Alertmanager: {}",
+            shown[0]
+        );
         assert_eq!(rfc3339_secs(&shown[0]["startsAt"]), started);
         if ends > last_ends {
             if last_ends > 0.0 {
@@ -832,7 +860,10 @@ fn prometheus_unreachable_while_firing_holds_the_page_and_raises_evaluation_fail
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(ends_moved >= 3, "page re-sent while Prometheus is down: {ends_moved} re-sends seen");
+    assert!(
+        ends_moved >= 3,
+        "page re-sent while Prometheus is down: {ends_moved} re-sends seen"
+    );
     let (after, failing_alert) = failing_alert.unwrap_or_else(|| {
         panic!(
             "no ErrorBudgetEvaluationFailing within 12s: {:?}",

@@ -6,6 +6,7 @@
 //! `prometheus`); tests fail, never skip, when they are missing.
 
 mod alerts;
+mod backtest;
 mod check;
 mod compat;
 mod daemon;
