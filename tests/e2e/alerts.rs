@@ -700,7 +700,7 @@ fn alertmanager_down_for_a_while_gets_the_page_with_its_decided_start() {
         )
     });
     eprintln!(
-        "Alertmanager down {:.1}s after the decision; page shown {:.1}s after it came up",
+        "Alertmanager came up {:.1}s after the webhook got the page; the page showed in it {:.1}s later",
         first.0.elapsed().unwrap_or_default().as_secs_f64() - up.elapsed().as_secs_f64(),
         up.elapsed().as_secs_f64()
     );
