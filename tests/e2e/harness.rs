@@ -279,8 +279,8 @@ impl Prometheus {
     /// Starts Prometheus on a private data dir holding (hard links to) the
     /// given blocks, and waits (bounded) for `/-/ready`.
     pub fn start(blocks: &Path) -> Prometheus {
-        Prometheus::start_with_config(
-            blocks,
+        Prometheus::start_with(
+            Some(blocks),
             "global:\n  scrape_interval: 1m\nscrape_configs: []\n",
         )
     }
@@ -288,12 +288,32 @@ impl Prometheus {
     /// As `start`, with the given `prometheus.yml` (e.g. to scrape
     /// errbudget).
     pub fn start_with_config(blocks: &Path, config: &str) -> Prometheus {
+        Prometheus::start_with(Some(blocks), config)
+    }
+
+    /// A Prometheus with an empty TSDB scraping `targets` (job name, address)
+    /// every `interval` (whole seconds, e.g. `1s`), for live tests.
+    pub fn scraping(targets: &[(&str, SocketAddr)], interval: &str) -> Prometheus {
+        let mut cfg = format!(
+            "global:\n  scrape_interval: {interval}\n  scrape_timeout: {interval}\n\
+             \x20 evaluation_interval: {interval}\nscrape_configs:\n"
+        );
+        for (job, addr) in targets {
+            cfg.push_str(&format!(
+                "  - job_name: \"{job}\"\n    static_configs:\n      - targets: [\"{addr}\"]\n"
+            ));
+        }
+        Prometheus::start_with(None, &cfg)
+    }
+
+    /// Started and waited for: `/-/ready` answers 200.
+    pub fn start_with(blocks: Option<&Path>, config: &str) -> Prometheus {
         require(PROMETHEUS);
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).expect("mkdir data");
         let mut blocks_loaded = 0;
-        for b in block_dirs(blocks) {
+        for b in blocks.map(block_dirs).unwrap_or_default() {
             link_tree(&b, &data.join(b.file_name().expect("block name")));
             blocks_loaded += 1;
         }
@@ -325,6 +345,15 @@ impl Prometheus {
         };
         p.wait_ready(Duration::from_secs(90));
         p
+    }
+
+    /// Kills Prometheus (SIGKILL) and waits for it to exit: from now on its
+    /// port refuses connections.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.guard.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 
     fn wait_ready(&mut self, timeout: Duration) {
@@ -461,7 +490,12 @@ pub struct Daemon {
 impl Daemon {
     /// `errbudget run` on a free loopback port; waits for `/-/healthy`.
     pub fn start(cfg: &Path) -> Daemon {
-        let port = free_port();
+        Daemon::start_on(cfg, free_port())
+    }
+
+    /// As `start`, on a port chosen beforehand (e.g. one Prometheus already
+    /// scrapes).
+    pub fn start_on(cfg: &Path, port: u16) -> Daemon {
         let logdir = tempfile::tempdir().expect("tempdir");
         let guard = Guard::spawn(
             "errbudget",
@@ -600,18 +634,26 @@ pub struct Alertmanager {
 
 impl Alertmanager {
     pub fn start() -> Alertmanager {
+        Alertmanager::start_on(free_port())
+    }
+
+    /// On a given port, e.g. one errbudget was told about before it listened.
+    pub fn start_on(port: u16) -> Alertmanager {
+        Alertmanager::start_with(
+            port,
+            "route:\n  receiver: \"null\"\nreceivers:\n  - name: \"null\"\n",
+        )
+    }
+
+    /// With the given `alertmanager.yml` text; fails if it does not load.
+    pub fn start_with(port: u16, config: &str) -> Alertmanager {
         assert!(
             Path::new(ALERTMANAGER).exists(),
             "alertmanager not found: install it with `apt-get install -y prometheus-alertmanager`"
         );
         let dir = tempfile::tempdir().expect("tempdir");
         let cfg = dir.path().join("alertmanager.yml");
-        std::fs::write(
-            &cfg,
-            "route:\n  receiver: \"null\"\nreceivers:\n  - name: \"null\"\n",
-        )
-        .expect("write alertmanager.yml");
-        let port = free_port();
+        std::fs::write(&cfg, config).expect("write alertmanager.yml");
         let guard = Guard::spawn(
             "alertmanager",
             Command::new(ALERTMANAGER)

@@ -6,6 +6,7 @@
 //! `prometheus`); tests fail, never skip, when they are missing.
 
 mod alerts;
+mod backtest;
 mod check;
 mod chromium;
 mod compat;
@@ -21,4 +22,5 @@ mod http;
 mod pages;
 mod scraped;
 mod selftest;
+mod synthetic;
 mod web;
