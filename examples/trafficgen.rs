@@ -36,10 +36,10 @@ struct Flags {
     #[arg(long, default_value = "checkout")]
     incident_service: String,
     /// Time between incident starts.
-    #[arg(long, default_value = "20m", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     incident_every: Duration,
     /// How long an incident lasts (it ends each `--incident-every` period).
-    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "4m", value_parser = humantime::parse_duration)]
     incident_duration: Duration,
     /// Error ratio during an incident.
     #[arg(long, default_value_t = 0.3)]

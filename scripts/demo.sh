@@ -88,8 +88,9 @@ errbudget demo is running (work dir: $DEMO_DIR)
   errbudget API      http://127.0.0.1:${ERRBUDGET_PORT}/api/v1/slos
   trafficgen         http://127.0.0.1:${TRAFFICGEN_PORT}/metrics
 Short windows fill within minutes. With the default trafficgen flags an
-incident on checkout (30% errors, slow requests) starts 15 minutes in, lasts
-5 minutes and repeats every 20 minutes. Press Ctrl-C to stop.
+incident on checkout (30% errors, slow requests) starts 6 minutes in, lasts
+4 minutes and repeats every 10 minutes; the 1h/5m page fires about 3 minutes
+into it. Press Ctrl-C to stop.
 TXT
 
 # Exit (and clean up) as soon as any component dies.
