@@ -88,7 +88,7 @@ fn live_spec(slos: &[&str]) -> String {
 }
 
 /// `name{labels} value` samples of a text exposition.
-fn samples(body: &str) -> Vec<(String, BTreeMap<String, String>, String)> {
+pub fn samples(body: &str) -> Vec<(String, BTreeMap<String, String>, String)> {
     let mut out = vec![];
     for line in body
         .lines()
@@ -114,7 +114,7 @@ fn samples(body: &str) -> Vec<(String, BTreeMap<String, String>, String)> {
     out
 }
 
-fn value_of(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<String> {
+pub fn value_of(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<String> {
     samples(body)
         .into_iter()
         .find(|(n, l, _)| {
