@@ -56,7 +56,7 @@ fn live_spec(slos: &[&str]) -> String {
 }
 
 /// `name{labels} value` samples of a text exposition.
-fn samples(body: &str) -> Vec<(String, BTreeMap<String, String>, String)> {
+pub fn samples(body: &str) -> Vec<(String, BTreeMap<String, String>, String)> {
     let mut out = vec![];
     for line in body
         .lines()
@@ -82,7 +82,7 @@ fn samples(body: &str) -> Vec<(String, BTreeMap<String, String>, String)> {
     out
 }
 
-fn value_of(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<String> {
+pub fn value_of(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<String> {
     samples(body)
         .into_iter()
         .find(|(n, l, _)| {

@@ -16,6 +16,7 @@ mod dataset;
 mod eval;
 mod events;
 mod expect;
+mod faults;
 mod fixtures;
 mod harness;
 mod http;
