@@ -11,7 +11,8 @@ pub struct DaemonMetrics {
     pub registry: Registry,
     pub build_info: IntGaugeVec,
     pub evaluation_duration: Histogram,
-    /// `outcome` = `success` | `error`.
+    /// `outcome` = `success` | `error` | `cancelled` (dropped unfinished
+    /// when another query of the same SLO failed).
     pub queries_total: IntCounterVec,
     pub query_duration: Histogram,
     pub query_samples: IntCounter,
@@ -97,7 +98,7 @@ impl DaemonMetrics {
         registry.register(Box::new(config_last_reload_successful.clone()))?;
         registry.register(Box::new(config_last_reload_success_timestamp.clone()))?;
         registry.register(Box::new(config_reloads_total.clone()))?;
-        for outcome in ["success", "error"] {
+        for outcome in ["success", "error", "cancelled"] {
             queries_total.with_label_values(&[outcome]);
         }
         for outcome in ["success", "failure"] {

@@ -14,10 +14,11 @@ use crate::model::{Sli, Slo, Window};
 pub const BUCKET_SECS: u64 = 300;
 /// Windows up to this length are queried directly each cycle.
 pub const DIRECT_MAX_SECS: u64 = 6 * 3_600;
-/// Start-up range queries are split into 7-day chunks: far below
-/// Prometheus' limit of 11,000 points per series, and small enough that one
-/// request over many series stays within a per-request timeout.
-pub const MAX_POINTS_PER_RANGE_QUERY: u64 = 7 * 288;
+/// Start-up range queries are split into 1-day chunks (288 points a
+/// series): far below Prometheus' limit of 11,000 points per series, and
+/// small enough that an answer over hundreds of groups stays within a
+/// query's share of the response memory budget and its timeout.
+pub const MAX_POINTS_PER_RANGE_QUERY: u64 = 288;
 
 /// The expressions of one SLO, with `{{.window}}` still to be filled in.
 #[derive(Clone, Debug, PartialEq)]

@@ -22,10 +22,18 @@ use crate::httpclient::{
 };
 use crate::metrics::DaemonMetrics;
 
-/// Largest response body accepted. A matrix over a long period with many
-/// groups can be big, but past this it is a query mistake, not data, and
-/// buffering it would risk the daemon's memory.
-pub const DEFAULT_MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
+/// Memory all answers in flight may use together. Each of the
+/// `max_concurrent` queries may buffer its share, so a runaway answer on
+/// every connection at once still stays within it (a per-answer cap alone
+/// let 8 concurrent 64 MiB answers take half a gigabyte).
+pub const RESPONSE_MEMORY_BUDGET: u64 = 64 * 1024 * 1024;
+/// No query's share is smaller than this.
+const MIN_BODY_BYTES: u64 = 1024 * 1024;
+
+/// The per-answer cap for `max_concurrent` queries sharing the budget.
+pub fn body_limit(max_concurrent: usize) -> u64 {
+    (RESPONSE_MEMORY_BUDGET / max_concurrent.max(1) as u64).max(MIN_BODY_BYTES)
+}
 
 /// Default time one query may take, retries and backoff included. The
 /// engine sets it to the evaluation interval with
@@ -84,7 +92,7 @@ impl Client {
             range_url,
             timeout: settings.timeout,
             retry_budget: DEFAULT_RETRY_BUDGET,
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_body_bytes: body_limit(max_concurrent),
             permits: Arc::new(Semaphore::new(max_concurrent)),
             metrics,
         })
@@ -97,7 +105,7 @@ impl Client {
         self
     }
 
-    /// Changes the response size cap ([`DEFAULT_MAX_BODY_BYTES`]).
+    /// Changes the per-answer size cap (default: [`body_limit`]).
     pub fn with_max_body_bytes(mut self, limit: u64) -> Client {
         self.max_body_bytes = limit;
         self
@@ -112,12 +120,16 @@ impl Client {
         decode: fn(&[u8], u16) -> Result<Decoded<T>, QueryError>,
     ) -> Result<T, QueryError> {
         let started = Instant::now();
+        // A query dropped unfinished (a sibling failed and the SLO's cycle
+        // gave up) is counted too, so the outcomes add up to what was sent.
+        let mut pending = Unfinished(Some(self.metrics.clone()));
         let result = match tokio::time::timeout(self.retry_budget, self.fetch(url, form)).await {
             Ok(fetched) => fetched.and_then(|(status, body)| decode(&body, status)),
             Err(_) => Err(QueryError::Timeout {
                 after: self.retry_budget,
             }),
         };
+        pending.0 = None;
         self.metrics
             .query_duration
             .observe(started.elapsed().as_secs_f64());
@@ -290,6 +302,17 @@ fn transport(e: reqwest::Error, timeout: Duration) -> QueryError {
     }
 }
 
+/// Counts a query as `cancelled` if it is dropped before it finished.
+struct Unfinished(Option<Arc<DaemonMetrics>>);
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(m) = self.0.take() {
+            m.queries_total.with_label_values(&["cancelled"]).inc();
+        }
+    }
+}
+
 /// Reads a success body chunk by chunk, failing as soon as it passes
 /// `limit` so a runaway answer never sits whole in memory.
 async fn read_body(
@@ -300,7 +323,9 @@ async fn read_body(
     if response.content_length().is_some_and(|len| len > limit) {
         return Err(QueryError::TooLarge { limit });
     }
-    let initial = response.content_length().unwrap_or(0).min(1024 * 1024);
+    // A known length is allocated once (it is within the limit); otherwise
+    // start small and grow.
+    let initial = response.content_length().unwrap_or(64 * 1024);
     let mut body = Vec::with_capacity(usize::try_from(initial).unwrap_or(0));
     while let Some(chunk) = response.chunk().await.map_err(|e| transport(e, timeout))? {
         if body.len() as u64 + chunk.len() as u64 > limit {

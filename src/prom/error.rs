@@ -4,12 +4,17 @@
 
 use std::time::Duration;
 
+/// `725ms`, not `725ms 586us 280ns`: a message, not a measurement.
+fn whole_ms(d: Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(Duration::from_millis(d.as_millis() as u64))
+}
+
 /// One query failed. Cloneable and comparable so the engine can keep the
 /// last error per SLO and tests can assert on it.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum QueryError {
     /// A request, or the whole query with its retries, ran out of time.
-    #[error("Prometheus did not answer within {}", humantime::format_duration(*.after))]
+    #[error("Prometheus did not answer within {}", whole_ms(*.after))]
     Timeout { after: Duration },
     /// A non-2xx answer without a Prometheus error body (e.g. from a proxy).
     #[error("Prometheus answered HTTP {status}: {body}")]
@@ -26,7 +31,12 @@ pub enum QueryError {
     /// or an unexpected `resultType`).
     #[error("cannot decode the Prometheus response: {reason}")]
     Decode { reason: String },
-    #[error("Prometheus response is larger than the {limit}-byte limit")]
+    /// The answers in flight share one memory budget, split between the
+    /// concurrent queries; `max_concurrent_queries` trades one for the other.
+    #[error(
+        "Prometheus response is larger than the {limit}-byte limit per query \
+         (lower prometheus.max_concurrent_queries to allow larger answers)"
+    )]
     TooLarge { limit: u64 },
     /// Connecting, TLS, or the connection broke mid-request.
     #[error("cannot reach Prometheus: {reason}")]

@@ -14,7 +14,7 @@ mod decode;
 mod error;
 
 pub use crate::httpclient::ClientError;
-pub use client::{Client, DEFAULT_MAX_BODY_BYTES, DEFAULT_RETRY_BUDGET};
+pub use client::{body_limit, Client, DEFAULT_RETRY_BUDGET, RESPONSE_MEMORY_BUDGET};
 pub use error::QueryError;
 
 /// One element of an instant vector, or a scalar (then `labels` is empty).

@@ -788,8 +788,10 @@ fn each_fault_is_reported_within_the_interval() {
     assert_pace(&pace);
 }
 
-/// A 100 MB answer, streamed without Content-Length: refused at the
-/// 64 MiB cap with a clear error, and the daemon's memory stays bounded.
+/// A 100 MB answer, streamed without Content-Length, on every query at
+/// once: each is refused at its share of the 64 MiB response budget
+/// (64 MiB / 8 concurrent queries by default) with a clear error, and the
+/// daemon's memory stays bounded.
 #[test]
 fn huge_body_is_refused_with_bounded_memory() {
     let (_prom, proxy, _ws, d, mut pace) = faulty_daemon();
@@ -799,7 +801,8 @@ fn huge_body_is_refused_with_bounded_memory() {
         &d,
         &mut pace,
         Fault::Huge,
-        "larger than the 67108864-byte limit",
+        // 64 MiB shared by the default 8 concurrent queries.
+        "larger than the 8388608-byte limit per query",
     );
     println!(
         "RSS: baseline {} MiB, peak {} MiB",
@@ -807,10 +810,9 @@ fn huge_body_is_refused_with_bounded_memory() {
         peak / 1024
     );
     assert_pace(&pace);
-    // The cap is there so that a runaway answer never sits whole in
-    // memory (src/prom/client.rs). One capped body (64 MiB) plus the
-    // daemon's ~20 MiB and allocator slack stays well under 200 MiB;
-    // more means capped bodies pile up.
+    // All answers in flight share one 64 MiB budget (src/prom/client.rs):
+    // that, the daemon's ~20 MiB and allocator slack stay well under
+    // 200 MiB; more means capped bodies pile up beyond the budget.
     assert!(
         peak < 200 * 1024,
         "peak RSS {} MiB during the 100 MB body",
