@@ -6,38 +6,31 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::events::{openmetrics_days, Generated, Series, Traffic, DAY, MINUTE};
+use crate::events::{Series, Traffic, MINUTE};
 use crate::fixtures::{slo, spec};
-use crate::harness::{backfill, poll, Alertmanager, Daemon, Prometheus, Workspace};
+use crate::harness::day_ending_now;
+use crate::harness::{poll, Alertmanager, Daemon, Prometheus, Workspace};
 
 /// One day of data ending at the current minute; the last 70 minutes at
 /// 40% errors, so at "now" every default window pair burns far above its
 /// factor (1h ≈ 400×, 5m ≈ 400× against 14.4).
 fn burning_world() -> Prometheus {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs() as i64;
-    let end = now - now.rem_euclid(MINUTE);
-    let start = end - DAY;
-    let gens: Vec<Generated> = [Series {
-        service: "burning",
-        labels: vec![],
-        traffic: Traffic::Steady {
-            base: 500,
-            spread: 50,
-            p: 0.001,
-            incidents: vec![(end - 70 * MINUTE, end, 0.4)],
-        },
-        resets: vec![],
-        seed: 21,
-        histogram: false,
-    }]
-    .iter()
-    .map(|s| s.generate(start, end))
-    .collect();
-    let (_tmp, blocks) = backfill(&openmetrics_days(&gens, start, end), false);
-    Prometheus::start(&blocks)
+    let (prom, _) = day_ending_now(|end| {
+        vec![Series {
+            service: "burning",
+            labels: vec![],
+            traffic: Traffic::Steady {
+                base: 500,
+                spread: 50,
+                p: 0.001,
+                incidents: vec![(end - 70 * MINUTE, end, 0.4)],
+            },
+            resets: vec![],
+            seed: 21,
+            histogram: false,
+        }]
+    });
+    prom
 }
 
 #[test]

@@ -5,14 +5,15 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::events::{openmetrics_days, Generated, Series, Traffic, DAY, MINUTE};
+use crate::events::{Generated, Series, Traffic};
 use crate::fixtures::{slo, spec};
 use crate::fixtures::{DAEMON_SERIES, SLO_SERIES};
-use crate::harness::{self, backfill, poll, Daemon, Prometheus, Workspace};
+use crate::harness::day_ending_now;
+use crate::harness::{self, poll, Daemon, Prometheus, Workspace};
 use crate::http;
 
 /// A Prometheus whose data ends at the current minute: one day of a steady
@@ -23,30 +24,21 @@ struct Live {
 }
 
 fn live() -> Live {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs() as i64;
-    let end = now - now.rem_euclid(MINUTE);
-    let start = end - DAY;
-    let gens: Vec<Generated> = [Series {
-        service: "live",
-        labels: vec![],
-        traffic: Traffic::Steady {
-            base: 500,
-            spread: 50,
-            p: 0.002,
-            incidents: vec![],
-        },
-        resets: vec![],
-        histogram: false,
-        seed: 11,
-    }]
-    .iter()
-    .map(|s| s.generate(start, end))
-    .collect();
-    let (_tmp, blocks) = backfill(&openmetrics_days(&gens, start, end), false);
-    let prom = Prometheus::start(&blocks);
+    let (prom, gens) = day_ending_now(|_| {
+        vec![Series {
+            service: "live",
+            labels: vec![],
+            traffic: Traffic::Steady {
+                base: 500,
+                spread: 50,
+                p: 0.002,
+                incidents: vec![],
+            },
+            resets: vec![],
+            histogram: false,
+            seed: 11,
+        }]
+    });
     Live { prom, _gens: gens }
 }
 

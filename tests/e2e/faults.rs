@@ -22,9 +22,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use crate::daemon::{samples, value_of};
-use crate::events::{openmetrics_days, Generated, Series, Traffic, DAY, MINUTE};
+use crate::events::{Series, Traffic, MINUTE};
 use crate::fixtures::{slo, spec};
-use crate::harness::{self, backfill, loopback, poll, Alertmanager, Daemon, Prometheus, Workspace};
+use crate::harness::day_ending_now;
+use crate::harness::{self, loopback, poll, Alertmanager, Daemon, Prometheus, Workspace};
 
 // ---------------------------------------------------------------------------
 // The world: one day of data ending at the current minute.
@@ -34,42 +35,37 @@ use crate::harness::{self, backfill, loopback, poll, Alertmanager, Daemon, Prome
 /// fire at the first cycle. `quiet`: 0.1% errors, a burn rate of about 1,
 /// below every factor, so none of its alerts fires.
 fn world() -> Prometheus {
-    let now = unix_now();
-    let end = now - now.rem_euclid(MINUTE);
-    let start = end - DAY;
-    let gens: Vec<Generated> = [
-        Series {
-            service: "burning",
-            labels: vec![],
-            traffic: Traffic::Steady {
-                base: 500,
-                spread: 50,
-                p: 0.001,
-                incidents: vec![(end - 70 * MINUTE, end, 0.4)],
+    let (prom, _) = day_ending_now(|end| {
+        vec![
+            Series {
+                service: "burning",
+                labels: vec![],
+                traffic: Traffic::Steady {
+                    base: 500,
+                    spread: 50,
+                    p: 0.001,
+                    incidents: vec![(end - 70 * MINUTE, end, 0.4)],
+                },
+                resets: vec![],
+                seed: 31,
+                histogram: false,
             },
-            resets: vec![],
-            seed: 31,
-            histogram: false,
-        },
-        Series {
-            service: "quiet",
-            labels: vec![],
-            traffic: Traffic::Steady {
-                base: 500,
-                spread: 50,
-                p: 0.0005,
-                incidents: vec![],
+            Series {
+                service: "quiet",
+                labels: vec![],
+                traffic: Traffic::Steady {
+                    base: 500,
+                    spread: 50,
+                    p: 0.0005,
+                    incidents: vec![],
+                },
+                resets: vec![],
+                seed: 32,
+                histogram: false,
             },
-            resets: vec![],
-            seed: 32,
-            histogram: false,
-        },
-    ]
-    .iter()
-    .map(|s| s.generate(start, end))
-    .collect();
-    let (_tmp, blocks) = backfill(&openmetrics_days(&gens, start, end), false);
-    Prometheus::start(&blocks)
+        ]
+    });
+    prom
 }
 
 fn specs(with_quiet: bool) -> Vec<(&'static str, String)> {

@@ -173,6 +173,24 @@ pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> (Option<i32>, String
 /// under the cargo target tmp dir keyed by a hash of the exact texts, so
 /// the 30-day backfill is built once and shared by every test process
 /// (nextest runs each test in its own process).
+/// A Prometheus holding one day of the given series, ending at the current
+/// minute (`series` gets that end, to place incidents). Returns the
+/// generated events too: they are the expected figures.
+pub fn day_ending_now(
+    series: impl Fn(i64) -> Vec<crate::events::Series>,
+) -> (Prometheus, Vec<crate::events::Generated>) {
+    use crate::events::{openmetrics_days, DAY, MINUTE};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64;
+    let end = now - now.rem_euclid(MINUTE);
+    let start = end - DAY;
+    let gens: Vec<_> = series(end).iter().map(|s| s.generate(start, end)).collect();
+    let (_tmp, blocks) = backfill(&openmetrics_days(&gens, start, end), false);
+    (Prometheus::start(&blocks), gens)
+}
+
 pub fn backfill(chunks: &[String], cache: bool) -> (Option<tempfile::TempDir>, PathBuf) {
     require(PROMTOOL);
     let mut h = 0u64;

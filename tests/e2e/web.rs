@@ -9,11 +9,12 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use crate::events::{openmetrics_days, Generated, Series, Traffic, DAY, MINUTE};
+use crate::events::{Generated, Series, Traffic};
 use crate::fixtures::{slo, spec};
-use crate::harness::{self, backfill, free_port, loopback, Guard, Prometheus, Workspace};
+use crate::harness::day_ending_now;
+use crate::harness::{self, free_port, loopback, Guard, Prometheus, Workspace};
 
 const OPENSSL: &str = "openssl";
 /// The server's header-read timeout (`web::Limits::default`).
@@ -521,30 +522,21 @@ fn a_slow_loris_does_not_starve_metrics() {
 /// One day of a steady service ending at the current minute, so `run`
 /// has real queries to make every second.
 fn live_prometheus() -> (Prometheus, Vec<Generated>) {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs() as i64;
-    let end = now - now.rem_euclid(MINUTE);
-    let start = end - DAY;
-    let gens: Vec<Generated> = [Series {
-        service: "live",
-        labels: vec![],
-        traffic: Traffic::Steady {
-            base: 500,
-            spread: 50,
-            p: 0.002,
-            incidents: vec![],
-        },
-        resets: vec![],
-        histogram: false,
-        seed: 7,
-    }]
-    .iter()
-    .map(|s| s.generate(start, end))
-    .collect();
-    let (_tmp, blocks) = backfill(&openmetrics_days(&gens, start, end), false);
-    (Prometheus::start(&blocks), gens)
+    day_ending_now(|_| {
+        vec![Series {
+            service: "live",
+            labels: vec![],
+            traffic: Traffic::Steady {
+                base: 500,
+                spread: 50,
+                p: 0.002,
+                incidents: vec![],
+            },
+            resets: vec![],
+            histogram: false,
+            seed: 7,
+        }]
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
