@@ -1,5 +1,5 @@
-//! The one-shot subcommands: `check`, `eval` and `gate`. Each returns its
-//! exit code; `main` only prints errors and exits.
+//! The one-shot subcommands: `check`, `eval`, `backtest`, `rules` and
+//! `gate`. Each returns its exit code; `main` only prints errors and exits.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,7 +17,12 @@ pub fn check(config_file: Option<&Path>, specs: &[PathBuf]) -> i32 {
     let mut count = 0;
     if let Some(path) = config_file {
         match crate::spec::load(path) {
-            Ok((_, slos)) => count += slos.len(),
+            Ok((settings, slos)) => {
+                count += slos.len();
+                if let Some(web) = &settings.web.config_file {
+                    problems.extend(check_web_config(web));
+                }
+            }
             Err(d) => problems.extend(d),
         }
     }
@@ -40,6 +45,20 @@ pub fn check(config_file: Option<&Path>, specs: &[PathBuf]) -> i32 {
         }
         eprintln!("{} problem(s) found", problems.len());
         1
+    }
+}
+
+/// The web config `run` would load, checked the same way (TLS files,
+/// bcrypt hashes), so a bad one is found before a restart.
+fn check_web_config(path: &Path) -> Vec<crate::spec::Diagnostic> {
+    use crate::web::WebConfigError;
+    match crate::web::config::load(path) {
+        Ok(_) => Vec::new(),
+        Err(WebConfigError::Invalid(d)) => d,
+        Err(WebConfigError::Read { path, source }) => vec![crate::spec::Diagnostic::whole_file(
+            &path.display().to_string(),
+            format!("cannot read the web config: {source}"),
+        )],
     }
 }
 

@@ -157,3 +157,46 @@ fn several_spec_files() {
         &out,
     );
 }
+
+/// The web config named by `web.config_file` is checked too, at its own
+/// positions, so a bad one is found before `run` refuses to start.
+#[test]
+fn web_config_is_checked() {
+    let ws = Workspace::new();
+    let cfg = ws.config_with(
+        "http://127.0.0.1:9",
+        "30s",
+        "web:\n  config_file: web.yml\n",
+        &[("ok.yaml", &valid_spec())],
+    );
+    // Syntax and values first: a password that is not a bcrypt hash.
+    let web = "basic_auth_users:\n  alice: not-a-bcrypt-hash\n";
+    std::fs::write(ws.path("web.yml"), web).expect("write web.yml");
+    let (code, out) = check(&[&cfg], true);
+    assert_eq!(code, Some(1), "{out}");
+    let d = diagnostics(&out);
+    assert_reported(&d, "web.yml", line_of(web, "alice:"), "bad hash", &out);
+
+    // Then what `run` would load: a certificate that is not there.
+    let web = "tls_server_config:\n  cert_file: missing.crt\n  key_file: missing.key\n";
+    std::fs::write(ws.path("web.yml"), web).expect("write web.yml");
+    let (code, out) = check(&[&cfg], true);
+    assert_eq!(code, Some(1), "{out}");
+    let d = diagnostics(&out);
+    assert_reported(
+        &d,
+        "web.yml",
+        line_of(web, "cert_file:"),
+        "missing cert",
+        &out,
+    );
+
+    // A web config that cannot be read at all is named too.
+    std::fs::remove_file(ws.path("web.yml")).expect("remove web.yml");
+    let (code, out) = check(&[&cfg], true);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("web.yml") && out.contains("cannot read the web config"),
+        "{out}"
+    );
+}
