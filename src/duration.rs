@@ -67,6 +67,21 @@ pub fn format(d: Duration) -> String {
     out
 }
 
+/// A span of seconds for people, coarse on purpose: `3d4h`, `2h05m`,
+/// `12m`. `None` for an infinite span, which each caller words its own way.
+pub fn human(secs: f64) -> Option<String> {
+    if !secs.is_finite() {
+        return None;
+    }
+    let s = secs.max(0.0) as u64;
+    let (d, h, m) = (s / 86_400, (s % 86_400) / 3_600, (s % 3_600) / 60);
+    Some(match (d, h) {
+        (0, 0) => format!("{m}m"),
+        (0, _) => format!("{h}h{m:02}m"),
+        _ => format!("{d}d{h}h"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +97,14 @@ mod tests {
         assert!(parse("0s").is_err());
         assert!(parse("5x").is_err());
         assert!(parse("500ms").is_err());
+    }
+
+    #[test]
+    fn human_spans() {
+        assert_eq!(human(90_000.0).as_deref(), Some("1d1h"));
+        assert_eq!(human(5_400.0).as_deref(), Some("1h30m"));
+        assert_eq!(human(125.0 * 60.0).as_deref(), Some("2h05m"));
+        assert_eq!(human(f64::INFINITY), None);
     }
 
     #[test]

@@ -37,16 +37,7 @@ pub fn slo_url(external_url: &str, service: &str, slo: &str) -> String {
 }
 
 fn human_duration(secs: f64) -> String {
-    if !secs.is_finite() {
-        return "never at this rate".into();
-    }
-    let s = secs.max(0.0) as u64;
-    let (d, h, m) = (s / 86_400, (s % 86_400) / 3_600, (s % 3_600) / 60);
-    match (d, h) {
-        (0, 0) => format!("{m}m"),
-        (0, _) => format!("{h}h{m:02}m"),
-        _ => format!("{d}d{h}h"),
-    }
+    crate::duration::human(secs).unwrap_or_else(|| "never at this rate".into())
 }
 
 /// Labels of a burn-rate alert. The spec's page/ticket labels come last and

@@ -124,16 +124,7 @@ fn rate(r: f64) -> String {
 
 /// A span of seconds for people: `3d4h`, `2h05m`, `12m`.
 fn human_secs(secs: f64) -> String {
-    if !secs.is_finite() {
-        return "never".into();
-    }
-    let s = secs.max(0.0) as u64;
-    let (d, h, m) = (s / 86_400, (s % 86_400) / 3_600, (s % 3_600) / 60);
-    match (d, h) {
-        (0, 0) => format!("{m}m"),
-        (0, _) => format!("{h}h{m:02}m"),
-        _ => format!("{d}d{h}h"),
-    }
+    crate::duration::human(secs).unwrap_or_else(|| "never".into())
 }
 
 /// Pills for the firing alerts of one instance (none: empty string).
