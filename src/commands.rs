@@ -62,15 +62,13 @@ fn check_web_config(path: &Path) -> Vec<crate::spec::Diagnostic> {
     }
 }
 
-/// What `eval` and `backtest` need before evaluating.
-struct Setup {
-    settings: crate::config::Settings,
-    slos: Vec<crate::model::Slo>,
-    client: Client,
-    metrics: Arc<DaemonMetrics>,
-}
-
-fn setup(config_file: &Path) -> Result<Setup, String> {
+/// The engine `eval` and `backtest` evaluate with, alerting configured as
+/// in `run`; `wrap` puts the Prometheus client behind what the command
+/// needs (as is for `eval`, a replay cache for `backtest`).
+fn engine<C: crate::prom::QueryApi>(
+    config_file: &Path,
+    wrap: impl FnOnce(Client) -> C,
+) -> Result<Engine<C>, String> {
     let (settings, slos) = load_config(config_file)?;
     let metrics = Arc::new(DaemonMetrics::new());
     let client = Client::new(
@@ -79,12 +77,14 @@ fn setup(config_file: &Path) -> Result<Setup, String> {
         metrics.clone(),
     )
     .map_err(|e| format!("cannot set up the Prometheus client: {e}"))?;
-    Ok(Setup {
-        settings,
+    let mut engine = Engine::new(
+        Arc::new(wrap(client)),
         slos,
-        client,
+        Arc::new(State::new()),
         metrics,
-    })
+    );
+    crate::daemon::configure_alerting(&mut engine, &settings);
+    Ok(engine)
 }
 
 /// Prints pretty JSON; 0 on success, 1 if it cannot be encoded.
@@ -109,24 +109,15 @@ pub async fn eval(config_file: &Path, at: Option<&str>, format: OutputFormat) ->
             return 2;
         }
     };
-    let Setup {
-        settings,
-        slos,
-        client,
-        metrics,
-    } = match setup(config_file) {
-        Ok(s) => s,
+    let mut engine = match engine(config_file, |c| c) {
+        Ok(e) => e,
         Err(e) => {
             eprintln!("{e}");
             return 2;
         }
     };
-    let client = Arc::new(client);
-    let state = Arc::new(State::new());
-    let mut engine = Engine::new(client, slos, state.clone(), metrics);
-    crate::daemon::configure_alerting(&mut engine, &settings);
     let failed = engine.cycle(at).await;
-    let snapshot = state.snapshot();
+    let snapshot = engine.state().snapshot();
     match format {
         OutputFormat::Json => {
             if print_json(&output::snapshot_json(&snapshot)) != 0 {
@@ -160,22 +151,16 @@ pub async fn backtest(
             return 2;
         }
     };
-    let Setup {
-        settings,
-        slos,
-        client,
-        metrics,
-    } = match setup(config_file) {
-        Ok(s) => s,
+    let step_secs = step.as_secs().max(1);
+    let mut engine = match engine(config_file, |c| {
+        crate::backtest::Prefetch::new(c, from, to, step_secs)
+    }) {
+        Ok(e) => e,
         Err(e) => {
             eprintln!("{e}");
             return 2;
         }
     };
-    let step_secs = step.as_secs().max(1);
-    let prefetch = Arc::new(crate::backtest::Prefetch::new(client, from, to, step_secs));
-    let mut engine = Engine::new(prefetch, slos, Arc::new(State::new()), metrics);
-    crate::daemon::configure_alerting(&mut engine, &settings);
     let report = crate::backtest::replay(&mut engine, from, to, step_secs).await;
     match format {
         OutputFormat::Json => {
