@@ -523,23 +523,8 @@ mod tests {
 
     #[tokio::test]
     async fn no_series_is_no_data_with_a_full_budget() {
-        struct Empty;
-        impl QueryApi for Empty {
-            async fn instant(&self, _: &str, _: i64) -> Result<Vec<Sample>, QueryError> {
-                Ok(vec![])
-            }
-            async fn range(
-                &self,
-                _: &str,
-                _: i64,
-                _: i64,
-                _: u64,
-            ) -> Result<Vec<RangeSeries>, QueryError> {
-                Ok(vec![])
-            }
-        }
         let mut ev = SloEvaluator::new(slo(30));
-        let out = ev.evaluate(&Empty, 40 * 86_400).await.unwrap();
+        let out = ev.evaluate(&Constant(None), 40 * 86_400).await.unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].1, Status::NoData);
         assert_eq!(out[0].2.remaining_ratio, 1.0);
@@ -548,26 +533,37 @@ mod tests {
 
     #[tokio::test]
     async fn a_nan_rate_is_an_error_not_a_figure() {
-        struct Nan;
-        impl QueryApi for Nan {
-            async fn instant(&self, _: &str, _: i64) -> Result<Vec<Sample>, QueryError> {
-                Ok(vec![Sample {
-                    labels: LabelSet::new(),
-                    value: f64::NAN,
-                }])
-            }
-            async fn range(
-                &self,
-                _: &str,
-                _: i64,
-                _: i64,
-                _: u64,
-            ) -> Result<Vec<RangeSeries>, QueryError> {
-                Ok(vec![])
-            }
-        }
         let mut ev = SloEvaluator::new(slo(30));
-        let err = ev.evaluate(&Nan, 40 * 86_400).await.unwrap_err();
+        let err = ev
+            .evaluate(&Constant(Some(f64::NAN)), 40 * 86_400)
+            .await
+            .unwrap_err();
         assert!(err.contains("not a finite rate"), "{err}");
+    }
+
+    /// Every instant query answers one series with this value (none for
+    /// `None`); range queries answer nothing.
+    struct Constant(Option<f64>);
+
+    impl QueryApi for Constant {
+        async fn instant(&self, _: &str, _: i64) -> Result<Vec<Sample>, QueryError> {
+            Ok(self
+                .0
+                .map(|value| Sample {
+                    labels: LabelSet::new(),
+                    value,
+                })
+                .into_iter()
+                .collect())
+        }
+        async fn range(
+            &self,
+            _: &str,
+            _: i64,
+            _: i64,
+            _: u64,
+        ) -> Result<Vec<RangeSeries>, QueryError> {
+            Ok(vec![])
+        }
     }
 }
