@@ -12,6 +12,9 @@
 //! BENCH_INTERVAL (10s).
 
 #[allow(dead_code)]
+#[path = "../tests/support/bins.rs"]
+mod bins;
+#[allow(dead_code)]
 #[path = "../tests/e2e/events.rs"]
 mod events;
 #[allow(dead_code)]

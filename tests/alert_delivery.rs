@@ -5,7 +5,6 @@
 //! Alertmanager-side is asserted through Alertmanager's own API.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -22,7 +21,8 @@ use errbudget::metrics::DaemonMetrics;
 use serde_json::Value;
 use tokio::sync::watch;
 
-const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
+#[path = "support/bins.rs"]
+mod bins;
 /// Upper bound for anything the tests wait for.
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -138,10 +138,7 @@ impl Drop for Alertmanager {
 
 impl Alertmanager {
     async fn start(port: u16) -> Alertmanager {
-        assert!(
-            Path::new(ALERTMANAGER).exists(),
-            "alertmanager not found: install it with `apt-get install -y prometheus-alertmanager`"
-        );
+        bins::require(bins::alertmanager(), "prometheus-alertmanager");
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("alertmanager.yml");
         // Alerts are only stored and shown by the API; nothing is notified.
@@ -151,7 +148,7 @@ impl Alertmanager {
         )
         .expect("write alertmanager config");
         let log = std::fs::File::create(dir.path().join("alertmanager.log")).expect("log file");
-        let child = Command::new(ALERTMANAGER)
+        let child = Command::new(bins::alertmanager())
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.path={}",

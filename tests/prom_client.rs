@@ -20,8 +20,8 @@ use errbudget::prom::{Client, ClientError, QueryApi, QueryError, RangeSeries, Sa
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const PROMETHEUS: &str = "/usr/bin/prometheus";
-const PROMTOOL: &str = "/usr/bin/promtool";
+#[path = "support/bins.rs"]
+mod bins;
 /// First sample of the backfilled data; one sample a minute for 10 minutes.
 const T0: i64 = 1_700_000_000;
 
@@ -103,16 +103,14 @@ struct WebTls {
 }
 
 async fn start_prometheus_with(tls: Option<WebTls>) -> Prometheus {
-    assert!(
-        Path::new(PROMETHEUS).exists() && Path::new(PROMTOOL).exists(),
-        "prometheus not found: install it with `apt-get install -y prometheus`"
-    );
+    bins::require(bins::prometheus(), "prometheus");
+    bins::require(bins::promtool(), "prometheus");
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
     let input = dir.path().join("backfill.om");
     std::fs::write(&input, backfill_data()).expect("write backfill data");
     run_ok(
-        Command::new(PROMTOOL)
+        Command::new(bins::promtool())
             .args(["tsdb", "create-blocks-from", "openmetrics"])
             .arg(&input)
             .arg(&data),
@@ -123,7 +121,7 @@ async fn start_prometheus_with(tls: Option<WebTls>) -> Prometheus {
     let port = free_port();
     let scheme = if tls.is_some() { "https" } else { "http" };
     let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log file");
-    let mut cmd = Command::new(PROMETHEUS);
+    let mut cmd = Command::new(bins::prometheus());
     cmd.arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg(format!(
             "--web.external-url={scheme}://127.0.0.1:{port}/prometheus/"

@@ -112,7 +112,7 @@ fn slo_names(d: &Daemon) -> Vec<String> {
 }
 
 fn promtool_check_metrics(body: &str) -> (Option<i32>, String) {
-    let mut child = Command::new(harness::PROMTOOL)
+    let mut child = Command::new(harness::promtool())
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -12,15 +12,11 @@ use serde_json::Value;
 
 use crate::http;
 
-pub const PROMETHEUS: &str = "/usr/bin/prometheus";
-pub const PROMTOOL: &str = "/usr/bin/promtool";
+pub use crate::bins::{alertmanager, prometheus, promtool, victoria_metrics};
 
-/// Fails (never skips) when a required tool is missing.
+/// Fails (never skips) when a required Prometheus tool is missing.
 pub fn require(bin: &str) {
-    assert!(
-        Path::new(bin).exists(),
-        "prometheus not found: install it with `apt-get install -y prometheus` (missing {bin})"
-    );
+    crate::bins::require(bin, "prometheus");
 }
 
 /// A loopback port that was free a moment ago.
@@ -192,7 +188,7 @@ pub fn day_ending_now(
 }
 
 pub fn backfill(chunks: &[String], cache: bool) -> (Option<tempfile::TempDir>, PathBuf) {
-    require(PROMTOOL);
+    require(promtool());
     let mut h = 0u64;
     for c in chunks {
         h = h.rotate_left(5) ^ crate::events::fnv1a(c.as_bytes());
@@ -214,7 +210,7 @@ pub fn backfill(chunks: &[String], cache: bool) -> (Option<tempfile::TempDir>, P
                 let input = work.path().join(format!("day{i:03}.om"));
                 std::fs::write(&input, text).expect("write openmetrics");
                 let (code, out, err) = run_bounded(
-                    Command::new(PROMTOOL)
+                    Command::new(promtool())
                         .args(["tsdb", "create-blocks-from", "openmetrics", "--quiet"])
                         .arg(&input)
                         .arg(&blocks),
@@ -326,7 +322,7 @@ impl Prometheus {
 
     /// Started and waited for: `/-/ready` answers 200.
     pub fn start_with(blocks: Option<&Path>, config: &str) -> Prometheus {
-        require(PROMETHEUS);
+        require(prometheus());
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).expect("mkdir data");
@@ -340,7 +336,7 @@ impl Prometheus {
         let port = free_port();
         let guard = Guard::spawn(
             "prometheus",
-            Command::new(PROMETHEUS)
+            Command::new(prometheus())
                 .arg(format!("--config.file={}", cfg.display()))
                 .arg(format!("--storage.tsdb.path={}", data.display()))
                 .arg(format!("--web.listen-address=127.0.0.1:{port}"))
@@ -555,8 +551,6 @@ impl Daemon {
     }
 }
 
-pub const VICTORIA_METRICS: &str = "/usr/bin/victoria-metrics";
-
 /// A single-node VictoriaMetrics on loopback, loaded through its import
 /// API (it has no promtool-style backfill; import is the supported way).
 pub struct VictoriaMetrics {
@@ -567,15 +561,12 @@ pub struct VictoriaMetrics {
 
 impl VictoriaMetrics {
     pub fn start() -> VictoriaMetrics {
-        assert!(
-            Path::new(VICTORIA_METRICS).exists(),
-            "victoria-metrics not found: install it with `apt-get install -y victoria-metrics`"
-        );
+        crate::bins::require(victoria_metrics(), "victoria-metrics");
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let guard = Guard::spawn(
             "victoria-metrics",
-            Command::new(VICTORIA_METRICS)
+            Command::new(victoria_metrics())
                 .arg(format!(
                     "-storageDataPath={}",
                     dir.path().join("data").display()
@@ -641,8 +632,6 @@ impl VictoriaMetrics {
     }
 }
 
-pub const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
-
 /// Alertmanager on loopback with a null receiver and clustering off.
 pub struct Alertmanager {
     pub addr: SocketAddr,
@@ -665,16 +654,13 @@ impl Alertmanager {
 
     /// With the given `alertmanager.yml` text; fails if it does not load.
     pub fn start_with(port: u16, config: &str) -> Alertmanager {
-        assert!(
-            Path::new(ALERTMANAGER).exists(),
-            "alertmanager not found: install it with `apt-get install -y prometheus-alertmanager`"
-        );
+        crate::bins::require(alertmanager(), "prometheus-alertmanager");
         let dir = tempfile::tempdir().expect("tempdir");
         let cfg = dir.path().join("alertmanager.yml");
         std::fs::write(&cfg, config).expect("write alertmanager.yml");
         let guard = Guard::spawn(
             "alertmanager",
-            Command::new(ALERTMANAGER)
+            Command::new(alertmanager())
                 .arg(format!("--config.file={}", cfg.display()))
                 .arg(format!(
                     "--storage.path={}",

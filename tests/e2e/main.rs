@@ -7,6 +7,8 @@
 
 mod alerts;
 mod backtest;
+#[path = "../support/bins.rs"]
+mod bins;
 mod check;
 mod chromium;
 mod compat;
