@@ -77,6 +77,93 @@ pub fn exhaustion_seconds(remaining_ratio: f64, burn_rate: f64, period_secs: f64
     }
 }
 
+/// How much of its period an SLO instance's data covers: the backend may
+/// hold less than the period (first samples recent, or retention shorter
+/// than the period). Figures over the period are over this span only.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Coverage {
+    /// Start of the oldest data the backend returned, if any.
+    pub data_since: Option<i64>,
+    /// Seconds of the period that hold data: `now − data_since`, at most
+    /// the period.
+    pub seconds: f64,
+    /// `seconds / period`, in [0, 1].
+    pub ratio: f64,
+}
+
+impl Coverage {
+    /// Coverage at `now` of a period of `period_secs` whose data starts at
+    /// `data_since`. No data at all covers nothing.
+    pub fn at(data_since: Option<i64>, now: i64, period_secs: f64) -> Coverage {
+        let seconds = match data_since {
+            Some(t) if period_secs > 0.0 => ((now - t) as f64).clamp(0.0, period_secs),
+            _ => 0.0,
+        };
+        let ratio = if period_secs > 0.0 {
+            (seconds / period_secs).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        Coverage {
+            data_since,
+            seconds,
+            ratio,
+        }
+    }
+
+    /// The whole period holds data.
+    pub fn full(period_secs: f64) -> Coverage {
+        Coverage {
+            data_since: None,
+            seconds: period_secs,
+            ratio: 1.0,
+        }
+    }
+
+    pub fn is_partial(&self) -> bool {
+        self.ratio < 1.0
+    }
+}
+
+/// Budget left in seconds of full failure: the period's budget
+/// (`period × (1 − objective)`) minus the failure seen in the covered
+/// time (`period error ratio × covered seconds`). With the whole period
+/// covered this is `remaining_ratio × budget seconds`; while coverage is
+/// partial it never counts more failure than the covered time can hold,
+/// so ten minutes of data can spend at most ten minutes of budget.
+pub fn remaining_seconds(
+    period_error_ratio: f64,
+    budget_ratio: f64,
+    period_secs: f64,
+    covered_secs: f64,
+) -> f64 {
+    let budget = period_secs * budget_ratio.max(0.0);
+    let ratio = if period_error_ratio.is_finite() {
+        period_error_ratio.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    budget - ratio * covered_secs.clamp(0.0, period_secs.max(0.0))
+}
+
+/// Seconds until `remaining_seconds` of budget are gone at a window's
+/// error ratio: each second at error ratio `e` spends `e` seconds of
+/// budget. Same as [`exhaustion_seconds`] with the whole period covered;
+/// while coverage is partial it follows the budget actually spent.
+/// Not burning: +Inf. Already spent: 0.
+pub fn exhaustion_after(remaining_seconds: f64, error_ratio: f64) -> f64 {
+    if remaining_seconds.is_nan() {
+        return f64::INFINITY;
+    }
+    if remaining_seconds <= 0.0 {
+        return 0.0;
+    }
+    if error_ratio.is_nan() || error_ratio <= 0.0 {
+        return f64::INFINITY;
+    }
+    remaining_seconds / error_ratio
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +234,68 @@ mod tests {
         assert!((t - 90_000.0).abs() < 1e-6);
         assert_eq!(exhaustion_seconds(0.5, 0.0, 1.0), f64::INFINITY);
         assert_eq!(exhaustion_seconds(-0.1, 3.0, 1.0), 0.0);
+    }
+
+    #[test]
+    fn coverage_of_a_young_period() {
+        let p = 30.0 * 86_400.0;
+        let c = Coverage::at(Some(1_000), 1_600, p);
+        assert_eq!(c.seconds, 600.0);
+        assert!((c.ratio - 600.0 / p).abs() < 1e-15);
+        assert!(c.is_partial());
+        // Data older than the period covers all of it.
+        assert_eq!(Coverage::at(Some(0), 40 * 86_400, p).ratio, 1.0);
+        assert_eq!(Coverage::at(None, 1_600, p).seconds, 0.0);
+        // A clock behind the data covers nothing rather than going negative.
+        assert_eq!(Coverage::at(Some(2_000), 1_600, p).seconds, 0.0);
+        assert!(!Coverage::full(p).is_partial());
+    }
+
+    #[test]
+    fn ten_minutes_of_data_spend_at_most_ten_minutes() {
+        // 99.9% over 30d: 2592 s of budget. Ten minutes at 8.86% errors
+        // spent 53.16 s of it, not the 87.6 budgets the ratio projects.
+        let p = 30.0 * 86_400.0;
+        let r = remaining_seconds(0.0886, 0.001, p, 600.0);
+        assert!((r - (2_592.0 - 53.16)).abs() < 1e-9, "{r}");
+        // Even 100% errors cannot spend more than the covered time.
+        assert!((remaining_seconds(1.0, 0.001, p, 600.0) - 1_992.0).abs() < 1e-9);
+        // Full coverage: the contract's remaining ratio × budget seconds.
+        let full = remaining_seconds(0.002, 0.001, p, p);
+        assert!((full - remaining_ratio(0.002, 0.001) * 2_592.0).abs() < 1e-9);
+        // No data spends nothing.
+        assert_eq!(remaining_seconds(0.0, 0.001, p, 0.0), 2_592.0);
+        assert_eq!(remaining_seconds(f64::NAN, 0.001, p, 600.0), 2_592.0);
+    }
+
+    #[test]
+    fn exhaustion_follows_the_budget_spent() {
+        // 2538.84 s left at 8.86% errors: 28,655 s (7h57m).
+        let t = exhaustion_after(2_538.84, 0.0886);
+        assert!((t - 2_538.84 / 0.0886).abs() < 1e-6);
+        assert_eq!(exhaustion_after(100.0, 0.0), f64::INFINITY);
+        assert_eq!(exhaustion_after(-1.0, 0.5), 0.0);
+        assert_eq!(exhaustion_after(f64::NAN, 0.5), f64::INFINITY);
+        // Agrees with the ratio form when the whole period is covered.
+        let p = 30.0 * 86_400.0;
+        let rem = remaining_ratio(0.0005, 0.001);
+        let secs = remaining_seconds(0.0005, 0.001, p, p);
+        let a = exhaustion_after(secs, 14.4 * 0.001);
+        let b = exhaustion_seconds(rem, 14.4, p);
+        assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+    }
+
+    proptest! {
+        #[test]
+        fn covered_failure_is_bounded_by_covered_time(
+            ratio in any_f64(), covered in 0.0..1e8f64, pct in 50.0..99.999f64, period in 60.0..1e8f64
+        ) {
+            let budget = crate::model::Objective::from_percent(pct).unwrap().budget_ratio();
+            let r = remaining_seconds(ratio, budget, period, covered);
+            let full = period * budget;
+            prop_assert!(r <= full + 1e-9 && r >= full - covered.min(period) - 1e-9, "{r}");
+            let t = exhaustion_after(r, ratio);
+            prop_assert!(!t.is_nan() && t >= 0.0);
+        }
     }
 }

@@ -68,7 +68,8 @@ pub fn format(d: Duration) -> String {
 }
 
 /// A span of seconds for people, coarse on purpose: `3d4h`, `2h05m`,
-/// `12m`. `None` for an infinite span, which each caller words its own way.
+/// `12m`, and seconds below a minute (`53s`), so a small figure never
+/// reads as nothing. `None` for an infinite span, which each caller words its own way.
 pub fn human(secs: f64) -> Option<String> {
     if !secs.is_finite() {
         return None;
@@ -76,6 +77,7 @@ pub fn human(secs: f64) -> Option<String> {
     let s = secs.max(0.0) as u64;
     let (d, h, m) = (s / 86_400, (s % 86_400) / 3_600, (s % 3_600) / 60);
     Some(match (d, h) {
+        (0, 0) if m == 0 => format!("{s}s"),
         (0, 0) => format!("{m}m"),
         (0, _) => format!("{h}h{m:02}m"),
         _ => format!("{d}d{h}h"),
@@ -104,6 +106,8 @@ mod tests {
         assert_eq!(human(90_000.0).as_deref(), Some("1d1h"));
         assert_eq!(human(5_400.0).as_deref(), Some("1h30m"));
         assert_eq!(human(125.0 * 60.0).as_deref(), Some("2h05m"));
+        assert_eq!(human(53.4).as_deref(), Some("53s"));
+        assert_eq!(human(0.0).as_deref(), Some("0s"));
         assert_eq!(human(f64::INFINITY), None);
     }
 

@@ -137,7 +137,13 @@ impl SloEvaluator {
             };
             let period = from_history(self.slo.period.as_secs());
             let status = if no_data { Status::NoData } else { Status::Ok };
-            let figures = self.figures(&windows, window_events, period);
+            // Before any final bucket holds data, the head is all there is.
+            let seen_now = by_window.values().any(|c| c.contains_key(&group));
+            let data_since = history
+                .and_then(History::data_since)
+                .or(seen_now.then_some(last_final));
+            let coverage = budget::Coverage::at(data_since, now, self.slo.period.as_secs() as f64);
+            let figures = self.figures(&windows, window_events, period, coverage);
             out.push((group, status, figures));
         }
         Ok(out)
@@ -148,11 +154,18 @@ impl SloEvaluator {
         windows: &[Window],
         events: impl Fn(Window) -> Events,
         period: Events,
+        coverage: budget::Coverage,
     ) -> Figures {
         let budget_ratio = self.slo.objective.budget_ratio();
         let period_secs = self.slo.period.as_secs() as f64;
         let period_error_ratio = period.error_ratio();
         let remaining_ratio = budget::remaining_ratio(period_error_ratio, budget_ratio);
+        let remaining_seconds = budget::remaining_seconds(
+            period_error_ratio,
+            budget_ratio,
+            period_secs,
+            coverage.seconds,
+        );
         let window_figures: Vec<WindowFigures> = windows
             .iter()
             .map(|&window| {
@@ -164,11 +177,7 @@ impl SloEvaluator {
                     events: counts,
                     error_ratio,
                     burn_rate,
-                    exhaustion_seconds: budget::exhaustion_seconds(
-                        remaining_ratio,
-                        burn_rate,
-                        period_secs,
-                    ),
+                    exhaustion_seconds: budget::exhaustion_after(remaining_seconds, error_ratio),
                 }
             })
             .collect();
@@ -203,7 +212,8 @@ impl SloEvaluator {
             windows: window_figures,
             period_error_ratio,
             remaining_ratio,
-            remaining_seconds: remaining_ratio * self.slo.error_budget_seconds(),
+            remaining_seconds,
+            coverage,
             period_events: events_sli.then_some(period),
             release_frozen: remaining_ratio < self.slo.release_freeze_below,
             alerts,
@@ -334,6 +344,9 @@ impl SloEvaluator {
             h.extend_to(last_final, |t| {
                 points.and_then(|p| p.get(&t)).copied().unwrap_or_default()
             });
+            if let Some(&first) = points.and_then(|p| p.keys().next()) {
+                h.mark_data(first);
+            }
         }
         self.last_end = Some(last_final);
     }

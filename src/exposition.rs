@@ -147,9 +147,15 @@ fn instance_series(f: &mut Families, i: &Instance) {
     );
     f.add(
         "slo_error_budget_remaining_seconds",
-        "Remaining ratio × error budget seconds.",
+        "Error budget seconds minus the failure seen in the covered part of the period (remaining ratio × budget seconds once the period is covered).",
         &base,
         fig.remaining_seconds,
+    );
+    f.add(
+        "slo_period_coverage_ratio",
+        "Share of the period the backend holds data for (1 once the data is at least a period old).",
+        &base,
+        fig.coverage.ratio,
     );
     if let Some(e) = fig.period_events {
         for (kind, v) in [("total", e.total), ("bad", e.bad)] {
@@ -232,6 +238,7 @@ mod tests {
             period_error_ratio: 0.0005,
             remaining_ratio: 0.5,
             remaining_seconds: 1296.0,
+            coverage: crate::budget::Coverage::at(Some(1_764_118_200), 1_764_118_800, 2_592_000.0),
             period_events: Some(Events::new(500.0, 1e6)),
             release_frozen: false,
             alerts: vec![AlertStatus {
@@ -263,6 +270,7 @@ mod tests {
             "slo_error_budget_remaining_ratio",
             "slo_error_budget_seconds",
             "slo_error_budget_remaining_seconds",
+            "slo_period_coverage_ratio",
             "slo_error_budget_exhaustion_seconds",
             "slo_period_events",
             "slo_alert_firing",

@@ -14,6 +14,9 @@ pub struct History {
     /// End of the newest bucket; the buckets are contiguous and end here.
     last_end: Option<i64>,
     buckets: VecDeque<Events>,
+    /// End of the oldest bucket the backend returned a sample for; kept
+    /// after pruning, since data older than the history still covers it.
+    first_data: Option<i64>,
 }
 
 impl History {
@@ -22,7 +25,21 @@ impl History {
             width,
             last_end: None,
             buckets: VecDeque::new(),
+            first_data: None,
         }
+    }
+
+    /// Records that the backend returned a sample for the bucket ending at
+    /// `end`. Empty buckets of a series that exists are data (no traffic);
+    /// buckets without any sample are not.
+    pub fn mark_data(&mut self, end: i64) {
+        self.first_data = Some(self.first_data.map_or(end, |f| f.min(end)));
+    }
+
+    /// Start of the oldest bucket marked as data: where the backend's data
+    /// for this instance begins. `None` before any.
+    pub fn data_since(&self) -> Option<i64> {
+        self.first_data.map(|end| end - self.width as i64)
     }
 
     pub fn last_end(&self) -> Option<i64> {
@@ -46,6 +63,7 @@ impl History {
     /// ends at `end + width`.
     pub fn start_at(&mut self, end: i64) {
         self.buckets.clear();
+        self.first_data = None;
         self.last_end = Some(end);
     }
 
@@ -144,6 +162,19 @@ mod tests {
         h.extend_to(3_600, |_| Events::new(0.0, 1.0));
         assert_eq!(h.last_end(), Some(3_600));
         assert_eq!(h.len(), 7);
+    }
+
+    #[test]
+    fn remembers_where_data_starts() {
+        let mut h = hist();
+        assert_eq!(h.data_since(), None);
+        h.mark_data(2_400);
+        assert_eq!(h.data_since(), Some(2_100));
+        h.mark_data(900);
+        h.mark_data(3_000);
+        assert_eq!(h.data_since(), Some(600));
+        h.prune(1_500);
+        assert_eq!(h.data_since(), Some(600));
     }
 
     #[test]

@@ -66,6 +66,12 @@ pub fn instance_json(i: &Instance) -> Value {
         "error_budget_remaining_seconds".into(),
         field(&|f| f.remaining_seconds),
     );
+    o.insert("period_coverage_ratio".into(), field(&|f| f.coverage.ratio));
+    o.insert(
+        "data_since".into(),
+        fig.and_then(|f| f.coverage.data_since)
+            .map_or(Value::Null, |t| json!(rfc3339(t))),
+    );
     o.insert(
         "period_events".into(),
         match fig.and_then(|f| f.period_events) {

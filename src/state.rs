@@ -74,6 +74,8 @@ pub struct Figures {
     pub period_error_ratio: f64,
     pub remaining_ratio: f64,
     pub remaining_seconds: f64,
+    /// How much of the period the backend holds data for.
+    pub coverage: crate::budget::Coverage,
     /// Event counts over the period; `None` for ratio SLIs.
     pub period_events: Option<Events>,
     pub release_frozen: bool,
@@ -223,6 +225,7 @@ mod tests {
             period_error_ratio: 0.0,
             remaining_ratio: remaining,
             remaining_seconds: 0.0,
+            coverage: crate::budget::Coverage::full(2_592_000.0),
             period_events: None,
             release_frozen: false,
             alerts: vec![],

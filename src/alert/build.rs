@@ -3,7 +3,7 @@
 
 use crate::alert::decide::{Condition, Observation};
 use crate::model::Severity;
-use crate::state::{AlertStatus, Instance, LabelSet, Snapshot, Status};
+use crate::state::{AlertStatus, Figures, Instance, LabelSet, Snapshot, Status};
 
 pub const EVALUATION_FAILING: &str = "ErrorBudgetEvaluationFailing";
 
@@ -38,6 +38,52 @@ pub fn slo_url(external_url: &str, service: &str, slo: &str) -> String {
 
 fn human_duration(secs: f64) -> String {
     crate::duration::human(secs).unwrap_or_else(|| "never at this rate".into())
+}
+
+/// What is left of the budget, worded for the three cases on-call meets:
+/// budget left, budget overspent, and a period the backend holds only
+/// part of (where only the failure seen in the covered time counts).
+fn budget_sentence(i: &Instance, f: &Figures, exhaustion: f64, long: &str) -> String {
+    let period = crate::duration::format(i.slo.period);
+    let budget = i.slo.error_budget_seconds();
+    let when = |t: f64| {
+        if t.is_finite() {
+            format!("exhausted in {} at the {long} rate", human_duration(t))
+        } else {
+            format!("not shrinking at the {long} rate")
+        }
+    };
+    if f.coverage.is_partial() {
+        let held = human_duration(f.coverage.seconds);
+        let spent = (budget - f.remaining_seconds).max(0.0);
+        return if f.remaining_seconds <= 0.0 {
+            format!(
+                "The {period} period holds only {held} of data, and its {} error budget is already spent (overspent by {}).",
+                human_duration(budget),
+                human_duration(-f.remaining_seconds)
+            )
+        } else {
+            format!(
+                "The {period} period holds only {held} of data: {} of its {} error budget spent in that time, {}.",
+                human_duration(spent),
+                human_duration(budget),
+                when(exhaustion)
+            )
+        };
+    }
+    if f.remaining_ratio < 0.0 {
+        format!(
+            "The {period} error budget is spent: {:.1}% of it is gone (overspent by {}).",
+            (1.0 - f.remaining_ratio) * 100.0,
+            human_duration(-f.remaining_seconds)
+        )
+    } else {
+        format!(
+            "{:.1}% of the {period} error budget is left, {}.",
+            f.remaining_ratio * 100.0,
+            when(exhaustion)
+        )
+    }
 }
 
 /// Labels of a burn-rate alert. The spec's page/ticket labels come last and
@@ -82,15 +128,13 @@ fn alert_annotations(i: &Instance, a: &AlertStatus, burn: f64) -> LabelSet {
             a.short
         ),
     );
+    let budget = fig.map_or_else(
+        || "The error budget is not known yet.".to_string(),
+        |f| budget_sentence(i, f, exhaustion, &a.long.to_string()),
+    );
     let mut description = format!(
-        "Burn rate is above {:.2} over both {} and {}; {:.1}% of the {} error budget is left, exhausted in {} at the {} rate.",
-        a.burn_rate_threshold,
-        a.long,
-        a.short,
-        remaining * 100.0,
-        crate::duration::format(slo.period),
-        human_duration(exhaustion),
-        a.long
+        "Burn rate is above {:.2} over both {} and {}. {budget}",
+        a.burn_rate_threshold, a.long, a.short,
     );
     if a.low_traffic {
         description.push_str(" Sent as a ticket: too few bad events in the long window to page.");
@@ -178,6 +222,58 @@ mod tests {
         assert_eq!(
             slo_url("http://eb:9465/", "check out", "a/b"),
             "http://eb:9465/slo/check%20out/a%2Fb"
+        );
+    }
+
+    fn instance(remaining: f64, coverage: crate::budget::Coverage) -> Instance {
+        // 99.9% over 30d: 2592 s (43m) of budget.
+        let slo = crate::model::test_slo("shop", "avail", 99.9, 30);
+        let budget = slo.error_budget_seconds();
+        let mut f = crate::pages::test_figures(remaining, true);
+        f.coverage = coverage;
+        f.remaining_seconds = if coverage.is_partial() {
+            budget - 0.0886 * coverage.seconds
+        } else {
+            remaining * budget
+        };
+        Instance {
+            slo: std::sync::Arc::new(slo),
+            group: LabelSet::new(),
+            status: Status::Ok,
+            error: None,
+            figures: Some(f),
+            last_success: Some(0),
+            failing_since: None,
+        }
+    }
+
+    fn sentence(i: &Instance, exhaustion: f64) -> String {
+        budget_sentence(i, i.figures.as_ref().unwrap(), exhaustion, "1h")
+    }
+
+    #[test]
+    fn budget_texts_read_naturally_in_every_case() {
+        let full = crate::budget::Coverage::full(2_592_000.0);
+        assert_eq!(
+            sentence(&instance(0.101, full), 120.0),
+            "10.1% of the 30d error budget is left, exhausted in 2m at the 1h rate."
+        );
+        assert_eq!(
+            sentence(&instance(-0.596, full), 0.0),
+            "The 30d error budget is spent: 159.6% of it is gone (overspent by 25m44s)."
+                .replace("25m44s", &crate::duration::human(0.596 * 2_592.0).unwrap())
+        );
+        // Ten minutes of data at 8.86% errors: 53 s of the 43 m spent.
+        let young = crate::budget::Coverage::at(Some(0), 600, 2_592_000.0);
+        assert_eq!(
+            sentence(&instance(-87.6, young), 28_655.0),
+            "The 30d period holds only 10m of data: 53s of its 43m error budget spent in that time, exhausted in 7h57m at the 1h rate."
+        );
+        let mut spent = instance(-87.6, young);
+        spent.figures.as_mut().unwrap().remaining_seconds = -30.0;
+        assert_eq!(
+            sentence(&spent, 0.0),
+            "The 30d period holds only 10m of data, and its 43m error budget is already spent (overspent by 30s)."
         );
     }
 

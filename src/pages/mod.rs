@@ -127,6 +127,35 @@ fn human_secs(secs: f64) -> String {
     crate::duration::human(secs).unwrap_or_else(|| "never".into())
 }
 
+/// `period holds 10m of 30d` while the backend holds less than the
+/// period; `None` once the whole period is covered.
+fn coverage_text(i: &Instance, f: &Figures) -> Option<String> {
+    f.coverage.is_partial().then(|| {
+        format!(
+            "period holds {} of {}",
+            human_secs(f.coverage.seconds),
+            crate::duration::format(i.slo.period)
+        )
+    })
+}
+
+/// The budget left as time of full failure: `42m of 43m` while coverage is
+/// partial (only failure seen in the covered time is counted), `overspent
+/// by 2h` once it is gone.
+fn budget_time(i: &Instance, f: &Figures) -> String {
+    if f.remaining_seconds < 0.0 {
+        format!("overspent by {}", human_secs(-f.remaining_seconds))
+    } else if f.coverage.is_partial() {
+        format!(
+            "{} of {}",
+            human_secs(f.remaining_seconds),
+            human_secs(i.slo.error_budget_seconds())
+        )
+    } else {
+        human_secs(f.remaining_seconds)
+    }
+}
+
 /// Pills for the firing alerts of one instance (none: empty string).
 fn firing_pills(f: &Figures) -> String {
     f.alerts

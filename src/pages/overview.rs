@@ -5,7 +5,8 @@ use crate::output::rfc3339;
 use crate::state::{Instance, Snapshot, Status};
 
 use super::{
-    badness, budget_bar, document, escape, firing_pills, freeze_pill, labels_text, rate, slo_path,
+    badness, budget_bar, budget_time, coverage_text, document, escape, firing_pills, freeze_pill,
+    labels_text, rate, slo_path,
 };
 
 pub fn overview(s: &Snapshot) -> String {
@@ -106,8 +107,16 @@ fn row(i: &Instance) -> String {
                 .collect::<Vec<_>>()
                 .join(" · ");
             let firing = firing_pills(f);
+            let mut bar = budget_bar(f.remaining_ratio);
+            if let Some(c) = coverage_text(i, f) {
+                bar.push_str(&format!(
+                    "<span class=\"small warn\">{} · {} left</span>",
+                    escape(&c),
+                    escape(&budget_time(i, f))
+                ));
+            }
             (
-                budget_bar(f.remaining_ratio),
+                bar,
                 rates,
                 if firing.is_empty() {
                     "<span class=\"muted\">none</span>".into()

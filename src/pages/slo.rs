@@ -9,7 +9,8 @@ use crate::trend::{Trend, TrendError};
 
 use super::svg::{chart, Line, Rule};
 use super::{
-    budget_bar, document, escape, firing_pills, freeze_pill, human_secs, labels_text, rate,
+    budget_bar, budget_time, coverage_text, document, escape, firing_pills, freeze_pill,
+    human_secs, labels_text, rate,
 };
 
 /// The page of one SLO; `instances` are its groups (one for an ungrouped
@@ -46,7 +47,19 @@ pub fn slo_page(
     for i in instances {
         body.push_str(&instance_section(i, instances.len() > 1));
     }
-    body.push_str(&trend_section(first, trend));
+    // The burn-down starts where the data starts; one fully covered group
+    // covers the whole chart.
+    let data_since = instances
+        .iter()
+        .map(|i| {
+            i.figures
+                .as_ref()
+                .filter(|f| f.coverage.is_partial())
+                .and_then(|f| f.coverage.data_since)
+        })
+        .min()
+        .flatten();
+    body.push_str(&trend_section(first, trend, data_since));
     document(&title, &body)
 }
 
@@ -69,15 +82,25 @@ fn instance_section(i: &Instance, grouped: bool) -> String {
         return out;
     };
     let firing = firing_pills(f);
+    if let Some(c) = coverage_text(i, f) {
+        let spent = (i.slo.error_budget_seconds() - f.remaining_seconds).max(0.0);
+        out.push_str(&format!(
+            "<p class=\"note\"><b>The {c}</b>{}. Figures over the period cover only that \
+time: the ratio left is the error ratio so far against the objective; the time left counts only the \
+failure seen in it ({} spent), and the time to exhaustion follows that.</p>\n",
+            match f.coverage.data_since {
+                Some(t) => format!(" (data since <time>{}</time>)", escape(&rfc3339(t))),
+                None => String::new(),
+            },
+            escape(&human_secs(spent)),
+            c = escape(&c),
+        ));
+    }
     out.push_str(&format!(
         "<div class=\"grid\"><div>Budget left{}</div><div>Budget left (time)<b>{}</b></div>\
 <div>Period error ratio<b>{}</b></div><div>Releases<b>{}</b></div><div>Firing<b>{}</b></div></div>\n",
         budget_bar(f.remaining_ratio),
-        escape(&if f.remaining_seconds < 0.0 {
-            format!("overspent by {}", human_secs(-f.remaining_seconds))
-        } else {
-            human_secs(f.remaining_seconds)
-        }),
+        escape(&budget_time(i, f)),
         escape(&format!("{:.4}%", f.period_error_ratio * 100.0)),
         freeze_pill(f),
         if firing.is_empty() {
@@ -149,7 +172,11 @@ fn num(v: f64) -> String {
 /// Lowest remaining ratio the burn-down draws.
 const FLOOR: f64 = -1.0;
 
-fn trend_section(i: &Instance, trend: Option<Result<Trend, TrendError>>) -> String {
+fn trend_section(
+    i: &Instance,
+    trend: Option<Result<Trend, TrendError>>,
+    data_since: Option<i64>,
+) -> String {
     let mut out = String::from("<h2>Budget burn-down over the period</h2>\n");
     let trend = match trend {
         None => {
@@ -168,11 +195,16 @@ fn trend_section(i: &Instance, trend: Option<Result<Trend, TrendError>>) -> Stri
     let budget = i.slo.objective.budget_ratio();
     // An overspent budget can fall to -2000%; drawn to scale it would
     // flatten the part worth seeing, so the chart stops at -100%.
-    let down: Vec<(i64, f64)> = trend
+    let since = data_since.filter(|&t| t > trend.start);
+    let mut down: Vec<(i64, f64)> = trend
         .burn_down(budget)
         .into_iter()
+        .filter(|(t, _)| since.is_none_or(|s| *t > s))
         .map(|(t, v)| (t, v.max(FLOOR)))
         .collect();
+    if let Some(s) = since {
+        down.insert(0, (s, 1.0));
+    }
     let clipped = down.iter().any(|(_, v)| *v <= FLOOR);
     let ideal = [(trend.start, 1.0), (trend.end, 0.0)];
     let step = crate::duration::format(std::time::Duration::from_secs(trend.step));
@@ -195,6 +227,12 @@ fn trend_section(i: &Instance, trend: Option<Result<Trend, TrendError>>) -> Stri
         &[],
         pct,
     ));
+    if let Some(s) = since {
+        out.push_str(&format!(
+            "<p class=\"small muted\">Data starts at <time>{}</time>: the line begins there.</p>\n",
+            escape(&rfc3339(s))
+        ));
+    }
     if clipped {
         out.push_str("<p class=\"small muted\">Below −100% the line is drawn at −100%.</p>\n");
     }
@@ -268,6 +306,7 @@ pub(crate) mod tests {
             period_error_ratio: 0.0005,
             remaining_ratio: remaining,
             remaining_seconds: remaining * 2_592.0,
+            coverage: crate::budget::Coverage::full(2_592_000.0),
             period_events: None,
             release_frozen: remaining < 0.1,
             alerts: vec![AlertStatus {
@@ -316,6 +355,30 @@ pub(crate) mod tests {
         assert!(html.contains("page 1h/5m</text>"));
         assert!(!html.contains("<script>"));
         assert!(html.contains("&lt;script&gt;alert(2)&lt;/script&gt;"));
+    }
+
+    #[test]
+    fn a_young_period_says_how_much_it_holds_and_starts_the_chart_there() {
+        let mut i = instance("checkout");
+        let f = i.figures.as_mut().unwrap();
+        f.remaining_ratio = -87.6;
+        f.remaining_seconds = 2_538.84;
+        f.coverage = crate::budget::Coverage::at(Some(9_400), 10_000, 2_592_000.0);
+        let trend = Trend {
+            start: 10_000 - 2_592_000,
+            end: 10_000,
+            step: 8_640,
+            points: vec![
+                (1_360, Events::default()),
+                (10_000, Events::new(53.0, 600.0)),
+            ],
+        };
+        let html = slo_page(&[&i], Some(10_000), Some(Ok(trend)));
+        assert!(html.contains("The period holds 10m of 30d"), "{html}");
+        assert!(html.contains("<b>42m of 43m</b>"), "{html}");
+        assert!(html.contains("53s spent"), "{html}");
+        assert!(!html.contains("overspent"), "{html}");
+        assert!(html.contains("Data starts at"), "{html}");
     }
 
     #[test]
