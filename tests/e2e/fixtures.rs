@@ -78,7 +78,7 @@ pub fn latency_spec(
 
 /// Every `slo_*` series of CONTRACT.md; all must be exposed for an event SLO
 /// with the default alert policy.
-pub const SLO_SERIES: [&str; 16] = [
+pub const SLO_SERIES: [&str; 17] = [
     "slo_info",
     "slo_objective_ratio",
     "slo_period_seconds",
@@ -89,6 +89,7 @@ pub const SLO_SERIES: [&str; 16] = [
     "slo_error_budget_seconds",
     "slo_error_budget_remaining_seconds",
     "slo_error_budget_exhaustion_seconds",
+    "slo_period_coverage_ratio",
     "slo_period_events",
     "slo_alert_firing",
     "slo_alert_burn_rate_threshold",
