@@ -133,6 +133,71 @@ impl Default for WebSettings {
     }
 }
 
+// The keys each settings block accepts. The parser opens every block with
+// these lists (anything else is an unknown-field error), and
+// `settings_keys` walks them, so the example config can be checked against
+// exactly what the parser reads.
+const TOP_KEYS: &[&str] = &[
+    "prometheus",
+    "evaluation_interval",
+    "slo_files",
+    "alerting",
+    "web",
+];
+const CLIENT_KEYS: &[&str] = &[
+    "url",
+    "timeout",
+    "headers",
+    "basic_auth",
+    "bearer_token_file",
+    "tls",
+];
+const PROMETHEUS_KEYS: &[&str] = &["max_concurrent_queries"];
+const BASIC_AUTH_KEYS: &[&str] = &["username", "password_file"];
+const TLS_KEYS: &[&str] = &[
+    "ca_file",
+    "cert_file",
+    "key_file",
+    "server_name",
+    "insecure_skip_verify",
+];
+const ALERTING_KEYS: &[&str] = &[
+    "alertmanagers",
+    "webhooks",
+    "resend_interval",
+    "pending_for",
+    "evaluation_failing_after",
+];
+const WEB_KEYS: &[&str] = &["listen_address", "config_file", "external_url"];
+
+/// Every settings key the parser accepts, as dotted paths
+/// (`alerting.alertmanagers.tls.ca_file`; list items add no index).
+/// `headers` holds free-form header names and is not descended into.
+pub fn settings_keys() -> Vec<String> {
+    fn client(prefix: &str, extra: &[&str], out: &mut Vec<String>) {
+        for k in CLIENT_KEYS.iter().chain(extra) {
+            out.push(format!("{prefix}.{k}"));
+        }
+        for k in BASIC_AUTH_KEYS {
+            out.push(format!("{prefix}.basic_auth.{k}"));
+        }
+        for k in TLS_KEYS {
+            out.push(format!("{prefix}.tls.{k}"));
+        }
+    }
+    let mut out: Vec<String> = TOP_KEYS.iter().map(|k| k.to_string()).collect();
+    client("prometheus", PROMETHEUS_KEYS, &mut out);
+    for k in ALERTING_KEYS {
+        out.push(format!("alerting.{k}"));
+    }
+    client("alerting.alertmanagers", &[], &mut out);
+    client("alerting.webhooks", &[], &mut out);
+    for k in WEB_KEYS {
+        out.push(format!("web.{k}"));
+    }
+    out
+}
+
 /// Parses settings text. Pure: `file` names the file in messages and is the
 /// base for relative paths.
 pub fn parse_settings(file: &str, text: &str) -> Result<Settings, Vec<Diagnostic>> {
@@ -194,18 +259,7 @@ impl Reader {
         doc: &yaml::Node<'_>,
         file: &str,
     ) -> Option<(Settings, Vec<Pos>)> {
-        let m = Map::open(
-            cx,
-            doc,
-            "",
-            &[
-                "prometheus",
-                "evaluation_interval",
-                "slo_files",
-                "alerting",
-                "web",
-            ],
-        )?;
+        let m = Map::open(cx, doc, "", TOP_KEYS)?;
         let prometheus = m
             .req(cx, "prometheus")
             .and_then(|f| self.prometheus(cx, &f));
@@ -242,7 +296,7 @@ impl Reader {
     }
 
     fn prometheus(&self, cx: &mut Cx<'_>, f: &Field<'_, '_>) -> Option<PrometheusSettings> {
-        let m = f.map(cx, &with_client_fields(&["max_concurrent_queries"]))?;
+        let m = f.map(cx, &with_client_fields(PROMETHEUS_KEYS))?;
         let client = self.client(cx, &m);
         let max = match m.get("max_concurrent_queries") {
             None => Some(DEFAULT_MAX_CONCURRENT_QUERIES),
@@ -262,16 +316,7 @@ impl Reader {
     }
 
     fn alerting(&self, cx: &mut Cx<'_>, f: &Field<'_, '_>) -> Option<AlertingSettings> {
-        let m = f.map(
-            cx,
-            &[
-                "alertmanagers",
-                "webhooks",
-                "resend_interval",
-                "pending_for",
-                "evaluation_failing_after",
-            ],
-        )?;
+        let m = f.map(cx, ALERTING_KEYS)?;
         let mut ok = true;
         let mut list = |cx: &mut Cx<'_>, key: &str| -> Vec<HttpClientSettings> {
             let Some(items) = m.get(key).and_then(|f| f.seq(cx)) else {
@@ -312,7 +357,7 @@ impl Reader {
     }
 
     fn web(&self, cx: &mut Cx<'_>, f: &Field<'_, '_>) -> Option<WebSettings> {
-        let m = f.map(cx, &["listen_address", "config_file", "external_url"])?;
+        let m = f.map(cx, WEB_KEYS)?;
         let external_url = m
             .str(cx, "external_url")
             .and_then(|u| check_url(cx, &m.path, u));
@@ -365,7 +410,7 @@ impl Reader {
             }
         }
         let basic_auth = m.get("basic_auth").and_then(|f| {
-            let b = f.map(cx, &["username", "password_file"])?;
+            let b = f.map(cx, BASIC_AUTH_KEYS)?;
             let username = b.req_str(cx, "username");
             b.req(cx, "password_file");
             let password_file = self.path(cx, &b, "password_file");
@@ -387,16 +432,7 @@ impl Reader {
         let tls = match m.get("tls") {
             None => TlsSettings::default(),
             Some(f) => {
-                let t = f.map(
-                    cx,
-                    &[
-                        "ca_file",
-                        "cert_file",
-                        "key_file",
-                        "server_name",
-                        "insecure_skip_verify",
-                    ],
-                )?;
+                let t = f.map(cx, TLS_KEYS)?;
                 let tls = TlsSettings {
                     ca_file: self.path(cx, &t, "ca_file"),
                     cert_file: self.path(cx, &t, "cert_file"),
@@ -451,14 +487,7 @@ impl Reader {
 }
 
 fn with_client_fields(extra: &[&'static str]) -> Vec<&'static str> {
-    let mut v = vec![
-        "url",
-        "timeout",
-        "headers",
-        "basic_auth",
-        "bearer_token_file",
-        "tls",
-    ];
+    let mut v = CLIENT_KEYS.to_vec();
     v.extend_from_slice(extra);
     v
 }
@@ -497,6 +526,93 @@ mod tests {
             .iter()
             .map(ToString::to_string)
             .collect()
+    }
+
+    /// Dotted key paths written in `text`, commented-out keys included
+    /// (`#   key: value` lines are read as if uncommented), so that an
+    /// example may document a setting without enabling it.
+    fn documented_keys(text: &str) -> Vec<String> {
+        let uncommented: String = text
+            .lines()
+            .map(|l| {
+                let trimmed = l.trim_start();
+                let indent = &l[..l.len() - trimmed.len()];
+                match trimmed.strip_prefix("# ") {
+                    // `#   key: v`, `# - key: v`: commented YAML, not prose.
+                    Some(rest)
+                        if rest
+                            .trim_start()
+                            .trim_start_matches("- ")
+                            .split_once(':')
+                            .is_some_and(|(k, _)| {
+                                !k.is_empty()
+                                    && k.trim().chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                                    && !k.ends_with(' ')
+                            }) =>
+                    {
+                        format!("{indent}{rest}")
+                    }
+                    _ => l.to_string(),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let docs = yaml::load(&uncommented)
+            .unwrap_or_else(|(p, e)| panic!("{}:{}: {e}\n{uncommented}", p.line, p.column));
+        let mut cx = Cx::new("example");
+        let mut out = Vec::new();
+        fn walk(cx: &mut Cx<'_>, f: &Field<'_, '_>, path: &str, out: &mut Vec<String>) {
+            out.push(path.to_string());
+            if path.ends_with("headers") {
+                return;
+            }
+            // Errors of this throwaway context are irrelevant: a scalar is
+            // neither a mapping nor a list and simply ends the walk.
+            let nodes: Vec<&yaml::Node<'_>> = match Map::open_any(cx, f.node, path) {
+                Some(_) => vec![f.node],
+                None => f
+                    .seq(cx)
+                    .map(|items| items.iter().map(|i| i.node).collect())
+                    .unwrap_or_default(),
+            };
+            for node in nodes {
+                if let Some(m) = Map::open_any(cx, node, path) {
+                    for (k, v) in m.entries() {
+                        walk(cx, &v, &format!("{path}.{}", k.value), out);
+                    }
+                }
+            }
+        }
+        let top = Map::open_any(&mut cx, &docs[0], "").expect("a mapping");
+        for (k, v) in top.entries() {
+            walk(&mut cx, &v, k.value, &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn the_example_documents_every_setting_the_parser_reads() {
+        let text = include_str!("../config/errbudget.example.yaml");
+        parse_settings("config/errbudget.example.yaml", text)
+            .unwrap_or_else(|d| panic!("the example does not load: {d:?}"));
+        let documented = documented_keys(text);
+        let missing: Vec<String> = settings_keys()
+            .into_iter()
+            .filter(|k| !documented.contains(k))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "config/errbudget.example.yaml does not document: {}",
+            missing.join(", ")
+        );
+        let unknown: Vec<&String> = documented
+            .iter()
+            .filter(|k| !settings_keys().contains(k) && !k.contains(".headers."))
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "the example documents keys the parser rejects: {unknown:?}"
+        );
     }
 
     #[test]
