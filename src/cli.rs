@@ -44,6 +44,11 @@ pub enum Command {
         /// Exporter-toolkit web config (TLS, basic auth); overrides web.config_file.
         #[arg(long = "web.config.file")]
         web_config_file: Option<PathBuf>,
+        /// The URL errbudget is reached at, for alert links and the status
+        /// page; overrides web.external_url (default http://<listen address>,
+        /// the host name for a wildcard address).
+        #[arg(long = "web.external-url", value_parser = parse_external_url)]
+        external_url: Option<String>,
     },
     /// Validate settings and SLO specs; every problem as file:line:column: message.
     Check {
@@ -97,6 +102,17 @@ pub enum Command {
     },
 }
 
+fn parse_external_url(s: &str) -> Result<String, String> {
+    match reqwest::Url::parse(s) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => {
+            Ok(s.trim_end_matches('/').to_string())
+        }
+        _ => Err(format!(
+            "{s:?} is not an http or https URL with a host, e.g. https://errbudget.example.com"
+        )),
+    }
+}
+
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     crate::duration::parse(s)
 }
@@ -143,6 +159,28 @@ mod tests {
         ])
         .unwrap();
         assert!(matches!(cli.command, Command::Run { .. }));
+        let cli = Cli::try_parse_from([
+            "errbudget",
+            "run",
+            "-c",
+            "x.yaml",
+            "--web.external-url",
+            "https://eb.example.com/",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Run { external_url: Some(ref u), .. } if u == "https://eb.example.com"
+        ));
+        assert!(Cli::try_parse_from([
+            "errbudget",
+            "run",
+            "-c",
+            "x",
+            "--web.external-url",
+            "errbudget:9465"
+        ])
+        .is_err());
         let cli = Cli::try_parse_from([
             "errbudget",
             "eval",

@@ -115,11 +115,42 @@ pub struct WebSettings {
 }
 
 impl WebSettings {
+    /// The external URL as configured, or `http://<listen_address>`.
     pub fn external_url(&self) -> String {
-        match &self.external_url {
-            Some(u) => u.trim_end_matches('/').to_string(),
-            None => format!("http://{}", self.listen_address),
+        self.external_url_on(None)
+    }
+
+    /// As [`Self::external_url`], with a wildcard listen host (`:9465`,
+    /// `0.0.0.0`, `[::]`) replaced by `hostname` (else `localhost`), as
+    /// Prometheus derives its own external URL.
+    pub fn external_url_on(&self, hostname: Option<&str>) -> String {
+        if let Some(u) = &self.external_url {
+            return u.trim_end_matches('/').to_string();
         }
+        let (host, port) = self
+            .listen_address
+            .rsplit_once(':')
+            .unwrap_or((self.listen_address.as_str(), ""));
+        let host = match host {
+            "" | "0.0.0.0" | "[::]" | "::" => hostname.unwrap_or("localhost"),
+            h => h,
+        };
+        format!("http://{host}:{port}")
+    }
+}
+
+/// True when `url` points at this machine only (127.0.0.0/8, ::1,
+/// localhost): links to it are useless to whoever receives an alert.
+pub fn is_loopback_url(url: &str) -> bool {
+    let Some(host) = reqwest::Url::parse(url).ok().and_then(|u| {
+        u.host_str()
+            .map(|h| h.trim_matches(['[', ']']).to_ascii_lowercase())
+    }) else {
+        return false;
+    };
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host == "localhost" || host.ends_with(".localhost"),
     }
 }
 
@@ -613,6 +644,36 @@ mod tests {
             unknown.is_empty(),
             "the example documents keys the parser rejects: {unknown:?}"
         );
+    }
+
+    #[test]
+    fn external_url_defaults_to_the_listen_address() {
+        let web = |listen: &str, external: Option<&str>| WebSettings {
+            listen_address: listen.into(),
+            config_file: None,
+            external_url: external.map(String::from),
+        };
+        assert_eq!(
+            web("127.0.0.1:9465", None).external_url(),
+            "http://127.0.0.1:9465"
+        );
+        assert_eq!(
+            web(":9465", None).external_url_on(Some("slo-1")),
+            "http://slo-1:9465"
+        );
+        assert_eq!(
+            web("0.0.0.0:9465", None).external_url(),
+            "http://localhost:9465"
+        );
+        assert_eq!(
+            web(":9465", Some("https://eb.example.com/")).external_url_on(Some("x")),
+            "https://eb.example.com"
+        );
+        assert!(is_loopback_url("http://127.0.0.1:9465"));
+        assert!(is_loopback_url("http://localhost:9465/x"));
+        assert!(is_loopback_url("http://[::1]:9465"));
+        assert!(!is_loopback_url("https://eb.example.com"));
+        assert!(!is_loopback_url("http://10.0.0.5:9465"));
     }
 
     #[test]

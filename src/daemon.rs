@@ -25,6 +25,38 @@ pub struct RunOptions {
     pub listen_address: Option<String>,
     /// Overrides `web.config_file`.
     pub web_config_file: Option<PathBuf>,
+    /// Overrides `web.external_url`.
+    pub external_url: Option<String>,
+}
+
+/// Settles the URL alerts and pages link to: the flag, else the config,
+/// else derived from the address errbudget listens on.
+fn resolve_external_url(settings: &mut Settings, opts: &RunOptions) {
+    if let Some(a) = &opts.listen_address {
+        settings.web.listen_address = a.clone();
+    }
+    if let Some(u) = &opts.external_url {
+        settings.web.external_url = Some(u.clone());
+    }
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").ok();
+    let url = settings
+        .web
+        .external_url_on(hostname.as_deref().map(str::trim).filter(|h| !h.is_empty()));
+    settings.web.external_url = Some(url);
+}
+
+/// Alert links to a loopback address reach no one who gets the alert.
+fn warn_if_loopback(settings: &Settings) {
+    let a = &settings.alerting;
+    let url = settings.web.external_url();
+    if (!a.alertmanagers.is_empty() || !a.webhooks.is_empty())
+        && crate::config::is_loopback_url(&url)
+    {
+        tracing::warn!(
+            external_url = %url,
+            "alerts go out with links to a loopback address, which their receivers cannot open; set --web.external-url or web.external_url"
+        );
+    }
 }
 
 pub fn unix_now() -> i64 {
@@ -124,6 +156,8 @@ fn record_reload(metrics: &DaemonMetrics, ok: bool) {
 pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let (mut settings, slos) = load_config(&opts.config_file)
         .map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
+    resolve_external_url(&mut settings, &opts);
+    warn_if_loopback(&settings);
     let metrics = Arc::new(DaemonMetrics::new());
     record_reload(&metrics, true);
     let state = Arc::new(State::new());
@@ -175,14 +209,14 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
                 engine.cycle(unix_now()).await;
             }
             Some(reply) = reload_rx.recv() => {
-                let outcome = reload(&opts.config_file, &mut settings, &mut engine, &trends, &metrics, &mut dispatcher).await;
+                let outcome = reload(&opts, &mut settings, &mut engine, &trends, &metrics, &mut dispatcher).await;
                 if outcome.is_ok() {
                     interval = new_interval(settings.evaluation_interval);
                 }
                 let _ = reply.send(outcome);
             }
             _ = hup.recv() => {
-                if reload(&opts.config_file, &mut settings, &mut engine, &trends, &metrics, &mut dispatcher).await.is_ok() {
+                if reload(&opts, &mut settings, &mut engine, &trends, &metrics, &mut dispatcher).await.is_ok() {
                     interval = new_interval(settings.evaluation_interval);
                 }
             }
@@ -213,14 +247,15 @@ fn new_interval(every: Duration) -> tokio::time::Interval {
 
 /// Applies a new config, or keeps the running one if the new one is bad.
 async fn reload(
-    path: &Path,
+    opts: &RunOptions,
     settings: &mut Settings,
     engine: &mut Engine<Client>,
     trends: &Trends<Client>,
     metrics: &Arc<DaemonMetrics>,
     dispatcher: &mut Option<Arc<Dispatcher>>,
 ) -> Result<(), String> {
-    let outcome = load_config(path).and_then(|(new, slos)| {
+    let outcome = load_config(&opts.config_file).and_then(|(mut new, slos)| {
+        resolve_external_url(&mut new, opts);
         let client = if new.prometheus != settings.prometheus {
             Some(new_client(&new, metrics).map_err(|e| format!("{e:#}"))?)
         } else {
@@ -250,6 +285,7 @@ async fn reload(
                 let old = std::mem::replace(dispatcher, d);
                 stop_delivery(old, Duration::from_secs(2)).await;
             }
+            warn_if_loopback(&new);
             *settings = new;
             record_reload(metrics, true);
             Ok(())

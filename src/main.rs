@@ -41,11 +41,13 @@ fn main() -> ExitCode {
                 config_file,
                 listen_address,
                 web_config_file,
+                external_url,
             } => {
                 match daemon::run(daemon::RunOptions {
                     config_file,
                     listen_address,
                     web_config_file,
+                    external_url,
                 })
                 .await
                 {

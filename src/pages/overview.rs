@@ -46,6 +46,7 @@ pub fn overview(s: &Snapshot) -> String {
     );
     if rows.is_empty() {
         body.push_str("<p class=\"note\">No SLO evaluated yet.</p>\n");
+        body.push_str(&footer());
         return document("errbudget", &body);
     }
     body.push_str(
@@ -56,7 +57,19 @@ pub fn overview(s: &Snapshot) -> String {
         body.push_str(&row(i));
     }
     body.push_str("</tbody></table>\n");
+    body.push_str(&footer());
     document("errbudget", &body)
+}
+
+/// What a monitoring engineer looks for on an exporter's landing page: the
+/// version and the machine-readable endpoints.
+fn footer() -> String {
+    format!(
+        "<p class=\"small muted\">errbudget {} · <a href=\"/metrics\">/metrics</a> · \
+<a href=\"/api/v1/slos\">/api/v1/slos</a> (JSON) · <a href=\"/-/healthy\">/-/healthy</a> · \
+<a href=\"/-/ready\">/-/ready</a></p>\n",
+        escape(env!("CARGO_PKG_VERSION"))
+    )
 }
 
 fn row(i: &Instance) -> String {
@@ -178,6 +191,10 @@ mod tests {
         assert!(html.contains("<span class=\"pill page\">page 1h/5m</span>"));
         assert!(html.contains("1 with firing alerts"));
         assert!(html.contains("name=\"viewport\""));
+        for link in ["/metrics", "/api/v1/slos", "/-/healthy", "/-/ready"] {
+            assert!(html.contains(&format!("href=\"{link}\"")), "{link}");
+        }
+        assert!(html.contains(concat!("errbudget ", env!("CARGO_PKG_VERSION"))));
     }
 
     #[test]

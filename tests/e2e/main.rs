@@ -16,6 +16,7 @@ mod coverage;
 mod daemon;
 mod dashboards;
 mod dataset;
+mod demo_config;
 mod eval;
 mod events;
 mod expect;
