@@ -963,3 +963,49 @@ fn panel_grid_pictures() {
         chromium::publish(&png, &format!("{name}.png"));
     }
 }
+
+/// Burn-rate thresholds come from each SLO's `slo_alert_burn_rate_threshold`
+/// (28-day and custom policies have other factors than 14.4 and 6), and
+/// every burn-rate figure carries a unit.
+#[test]
+fn burn_rates_have_a_unit_and_thresholds_from_the_policy_series() {
+    for file in FILES {
+        let d = load(file);
+        let text = serde_json::to_string(&d).expect("serialise");
+        for fixed in ["\"value\":14.4", "\"value\":6}", "\"value\":6.0"] {
+            assert!(
+                !text.contains(fixed),
+                "{file}: a fixed policy factor {fixed}"
+            );
+        }
+        for p in panels(&d) {
+            let exprs: Vec<&str> = p["targets"]
+                .as_array()
+                .map(|t| t.iter().filter_map(|t| t["expr"].as_str()).collect())
+                .unwrap_or_default();
+            let title = p["title"].as_str().unwrap_or_default();
+            if p["type"] == "timeseries" && exprs.iter().any(|e| e.contains("slo_burn_rate")) {
+                assert!(
+                    exprs
+                        .iter()
+                        .any(|e| e.contains("slo_alert_burn_rate_threshold")),
+                    "{file}: {title} draws burn rates without the policy's thresholds"
+                );
+                assert!(
+                    p["fieldConfig"]["defaults"]["unit"].is_string(),
+                    "{file}: {title} has no unit"
+                );
+            }
+        }
+    }
+    let overview = serde_json::to_string(&load(FILES[0])).expect("serialise");
+    assert!(
+        overview.contains("slo_period_coverage_ratio"),
+        "overview lacks coverage"
+    );
+    let slo = serde_json::to_string(&load(FILES[1])).expect("serialise");
+    assert!(
+        slo.contains("slo_period_coverage_ratio"),
+        "detail lacks coverage"
+    );
+}
