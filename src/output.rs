@@ -119,6 +119,7 @@ pub fn table(s: &Snapshot) -> String {
         "STATUS",
         "OBJECTIVE",
         "BUDGET LEFT",
+        "PERIOD HOLDS",
         "BURN 5m",
         "BURN 1h",
         "BURN 6h",
@@ -160,6 +161,17 @@ pub fn table(s: &Snapshot) -> String {
             status,
             format!("{}%", i.slo.objective.percent()),
             fig.map_or("-".into(), |f| format!("{:.1}%", f.remaining_ratio * 100.0)),
+            fig.map_or("-".into(), |f| {
+                if f.coverage.is_partial() {
+                    format!(
+                        "{} of {}",
+                        crate::duration::human(f.coverage.seconds).unwrap_or_default(),
+                        crate::duration::format(i.slo.period)
+                    )
+                } else {
+                    "all".into()
+                }
+            }),
             burn("5m"),
             burn("1h"),
             burn("6h"),
