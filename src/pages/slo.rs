@@ -85,9 +85,9 @@ fn instance_section(i: &Instance, grouped: bool) -> String {
     if let Some(c) = coverage_text(i, f) {
         let spent = (i.slo.error_budget_seconds() - f.remaining_seconds).max(0.0);
         out.push_str(&format!(
-            "<p class=\"note\"><b>The {c}</b>{}. Figures over the period cover only that \
-time: the ratio left is the error ratio so far against the objective; the time left counts only the \
-failure seen in it ({} spent), and the time to exhaustion follows that.</p>\n",
+            "<p class=\"note\"><b>The {c}</b>{}. Budget figures cover only that time: the \
+ratio left compares the error ratio so far with the objective; the time left counts only the failure \
+seen in it ({} spent), and so does the time to exhaustion.</p>\n",
             match f.coverage.data_since {
                 Some(t) => format!(" (data since <time>{}</time>)", escape(&rfc3339(t))),
                 None => String::new(),
@@ -97,8 +97,13 @@ failure seen in it ({} spent), and the time to exhaustion follows that.</p>\n",
         ));
     }
     out.push_str(&format!(
-        "<div class=\"grid\"><div>Budget left{}</div><div>Budget left (time)<b>{}</b></div>\
+        "<div class=\"grid\"><div>Budget left{}{}</div><div>Budget left (time)<b>{}</b></div>\
 <div>Period error ratio<b>{}</b></div><div>Releases<b>{}</b></div><div>Firing<b>{}</b></div></div>\n",
+        if f.coverage.is_partial() {
+            " <span class=\"small muted\">(at the error ratio so far)</span>"
+        } else {
+            ""
+        },
         budget_bar(f.remaining_ratio),
         escape(&budget_time(i, f)),
         escape(&format!("{:.4}%", f.period_error_ratio * 100.0)),
