@@ -1,5 +1,5 @@
-//! The one-shot subcommands: `check`, `eval`, `backtest`, `rules` and
-//! `gate`. Each returns its exit code; `main` only prints errors and exits.
+//! The one-shot subcommands: `check`, `eval`, `backtest`, `rules`,
+//! `convert` and `gate`. Each returns its exit code; `main` only prints errors and exits.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -195,6 +195,32 @@ pub fn rules(config_file: &Path) -> i32 {
         }
         Err(e) => {
             eprintln!("{e}");
+            1
+        }
+    }
+}
+
+/// Prints the specs as errbudget's own format; 0 done, 1 the specs have
+/// problems (printed as `check` prints them), 2 bad usage.
+pub fn convert(config_file: Option<&Path>, specs: &[PathBuf]) -> i32 {
+    let loaded = match (config_file, specs.is_empty()) {
+        (Some(path), true) => crate::spec::load(path).map(|(_, slos)| slos),
+        (None, false) => crate::spec::load_specs(specs),
+        _ => {
+            eprintln!("give either --config.file FILE or spec files to convert");
+            return 2;
+        }
+    };
+    match loaded {
+        Ok(slos) => {
+            print!("{}", crate::convert::render(&slos));
+            0
+        }
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            eprintln!("{} problem(s) found: nothing converted", problems.len());
             1
         }
     }

@@ -9,6 +9,7 @@ pub mod budget;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod convert;
 pub mod daemon;
 pub mod duration;
 pub mod engine;

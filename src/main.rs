@@ -65,6 +65,9 @@ fn main() -> ExitCode {
                 output,
             } => commands::eval(&config_file, at.as_deref(), output).await,
             Command::Rules { config_file } => commands::rules(&config_file),
+            Command::Convert { config_file, specs } => {
+                commands::convert(config_file.as_deref(), &specs)
+            }
             Command::Backtest {
                 config_file,
                 from,
