@@ -129,8 +129,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let state = Arc::new(State::new());
     let client = new_client(&settings, &metrics)?;
     // The pages query through the engine's client, and follow it on reload.
-    let trends = Arc::new(Trends::new(client.clone()));
-    let mut engine = Engine::new(client, slos, state.clone(), metrics.clone());
+    let mut engine = Engine::new(client.clone(), slos, state.clone(), metrics.clone());
+    let trends = Arc::new(Trends::new(client, engine.backend()));
     configure_alerting(&mut engine, &settings);
     let mut dispatcher = new_dispatcher(&settings, &metrics)?;
     wire(&mut engine, &dispatcher);

@@ -119,7 +119,15 @@ impl HttpClient {
 
     /// A POST to `url` with the credentials applied.
     pub fn post(&self, url: Url) -> RequestBuilder {
-        let request = self.http.post(url);
+        self.authed(self.http.post(url))
+    }
+
+    /// A GET to `url` with the credentials applied (status endpoints).
+    pub fn get(&self, url: Url) -> RequestBuilder {
+        self.authed(self.http.get(url))
+    }
+
+    fn authed(&self, request: RequestBuilder) -> RequestBuilder {
         match &*self.auth {
             Auth::None => request,
             Auth::Basic { username, password } => request.basic_auth(username, Some(password)),
