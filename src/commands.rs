@@ -16,13 +16,10 @@ pub fn check(config_file: Option<&Path>, specs: &[PathBuf]) -> i32 {
     let mut problems = Vec::new();
     let mut count = 0;
     if let Some(path) = config_file {
-        match crate::spec::load(path) {
-            Ok((settings, slos)) => {
-                count += slos.len();
-                if let Some(web) = &settings.web.config_file {
-                    problems.extend(check_web_config(web));
-                }
-            }
+        // The same loading `run` does up to binding its port.
+        let metrics = Arc::new(DaemonMetrics::new());
+        match crate::daemon::prepare(path, None, &metrics) {
+            Ok(p) => count += p.slos.len(),
             Err(d) => problems.extend(d),
         }
     }
@@ -45,20 +42,6 @@ pub fn check(config_file: Option<&Path>, specs: &[PathBuf]) -> i32 {
         }
         eprintln!("{} problem(s) found", problems.len());
         1
-    }
-}
-
-/// The web config `run` would load, checked the same way (TLS files,
-/// bcrypt hashes), so a bad one is found before a restart.
-fn check_web_config(path: &Path) -> Vec<crate::spec::Diagnostic> {
-    use crate::web::WebConfigError;
-    match crate::web::config::load(path) {
-        Ok(_) => Vec::new(),
-        Err(WebConfigError::Invalid(d)) => d,
-        Err(WebConfigError::Read { path, source }) => vec![crate::spec::Diagnostic::whole_file(
-            &path.display().to_string(),
-            format!("cannot read the web config: {source}"),
-        )],
     }
 }
 

@@ -25,6 +25,7 @@ pub mod output;
 pub mod pages;
 pub mod plan;
 pub mod prom;
+pub mod readfile;
 pub mod rules;
 pub mod spec;
 pub mod state;
