@@ -180,7 +180,7 @@ pub async fn backtest(
     0
 }
 
-pub fn rules(config_file: &Path) -> i32 {
+pub fn rules(config_file: &Path, opts: &crate::rules::Options) -> i32 {
     let slos = match load_config(config_file) {
         Ok((_, slos)) => slos,
         Err(e) => {
@@ -188,13 +188,15 @@ pub fn rules(config_file: &Path) -> i32 {
             return 2;
         }
     };
-    match crate::rules::render(&slos) {
+    match crate::rules::render(&slos, opts) {
         Ok(text) => {
             print!("{text}");
             0
         }
-        Err(e) => {
-            eprintln!("{e}");
+        Err(errs) => {
+            for e in errs {
+                eprintln!("{e}");
+            }
             1
         }
     }
