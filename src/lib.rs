@@ -26,6 +26,7 @@ pub mod output;
 pub mod pages;
 pub mod plan;
 pub mod prom;
+pub mod readfile;
 pub mod rules;
 pub mod sli;
 pub mod spec;

@@ -191,18 +191,23 @@ fn duplicates(slos: &[Slo], pair: impl Fn(&Slo, &Slo) -> bool) -> Vec<Diagnostic
     out
 }
 
+const NO_SLO: &str = "defines no SLO: expected Sloth prometheus/v1, a Sloth PrometheusServiceLevel or OpenSLO v1 SLOs";
+
 /// Reads and parses spec files, then checks SLO names across files.
 pub fn load_specs(paths: &[PathBuf]) -> Result<Vec<Slo>, Vec<Diagnostic>> {
     let mut slos = Vec::new();
     let mut diags = Vec::new();
     for p in paths {
         let file = p.display().to_string();
-        match std::fs::read_to_string(p) {
+        match crate::readfile::read_text(p, crate::readfile::SPEC) {
             Ok(text) => match parse_specs(&file, &text) {
+                // A file that defines nothing is a mistake (an empty file,
+                // a secret or a device matched by a glob), never "0 SLOs".
+                Ok(s) if s.is_empty() => diags.push(Diagnostic::whole_file(&file, NO_SLO)),
                 Ok(s) => slos.extend(s),
                 Err(d) => diags.extend(d),
             },
-            Err(e) => diags.push(Diagnostic::whole_file(&file, format!("cannot read: {e}"))),
+            Err(e) => diags.push(e.diagnostic(&file)),
         }
     }
     // Pairs within one file were reported by parse_specs.
@@ -219,8 +224,8 @@ pub fn load_specs(paths: &[PathBuf]) -> Result<Vec<Slo>, Vec<Diagnostic>> {
 /// almost always a typo that would silently drop SLOs.
 pub fn load(config_path: &Path) -> Result<(Settings, Vec<Slo>), Vec<Diagnostic>> {
     let file = config_path.display().to_string();
-    let text = std::fs::read_to_string(config_path)
-        .map_err(|e| vec![Diagnostic::whole_file(&file, format!("cannot read: {e}"))])?;
+    let text = crate::readfile::read_text(config_path, crate::readfile::SETTINGS)
+        .map_err(|e| vec![e.diagnostic(&file)])?;
     let (settings, globs) = config::parse_settings_with_positions(&file, &text)?;
     let dir = config_path.parent().unwrap_or(Path::new(""));
     let mut paths: Vec<PathBuf> = Vec::new();
@@ -242,7 +247,9 @@ pub fn load(config_path: &Path) -> Result<(Settings, Vec<Slo>), Vec<Diagnostic>>
         };
         let mut found: Vec<PathBuf> = matched
             .filter_map(Result::ok)
-            .filter(|p| p.is_file())
+            // Directories are skipped; anything else that is not a regular
+            // file (a device, a FIFO) is read, and refused by name there.
+            .filter(|p| !p.is_dir())
             .collect();
         if found.is_empty() {
             diags.push(Diagnostic::new(
