@@ -82,6 +82,19 @@ pub enum Command {
     Rules {
         #[arg(short = 'c', long = "config.file")]
         config_file: PathBuf,
+        /// `rules`: a rule file; `prometheusrule`: a Prometheus Operator resource.
+        #[arg(long, value_enum, default_value_t = crate::rules::Format::Rules)]
+        format: crate::rules::Format,
+        /// Evaluation interval of the groups, and width of one recorded
+        /// increment: scrape the SLI's series at least twice as often.
+        #[arg(long, default_value = "1m", value_parser = parse_duration)]
+        interval: std::time::Duration,
+        /// `metadata.name` of the PrometheusRule.
+        #[arg(long = "prometheusrule.name", default_value = "errbudget-slos")]
+        prometheusrule_name: String,
+        /// `metadata.labels` of the PrometheusRule, `KEY=VALUE`, repeatable.
+        #[arg(long = "prometheusrule.label", value_parser = parse_label)]
+        prometheusrule_labels: Vec<(String, String)>,
     },
     /// Rewrite Sloth, Pyrra or OpenSLO specs as errbudget's own spec format
     /// (Sloth prometheus/v1 with errbudget's extensions), printed.
@@ -104,6 +117,13 @@ pub enum Command {
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
         timeout: std::time::Duration,
     },
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

@@ -4,6 +4,7 @@
 //! `state` → `exposition` / `http`; `engine` drives the loop.
 
 pub mod alert;
+pub mod backend;
 pub mod backtest;
 pub mod budget;
 pub mod cli;
@@ -26,7 +27,9 @@ pub mod output;
 pub mod pages;
 pub mod plan;
 pub mod prom;
+pub mod readfile;
 pub mod rules;
+pub mod sli;
 pub mod spec;
 pub mod state;
 pub mod trend;

@@ -227,6 +227,8 @@ fn duplicates(slos: &[Slo], pair: impl Fn(&Slo, &Slo) -> bool) -> Vec<Diagnostic
     out
 }
 
+const NO_SLO: &str = "defines nothing: expected Sloth prometheus/v1, a Sloth PrometheusServiceLevel or AlertWindows, a Pyrra ServiceLevelObjective or OpenSLO objects";
+
 /// Reads and parses spec files together (see [`parse_sources`]). A
 /// directory stands for every `.yml` / `.yaml` file below it, as Sloth
 /// reads `-i DIR`.
@@ -243,9 +245,15 @@ pub fn load_specs(paths: &[PathBuf]) -> Result<Vec<Slo>, Vec<Diagnostic>> {
     let mut texts = Vec::new();
     for p in &files {
         let file = p.display().to_string();
-        match std::fs::read_to_string(p) {
+        match crate::readfile::read_text(p, crate::readfile::SPEC) {
+            // A file that defines nothing is a mistake (an empty file, a
+            // secret or a device matched by a glob), never "0 SLOs". A file
+            // of OpenSLO SLIs or alert policies, or a catalogue, is not.
+            Ok(text) if defines_nothing(&text) => {
+                diags.push(Diagnostic::whole_file(&file, NO_SLO));
+            }
             Ok(text) => texts.push((file, text)),
-            Err(e) => diags.push(Diagnostic::whole_file(&file, format!("cannot read: {e}"))),
+            Err(e) => diags.push(e.diagnostic(&file)),
         }
     }
     let sources: Vec<(&str, &str)> = texts
@@ -260,6 +268,12 @@ pub fn load_specs(paths: &[PathBuf]) -> Result<Vec<Slo>, Vec<Diagnostic>> {
             Err(diags)
         }
     }
+}
+
+/// No document at all (empty, comments, `---` only). Syntax errors are
+/// left to the parser, which reports them with a position.
+fn defines_nothing(text: &str) -> bool {
+    yaml::load(text).is_ok_and(|docs| documents(&docs).next().is_none())
 }
 
 /// A file as itself; a directory as its `.yml` / `.yaml` files, recursively,
@@ -303,8 +317,8 @@ fn expand(path: &Path, diags: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
 /// almost always a typo that would silently drop SLOs.
 pub fn load(config_path: &Path) -> Result<(Settings, Vec<Slo>), Vec<Diagnostic>> {
     let file = config_path.display().to_string();
-    let text = std::fs::read_to_string(config_path)
-        .map_err(|e| vec![Diagnostic::whole_file(&file, format!("cannot read: {e}"))])?;
+    let text = crate::readfile::read_text(config_path, crate::readfile::SETTINGS)
+        .map_err(|e| vec![e.diagnostic(&file)])?;
     let (settings, globs) = config::parse_settings_with_positions(&file, &text)?;
     let dir = config_path.parent().unwrap_or(Path::new(""));
     let mut paths: Vec<PathBuf> = Vec::new();
@@ -324,12 +338,14 @@ pub fn load(config_path: &Path) -> Result<(Settings, Vec<Slo>), Vec<Diagnostic>>
                 continue;
             }
         };
-        // A directory matched by the glob stands for its spec files.
+        // A directory matched by the glob stands for its spec files;
+        // anything else that is not a regular file (a device, a FIFO) is
+        // read, and refused by name there.
         let mut found: Vec<PathBuf> = Vec::new();
         for m in matched.filter_map(Result::ok) {
             if m.is_dir() {
                 found.extend(expand(&m, &mut diags));
-            } else if m.is_file() {
+            } else {
                 found.push(m);
             }
         }
