@@ -87,6 +87,28 @@ pub enum Command {
     Rules {
         #[arg(short = 'c', long = "config.file")]
         config_file: PathBuf,
+        /// `rules`: a rule file; `prometheusrule`: a Prometheus Operator resource.
+        #[arg(long, value_enum, default_value_t = crate::rules::Format::Rules)]
+        format: crate::rules::Format,
+        /// Evaluation interval of the groups, and width of one recorded
+        /// increment: scrape the SLI's series at least twice as often.
+        #[arg(long, default_value = "1m", value_parser = parse_duration)]
+        interval: std::time::Duration,
+        /// `metadata.name` of the PrometheusRule.
+        #[arg(long = "prometheusrule.name", default_value = "errbudget-slos")]
+        prometheusrule_name: String,
+        /// `metadata.labels` of the PrometheusRule, `KEY=VALUE`, repeatable.
+        #[arg(long = "prometheusrule.label", value_parser = parse_label)]
+        prometheusrule_labels: Vec<(String, String)>,
+    },
+    /// Rewrite Sloth, Pyrra or OpenSLO specs as errbudget's own spec format
+    /// (Sloth prometheus/v1 with errbudget's extensions), printed.
+    Convert {
+        /// Convert every spec the settings' slo_files name.
+        #[arg(short = 'c', long = "config.file")]
+        config_file: Option<PathBuf>,
+        /// Spec files or directories, read together.
+        specs: Vec<PathBuf>,
     },
     /// For release pipelines: exit 0 deploys allowed, 1 frozen, 2 cannot tell.
     Gate {
@@ -110,6 +132,13 @@ fn parse_external_url(s: &str) -> Result<String, String> {
         _ => Err(format!(
             "{s:?} is not an http or https URL with a host, e.g. https://errbudget.example.com"
         )),
+    }
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
     }
 }
 

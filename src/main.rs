@@ -66,7 +66,24 @@ fn main() -> ExitCode {
                 at,
                 output,
             } => commands::eval(&config_file, at.as_deref(), output).await,
-            Command::Rules { config_file } => commands::rules(&config_file),
+            Command::Rules {
+                config_file,
+                format,
+                interval,
+                prometheusrule_name,
+                prometheusrule_labels,
+            } => commands::rules(
+                &config_file,
+                &errbudget::rules::Options {
+                    interval_secs: interval.as_secs(),
+                    format,
+                    name: prometheusrule_name,
+                    labels: prometheusrule_labels.into_iter().collect(),
+                },
+            ),
+            Command::Convert { config_file, specs } => {
+                commands::convert(config_file.as_deref(), &specs)
+            }
             Command::Backtest {
                 config_file,
                 from,

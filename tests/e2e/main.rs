@@ -12,6 +12,7 @@ mod bins;
 mod check;
 mod chromium;
 mod compat;
+mod convert;
 mod coverage;
 mod daemon;
 mod dashboards;
