@@ -297,7 +297,7 @@ const INSTANTS: [i64; 3] = [T0, T0 - 7 * MINUTE, T0 - 2 * HOUR - 3 * MINUTE - 17
 #[test]
 fn realistic_scrapes_on_prometheus() {
     let w = world();
-    let (_tmp, blocks) = harness::backfill(&[w.text.clone()], true);
+    let (_tmp, blocks) = harness::backfill(std::slice::from_ref(&w.text), true);
     let prom = Prometheus::start(&blocks);
     let ws = Workspace::new();
     let cfg = ws.config(&prom.url(), "30s", &[("s.yaml", &spec_text())]);
