@@ -31,6 +31,15 @@ pub enum Semantics {
 }
 
 impl Semantics {
+    /// Whether adjacent ranges count exactly the increases between samples
+    /// whatever the sample times, so any window can be summed from pieces.
+    /// Where `rate` extrapolates (Prometheus without `anchored`) pieces are
+    /// exact only on samples at the piece boundaries; on real scrapes every
+    /// boundary adds an estimate, so windows that page stay one query there.
+    pub fn tiles_exactly(self) -> bool {
+        matches!(self, Semantics::Anchored | Semantics::LastBefore)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Semantics::Closed => "closed",

@@ -80,6 +80,10 @@ impl<C: QueryApi> QueryApi for Prefetch<C> {
         self.inner.buildinfo().await
     }
 
+    fn batches(&self) -> bool {
+        false
+    }
+
     async fn instant(&self, query: &str, at: i64) -> Result<Vec<Sample>, QueryError> {
         let on_grid = at >= self.from && at <= self.to && (at - self.from) % self.step as i64 == 0;
         if !on_grid {

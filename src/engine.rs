@@ -10,6 +10,7 @@ use futures::future::join_all;
 use crate::alert::build::{self, BuildOptions};
 use crate::alert::decide::{Decider, Notification};
 use crate::backend::{self, Detected};
+use crate::batch::Batching;
 use crate::evaluate::SloEvaluator;
 use crate::metrics::DaemonMetrics;
 use crate::model::Slo;
@@ -21,7 +22,8 @@ use crate::state::State;
 pub type Sink = Box<dyn Fn(Vec<Notification>) + Send + Sync>;
 
 pub struct Engine<C> {
-    client: Arc<C>,
+    /// Merges the evaluators' concurrent queries into few requests.
+    client: Arc<Batching<C>>,
     evaluators: Vec<SloEvaluator>,
     state: Arc<State>,
     metrics: Arc<DaemonMetrics>,
@@ -47,7 +49,7 @@ impl<C: QueryApi> Engine<C> {
             .map(|s| SloEvaluator::new(Arc::new(s)))
             .collect();
         Engine {
-            client,
+            client: Arc::new(Batching::new(client)),
             evaluators,
             state,
             metrics,
@@ -67,39 +69,23 @@ impl<C: QueryApi> Engine<C> {
         self.backend.clone()
     }
 
-    /// Probes the backend when due. `Err` only when no semantics is known
-    /// at all; a failed re-probe keeps the last answer.
-    async fn detect(&mut self, now: i64) -> Result<backend::Semantics, String> {
-        let known = self.backend.get();
-        if !self.redetect {
-            if let Some(info) = &known {
-                return Ok(info.semantics);
-            }
+    /// Records a detection: the shared handle, the info metric, a log
+    /// line when it changed.
+    fn detected(&mut self, info: backend::BackendInfo) {
+        if self.backend.get().as_ref() != Some(&info) {
+            tracing::info!(
+                product = %info.product,
+                version = %info.version,
+                semantics = info.semantics.as_str(),
+                "query backend detected"
+            );
         }
-        match backend::detect(&*self.client, now).await {
-            Ok(info) => {
-                if known.as_ref() != Some(&info) {
-                    tracing::info!(
-                        product = %info.product,
-                        version = %info.version,
-                        semantics = info.semantics.as_str(),
-                        "query backend detected"
-                    );
-                }
-                let m = &self.metrics.backend_info;
-                m.reset();
-                m.with_label_values(&[&info.product, &info.version, info.semantics.as_str()])
-                    .set(1);
-                self.redetect = false;
-                let semantics = info.semantics;
-                self.backend.set(Some(info));
-                Ok(semantics)
-            }
-            Err(e) => match known {
-                Some(info) => Ok(info.semantics),
-                None => Err(format!("cannot tell how the query backend counts: {e}")),
-            },
-        }
+        let m = &self.metrics.backend_info;
+        m.reset();
+        m.with_label_values(&[&info.product, &info.version, info.semantics.as_str()])
+            .set(1);
+        self.redetect = false;
+        self.backend.set(Some(info));
     }
 
     /// Alerting settings; the decider keeps its state across calls, so a
@@ -127,19 +113,50 @@ impl<C: QueryApi> Engine<C> {
     pub async fn cycle(&mut self, now: i64) -> usize {
         let started = Instant::now();
         let client = self.client.clone();
-        let results = match self.detect(now).await {
-            Ok(semantics) => {
-                join_all(self.evaluators.iter_mut().map(|e| async {
-                    (e.slo().clone(), e.evaluate(&*client, now, semantics).await)
-                }))
-                .await
-            }
-            Err(e) => self
-                .evaluators
-                .iter()
-                .map(|ev| (ev.slo().clone(), Err(e.clone())))
-                .collect(),
+        // Without a known semantics nothing can be spelt: probe first. A
+        // re-probe runs beside the cycle (with the semantics known so far),
+        // so a backend that hangs never costs two timeouts in a row.
+        let known = self.backend.get().map(|b| b.semantics);
+        let (semantics, probed) = match known {
+            None => match backend::detect(&*client, now).await {
+                Ok(info) => {
+                    let s = info.semantics;
+                    self.detected(info);
+                    (Ok(s), None)
+                }
+                Err(e) => (
+                    Err(format!("cannot tell how the query backend counts: {e}")),
+                    None,
+                ),
+            },
+            Some(s) => (Ok(s), None),
         };
+        let reprobe = self.redetect && known.is_some();
+        let (results, probed) = match semantics {
+            Ok(semantics) => {
+                let evaluations = join_all(self.evaluators.iter_mut().map(|e| async {
+                    (e.slo().clone(), e.evaluate(&*client, now, semantics).await)
+                }));
+                let probe = async {
+                    if reprobe {
+                        backend::detect(&*client, now).await.ok()
+                    } else {
+                        probed
+                    }
+                };
+                tokio::join!(evaluations, probe)
+            }
+            Err(e) => (
+                self.evaluators
+                    .iter()
+                    .map(|ev| (ev.slo().clone(), Err(e.clone())))
+                    .collect(),
+                None,
+            ),
+        };
+        if let Some(info) = probed {
+            self.detected(info);
+        }
         let failed = results.iter().filter(|(_, r)| r.is_err()).count();
         if failed > 0 && failed == results.len() {
             self.redetect = true;
@@ -193,7 +210,7 @@ impl<C: QueryApi> Engine<C> {
     }
 
     pub fn set_client(&mut self, client: Arc<C>) {
-        self.client = client;
+        self.client = Arc::new(Batching::new(client));
         self.redetect = true;
     }
 }

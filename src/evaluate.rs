@@ -109,23 +109,27 @@ impl SloEvaluator {
         }
         self.start = Some(start.max(self.start.unwrap_or(start)));
 
-        // Windows up to DIRECT_MAX are one query each; longer ones and the
-        // period are edge + buckets + head.
+        // A window is edge + buckets + head where the backend tiles exactly
+        // (every window then reads only a few minutes of samples) and for
+        // windows longer than DIRECT_MAX; otherwise, or when it lies within
+        // the head, it is one query.
         let windows = self.slo.windows();
         let head = Span {
             at: now,
             secs: (now - last_final) as u64,
         };
+        let direct = |secs: u64| {
+            now - secs as i64 >= last_final
+                || (secs <= DIRECT_MAX_SECS && !semantics.tiles_exactly())
+        };
         let mut spans: BTreeSet<Span> = BTreeSet::from([head]);
-        let mut long: Vec<u64> = vec![self.slo.period.as_secs()];
-        for win in &windows {
-            if win.secs() <= DIRECT_MAX_SECS {
-                spans.insert(Span {
-                    at: now,
-                    secs: win.secs(),
-                });
+        let mut long: Vec<u64> = vec![];
+        let period_secs = self.slo.period.as_secs();
+        for secs in windows.iter().map(|w| w.secs()).chain([period_secs]) {
+            if direct(secs) {
+                spans.insert(Span { at: now, secs });
             } else {
-                long.push(win.secs());
+                long.push(secs);
             }
         }
         for &secs in &long {
@@ -171,7 +175,7 @@ impl SloEvaluator {
                 edge_part + buckets + count(head)
             };
             let window_events = |win: Window| -> Events {
-                if win.secs() <= DIRECT_MAX_SECS {
+                if direct(win.secs()) {
                     count(Span {
                         at: now,
                         secs: win.secs(),
@@ -180,7 +184,14 @@ impl SloEvaluator {
                     from_history(win.secs())
                 }
             };
-            let period = from_history(self.slo.period.as_secs());
+            let period = if direct(self.slo.period.as_secs()) {
+                count(Span {
+                    at: now,
+                    secs: self.slo.period.as_secs(),
+                })
+            } else {
+                from_history(self.slo.period.as_secs())
+            };
             let status = if no_data { Status::NoData } else { Status::Ok };
             // Before any final bucket holds data, the head is all there is.
             let seen_now = by_span.values().any(|c| c.contains_key(&group));
@@ -432,6 +443,8 @@ mod tests {
         /// Cumulative (bad, total) events up to minute index*60, inclusive.
         cumulative: Vec<(f64, f64)>,
         range_points: Mutex<usize>,
+        /// Range (seconds) of every instant query asked.
+        instant_ranges: Mutex<Vec<i64>>,
     }
 
     impl FakeProm {
@@ -451,17 +464,26 @@ mod tests {
             };
             at(to) - at(from)
         }
+        /// Answers `bad[W]` / `total[W]` in any spelling `plan` gives.
         fn answer(&self, query: &str, at: i64) -> f64 {
-            let (which, rest) = query.split_once('[').unwrap();
-            let w = crate::duration::parse(rest.trim_end_matches(']'))
-                .unwrap()
-                .as_secs() as i64;
+            let which = if query.contains("bad") {
+                "bad"
+            } else {
+                "total"
+            };
+            let (_, rest) = query.split_once('[').unwrap();
+            let (range, _) = rest.split_once(']').unwrap();
+            let w = crate::duration::parse(range).unwrap().as_secs() as i64;
             self.events(which, at - w, at) / w as f64
         }
     }
 
     impl QueryApi for FakeProm {
         async fn instant(&self, query: &str, at: i64) -> Result<Vec<Sample>, QueryError> {
+            let (_, rest) = query.split_once('[').unwrap();
+            let (range, _) = rest.split_once(']').unwrap();
+            let secs = crate::duration::parse(range).unwrap().as_secs() as i64;
+            self.instant_ranges.lock().unwrap().push(secs);
             Ok(vec![Sample {
                 labels: LabelSet::new(),
                 value: self.answer(query, at),
@@ -517,11 +539,18 @@ mod tests {
         FakeProm {
             cumulative,
             range_points: Mutex::new(0),
+            instant_ranges: Mutex::new(vec![]),
         }
     }
 
     #[tokio::test]
     async fn every_window_matches_exact_counts_at_any_instant() {
+        for semantics in [Semantics::Closed, Semantics::Anchored] {
+            exact_counts(semantics).await;
+        }
+    }
+
+    async fn exact_counts(semantics: Semantics) {
         let prom = fake(33);
         let slo = slo(30);
         let mut ev = SloEvaluator::new(slo.clone());
@@ -531,7 +560,7 @@ mod tests {
             32 * 86_400 + 3_600 + 420,
             32 * 86_400 + 3_600 + 437,
         ] {
-            let out = ev.evaluate(&prom, now, Semantics::Closed).await.unwrap();
+            let out = ev.evaluate(&prom, now, semantics).await.unwrap();
             let (_, status, f) = &out[0];
             assert_eq!(*status, Status::Ok);
             for wf in &f.windows {
@@ -571,6 +600,30 @@ mod tests {
         let later = *prom.range_points.lock().unwrap() - first;
         // Two queries (bad, total) for the one bucket that completed.
         assert_eq!(later, 2);
+    }
+
+    #[tokio::test]
+    async fn where_ranges_tile_no_cycle_reads_more_than_minutes() {
+        let prom = fake(31);
+        let mut ev = SloEvaluator::new(slo(30));
+        let t0 = 31 * 86_400;
+        ev.evaluate(&prom, t0, Semantics::LastBefore).await.unwrap();
+        prom.instant_ranges.lock().unwrap().clear();
+        for dt in [30, 90, 437] {
+            ev.evaluate(&prom, t0 + dt, Semantics::LastBefore)
+                .await
+                .unwrap();
+        }
+        let ranges = prom.instant_ranges.lock().unwrap().clone();
+        // The head (at most a bucket and the settle time) and far edges
+        // (under a bucket) only: no window is re-read.
+        assert!(!ranges.is_empty());
+        assert!(
+            ranges
+                .iter()
+                .all(|&r| r <= BUCKET_SECS as i64 + SETTLE_SECS),
+            "{ranges:?}"
+        );
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@
 pub mod alert;
 pub mod backend;
 pub mod backtest;
+pub mod batch;
 pub mod budget;
 pub mod cli;
 pub mod commands;

@@ -93,14 +93,125 @@ impl Queries {
 ///   range ends `rate` is the increase over `secs`);
 /// - `anchored` (Prometheus with extended range selectors, Mimir) takes the
 ///   sample at or before the start without extrapolating;
-/// - VictoriaMetrics takes the last sample before the range as its base.
+/// - VictoriaMetrics takes the last sample before the range as its base,
+///   but its `rate` divides by the time its samples span, not by the range
+///   (a series that starts or stops inside the range would count several
+///   times over): there `rate(x[W])` is spelt `(increase(x[W]) / W)`, which
+///   is exactly the increase between the samples around the range.
 pub fn with_range(template: &str, secs: u64, semantics: Semantics) -> String {
     let text = window_text(secs);
     match semantics {
-        Semantics::Closed | Semantics::LastBefore => with_window(template, &text),
+        Semantics::Closed => with_window(template, &text),
+        Semantics::LastBefore => with_window(&rate_as_increase(template, secs), &text),
         Semantics::LeftOpen => with_window(template, &format!("{text}1ms")),
         Semantics::Anchored => fill(template, &text, " anchored"),
     }
+}
+
+/// Rewrites every `rate(...)` call over a `{{.window}}` range as
+/// `(increase(...) / secs)`. Other calls (`irate`, a `rate` over a fixed
+/// range) and string literals are left alone.
+fn rate_as_increase(template: &str, secs: u64) -> String {
+    let bytes = template.as_bytes();
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut i = 0;
+    let mut copied = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' | b'\'' | b'`' => {
+                i = skip_string(bytes, i);
+                continue;
+            }
+            b'r' if template[i..].starts_with("rate") && (i == 0 || !is_ident(bytes[i - 1])) => {
+                let after = i + 4;
+                let open = after + template[after..].len() - template[after..].trim_start().len();
+                if bytes.get(open) == Some(&b'(') {
+                    if let Some(close) = matching_paren(bytes, open) {
+                        let arg = &template[open + 1..close];
+                        if arg.contains(".window") {
+                            out.push_str(&template[copied..i]);
+                            out.push_str("(increase(");
+                            out.push_str(&rate_as_increase(arg, secs));
+                            out.push_str(&format!(") / {secs})"));
+                            i = close + 1;
+                            copied = i;
+                            continue;
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out.push_str(&template[copied..]);
+    out
+}
+
+fn is_ident(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b':'
+}
+
+/// The index just past the string literal opening at `start`.
+fn skip_string(bytes: &[u8], start: usize) -> usize {
+    let quote = bytes[start];
+    let mut i = start + 1;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' && quote != b'`' {
+            i += 2;
+            continue;
+        }
+        if bytes[i] == quote {
+            return i + 1;
+        }
+        i += 1;
+    }
+    bytes.len()
+}
+
+/// The `)` closing the `(` at `open`, skipping string literals.
+fn matching_paren(bytes: &[u8], open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = open;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' | b'\'' | b'`' => {
+                i = skip_string(bytes, i);
+                continue;
+            }
+            b'(' => depth += 1,
+            b')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The label a merged query tags each part's series with.
+pub const BATCH_LABEL: &str = "errbudget_batch_part";
+
+/// Several instant-vector expressions as one: each part's series tagged
+/// with its index in [`BATCH_LABEL`], joined with `or` (the tags keep every
+/// part's series apart, so `or` drops nothing). Saves one HTTP request per
+/// part; the samples Prometheus reads are the same.
+pub fn merge_queries<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
+    let mut out = String::new();
+    for (i, q) in parts.into_iter().enumerate() {
+        if i > 0 {
+            out.push_str(" or ");
+        }
+        let _ = std::fmt::Write::write_fmt(
+            &mut out,
+            format_args!("label_replace({q}, \"{BATCH_LABEL}\", \"{i}\", \"\", \"\")"),
+        );
+    }
+    out
 }
 
 /// Probes with a known answer, built from `vector()` alone so that they
@@ -261,7 +372,7 @@ mod tests {
         );
         assert_eq!(
             with_range(t, 300, Semantics::LastBefore),
-            "sum(rate(x[5m])) + sum(rate(y[ 5m ] offset 1m))"
+            "sum((increase(x[5m]) / 300)) + sum((increase(y[ 5m ] offset 1m) / 300))"
         );
         assert_eq!(
             with_range(t, 86_400, Semantics::LeftOpen),
@@ -275,6 +386,42 @@ mod tests {
             let q = with_range(t, 97, s);
             promql_parser::parser::parse(&q).unwrap_or_else(|e| panic!("{q}: {e}"));
         }
+    }
+
+    #[test]
+    fn only_rates_over_the_window_become_increases() {
+        let t = r#"sum(irate(a[{{.window}}])) / sum(rate(b{x="rate(", y=')'}[{{.window}}])) - rate(c[1m]) + my_rate(d[{{.window}}])"#;
+        assert_eq!(
+            with_range(t, 60, Semantics::LastBefore),
+            r#"sum(irate(a[1m])) / sum((increase(b{x="rate(", y=')'}[1m]) / 60)) - rate(c[1m]) + my_rate(d[1m])"#
+        );
+        let nested = "rate ( sum_over_time(rate(x[{{.window}}])[5m:]) [{{.window}}])";
+        let q = with_range(nested, 300, Semantics::LastBefore);
+        assert!(
+            q.starts_with("(increase( sum_over_time((increase(x[5m]) / 300)[5m:]) [5m]) / 300)"),
+            "{q}"
+        );
+        let latency = latency_queries("h", "{job=\"a\"}", 0.3);
+        for q in [latency.at_range(300, Semantics::LastBefore)] {
+            let Queries::Events { bad, total } = q else {
+                panic!()
+            };
+            for q in [bad, total] {
+                assert!(!q.contains("rate("), "{q}");
+                promql_parser::parser::parse(&q).unwrap_or_else(|e| panic!("{q}: {e}"));
+            }
+        }
+    }
+
+    #[test]
+    fn merged_queries_parse_and_tag_each_part() {
+        let q = merge_queries(["sum(rate(a[5m]))", "sum by (route) (rate(b[5m]))"]);
+        assert_eq!(
+            q,
+            "label_replace(sum(rate(a[5m])), \"errbudget_batch_part\", \"0\", \"\", \"\") or \
+             label_replace(sum by (route) (rate(b[5m])), \"errbudget_batch_part\", \"1\", \"\", \"\")"
+        );
+        promql_parser::parser::parse(&q).unwrap_or_else(|e| panic!("{q}: {e}"));
     }
 
     #[test]

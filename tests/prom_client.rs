@@ -839,3 +839,66 @@ async fn tls_with_ca_client_cert_and_server_name() {
     let client = Client::new(&insecure, 1, metrics).unwrap();
     assert_eq!(client.instant("vector(2)", T0).await.unwrap()[0].value, 2.0);
 }
+
+/// Concurrent queries for one instant (or one range) go out as one merged
+/// request and come back split, each with its own labels; a bad part is
+/// asked again alone so only it fails.
+#[tokio::test]
+async fn batched_queries_against_real_prometheus() {
+    use errbudget::batch::Batching;
+    let prom = start_prometheus().await;
+    let metrics = Arc::new(DaemonMetrics::new());
+    let client = Arc::new(Client::new(&settings(&prom.url), 4, metrics.clone()).expect("client"));
+    let batching = Batching::new(client.clone());
+    let queries = [
+        "sum by (code) (test_requests)",
+        "test_requests{code=\"500\"}",
+        "vector(7)",
+        "sum(test_requests)",
+    ];
+    let mut want = vec![];
+    for q in queries {
+        want.push(client.instant(q, T0 + 600).await.unwrap());
+    }
+    let before = count(&metrics, "success");
+    let got =
+        futures::future::join_all(queries.iter().map(|q| batching.instant(q, T0 + 600))).await;
+    assert_eq!(
+        count(&metrics, "success") - before,
+        1,
+        "one request for four"
+    );
+    for ((q, got), want) in queries.iter().zip(got).zip(want) {
+        let mut got = got.unwrap();
+        let mut want = want;
+        got.sort_by(|a, b| a.labels.cmp(&b.labels));
+        want.sort_by(|a, b| a.labels.cmp(&b.labels));
+        assert_eq!(got, want, "{q}");
+    }
+
+    let ranges = ["test_requests{code=\"200\"}", "sum(test_requests)"];
+    let before = count(&metrics, "success");
+    let got =
+        futures::future::join_all(ranges.iter().map(|q| batching.range(q, T0, T0 + 300, 60))).await;
+    assert_eq!(count(&metrics, "success") - before, 1);
+    for (q, got) in ranges.iter().zip(got) {
+        assert_eq!(
+            got.unwrap(),
+            client.range(q, T0, T0 + 300, 60).await.unwrap(),
+            "{q}"
+        );
+    }
+
+    // A part the server rejects (a scalar cannot be tagged, `sum(` does not
+    // parse) fails alone; the others still get their answers.
+    let mixed = ["vector(1)", "sum(", "scalar(vector(2))", "vector(3)"];
+    let got = futures::future::join_all(mixed.iter().map(|q| batching.instant(q, T0))).await;
+    assert_eq!(got[0].as_ref().unwrap()[0].value, 1.0);
+    assert!(
+        matches!(got[1], Err(QueryError::Api { .. })),
+        "{:?}",
+        got[1]
+    );
+    assert_eq!(got[2].as_ref().unwrap()[0].value, 2.0);
+    assert_eq!(got[3].as_ref().unwrap()[0].value, 3.0);
+}

@@ -73,4 +73,10 @@ pub trait QueryApi: Send + Sync + 'static {
     fn buildinfo(&self) -> impl Future<Output = Result<Option<BuildInfo>, QueryError>> + Send {
         async { Ok(None) }
     }
+
+    /// Whether merging concurrent queries into one request helps: not for
+    /// a replay cache that answers each expression from its own range.
+    fn batches(&self) -> bool {
+        true
+    }
 }

@@ -398,3 +398,82 @@ fn assert_shape(doc: &Value) {
 pub fn assert_contract_shape(doc: &Value) {
     assert_shape(doc)
 }
+
+/// The range semantics a Prometheus build must have, from its own
+/// `--version` output (independent of errbudget's probes): 2.x closed
+/// ranges, 3.x left-open ones (the `anchored` modifier needs a feature flag
+/// these tests do not set).
+fn prometheus_semantics(bin: &str) -> &'static str {
+    let out = std::process::Command::new(bin)
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("{bin} --version: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let version = text
+        .split_whitespace()
+        .skip_while(|w| *w != "version")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no version in {text:?}"));
+    match version.split('.').next() {
+        Some("2") => "closed",
+        Some("3") => "left_open",
+        _ => panic!("unknown Prometheus version {version}"),
+    }
+}
+
+/// `errbudget_backend_info` on a running daemon: what it detected by
+/// probing, on the Prometheus and the VictoriaMetrics under test.
+#[test]
+fn backend_semantics_detected_by_probing() {
+    let prom = harness::Prometheus::start_with(None, "scrape_configs: []\n");
+    let vm = harness::VictoriaMetrics::start();
+    // VictoriaMetrics documents its base (the last sample before the range)
+    // for every version; its Debian builds print no version.
+    let cases = [
+        (
+            prom.url(),
+            crate::bins::prometheus(),
+            "prometheus",
+            prometheus_semantics(crate::bins::prometheus()),
+        ),
+        (
+            vm.url(),
+            crate::bins::victoria_metrics(),
+            "victoriametrics",
+            "last_sample_before",
+        ),
+    ];
+    for (url, bin, product, want) in cases {
+        let ws = Workspace::new();
+        let s = spec(
+            "steady",
+            "sre",
+            &[slo("availability", "99.9", "steady", false)],
+        );
+        let cfg = ws.config(&url, "1s", &[("s.yaml", &s)]);
+        let daemon = harness::Daemon::start(&cfg);
+        let line = harness::poll(std::time::Duration::from_secs(30), || {
+            let body = daemon.get("/metrics").body;
+            body.lines()
+                .find(|l| l.starts_with("errbudget_backend_info{"))
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no errbudget_backend_info for {bin} ({})\n{}",
+                crate::bins::backends(),
+                daemon.guard.log_tail()
+            )
+        });
+        assert!(
+            line.contains(&format!("semantics=\"{want}\""))
+                && line.contains(&format!("product=\"{product}\""))
+                && line.ends_with(" 1"),
+            "{bin}: {line}"
+        );
+    }
+}

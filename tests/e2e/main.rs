@@ -26,6 +26,7 @@ mod fixtures;
 mod harness;
 mod http;
 mod pages;
+mod realistic;
 mod scraped;
 mod selftest;
 mod synthetic;
