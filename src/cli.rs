@@ -177,6 +177,22 @@ mod tests {
     }
 
     #[test]
+    fn convert_takes_a_config_or_spec_paths() {
+        let cli = Cli::try_parse_from(["errbudget", "convert", "slos/", "more.yaml"]).unwrap();
+        assert!(
+            matches!(&cli.command, Command::Convert { config_file: None, specs } if specs.len() == 2)
+        );
+        let cli = Cli::try_parse_from(["errbudget", "convert", "-c", "e.yaml"]).unwrap();
+        assert!(matches!(
+            &cli.command,
+            Command::Convert {
+                config_file: Some(_),
+                ..
+            }
+        ));
+    }
+
+    #[test]
     fn flags_follow_prometheus_style() {
         let cli = Cli::try_parse_from([
             "errbudget",

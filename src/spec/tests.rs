@@ -143,8 +143,36 @@ fn every_invalid_fixture_gives_its_exact_message() {
         ("invalid-rule-file.yaml", &[
             "invalid-rule-file.yaml:1:1: top level: a Prometheus rule file (groups:) holds generated rules, not an SLO spec: give the file it was generated from",
         ]),
+        ("invalid-pyrra-indicators.yaml", &[
+            "invalid-pyrra-indicators.yaml:9:5: spec.indicator: give exactly one of ratio, latency, latencyNative or bool_gauge, found ratio and bool_gauge",
+            "invalid-pyrra-indicators.yaml:24:16: spec.indicator.latencyNative.latency: expected a duration such as 200ms, found \"fast\"",
+            "invalid-pyrra-indicators.yaml:36:15: spec.indicator.bool_gauge.metric: expected a metric selector such as probe_success{job=\"web\"}, as Pyrra requires",
+            "invalid-pyrra-indicators.yaml:39:7: kind: unsupported kind \"ServiceLevelObjectiveList\": expected ServiceLevelObjective",
+        ]),
+        ("invalid-openslo-objects.yaml", &[
+            "invalid-openslo-objects.yaml:7:19: [0].spec.indicatorRef: SLI \"shared\" is defined twice (invalid-openslo-objects.yaml [1] and invalid-openslo-objects.yaml [2]): give each a unique metadata.name",
+            "invalid-openslo-objects.yaml:19:11: [0].spec.alertPolicies[0].spec.alertWhenBreaching: false is not supported: errbudget alerts when the burn rate breaches; set it to true or remove the policy",
+            "invalid-openslo-objects.yaml:19:11: [0].spec.alertPolicies[0].spec.conditions: give exactly one condition (OpenSLO allows one per policy), found 2",
+            "invalid-openslo-objects.yaml:52:11: [3].spec.indicator.spec.ratioMetric.total: raw cannot be combined with good, bad or total",
+            "invalid-openslo-objects.yaml:66:13: AlertCondition \"threshold-kind\".spec.condition.kind: condition kind \"threshold\" is not supported: errbudget alerts on burn rates (kind: burnrate)",
+            "invalid-openslo-objects.yaml:71:9: [5].kind: unknown OpenSLO kind \"Composite\": expected SLO, SLI, AlertPolicy, AlertCondition, AlertNotificationTarget, Service or DataSource",
+        ]),
+        ("invalid-openslo-v1alpha.yaml", &[
+            "invalid-openslo-v1alpha.yaml:11:19: spec.objectives[0].ratioMetrics.good.source: \"datadog\" is not supported: expected prometheus",
+            "invalid-openslo-v1alpha.yaml:16:22: spec.objectives[0].ratioMetrics.total.queryType: \"logql\" is not supported: expected promql",
+            "invalid-openslo-v1alpha.yaml:21:13: spec.timeWindows[0].unit: \"Week\" is not supported: give the period in days (unit: Day), as Sloth does",
+            "invalid-openslo-v1alpha.yaml:24:7: kind: unsupported openslo/v1alpha kind \"Service\": expected SLO",
+        ]),
+        ("invalid-foreign-kinds.yaml", &[
+            "invalid-foreign-kinds.yaml:1:13: apiVersion: a PrometheusRule holds generated rules, not an SLO spec: give the file it was generated from",
+            "invalid-foreign-kinds.yaml:8:13: apiVersion: slo-generator specs (sre.google.com/v2) are not supported: their windows come from a separate error_budget_policies config; rewrite it as a Sloth prometheus/v1 spec (filter_good / filter_valid become sli.events)",
+            "invalid-foreign-kinds.yaml:14:7: kind: unsupported kind \"PrometheusServiceLevelList\": expected PrometheusServiceLevel or AlertWindows",
+            "invalid-foreign-kinds.yaml:19:14: spec.sloPeriod: \"1M\" is a calendar month: calendar periods are not supported yet; give days, e.g. 30d",
+            "invalid-foreign-kinds.yaml:25:11: spec.ticket.slow: missing required field \"longWindow\"",
+        ]),
     ];
     let mut covered: Vec<&str> = cases.iter().map(|(n, _)| *n).collect();
+    covered.push("invalid-empty.yaml");
     covered.push("invalid-many.yaml");
     for (name, want) in cases {
         assert_eq!(messages(name), *want, "{name}");
@@ -705,4 +733,19 @@ fn a_glob_may_name_a_directory() {
     .unwrap();
     let (_, slos) = load(&cfg).unwrap();
     assert_eq!(slos.len(), 1);
+}
+
+/// A file with no document at all is a mistake; one holding only OpenSLO
+/// objects or a catalogue defines something (see the directory tests).
+#[test]
+fn a_file_that_defines_nothing_is_reported() {
+    let path = fixture_dir().join("invalid-empty.yaml");
+    let errs = load_specs(std::slice::from_ref(&path)).unwrap_err();
+    assert_eq!(
+        errs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        [format!(
+            "{}: defines nothing: expected Sloth prometheus/v1, a Sloth PrometheusServiceLevel or AlertWindows, a Pyrra ServiceLevelObjective or OpenSLO objects",
+            path.display()
+        )]
+    );
 }

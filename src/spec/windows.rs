@@ -47,6 +47,16 @@ impl Catalogues {
         let before = cx.diags.len();
         let period = spec.req_str(cx, "sloPeriod");
         let period_secs = period.as_ref().and_then(|p| {
+            if let Some(unit) = super::validate::calendar_unit(&p.value) {
+                cx.err(
+                    p.pos,
+                    format!(
+                        "{}.sloPeriod: {:?} is a calendar {unit}: calendar periods are not supported yet; give days, e.g. 30d",
+                        spec.path, p.value
+                    ),
+                );
+                return None;
+            }
             duration::parse(&p.value)
                 .map_err(|e| cx.err(p.pos, format!("{}.sloPeriod: {e}", spec.path)))
                 .ok()

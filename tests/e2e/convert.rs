@@ -43,6 +43,20 @@ spec:
         metric: http_request_duration_seconds_bucket{service="latency",le="0.3"}
       total:
         metric: http_request_duration_seconds_count{service="latency"}
+---
+apiVersion: pyrra.dev/v1alpha1
+kind: ServiceLevelObjective
+metadata:
+  name: native
+  namespace: latency
+spec:
+  target: "99"
+  window: 28d
+  indicator:
+    latencyNative:
+      latency: 300ms
+      total:
+        metric: native_request_duration_seconds{service="latency"}
 "#;
 
 const OPENSLO_SLO: &str = r#"apiVersion: openslo/v1
@@ -173,8 +187,11 @@ fn converted_specs_evaluate_like_the_originals() {
     let a = harness::eval_json(&cfg, T0);
     let b = harness::eval_json(&cfg2, T0);
     let count = a["slos"].as_array().map_or(0, Vec::len);
-    // 3 routes, latency, incident, steady.
-    assert_eq!(count, 6, "{a:#}");
+    // 3 routes, latency, native, incident, steady.
+    assert_eq!(count, 7, "{a:#}");
+    // The world has no native histograms: Prometheus accepts the
+    // histogram_count / histogram_fraction queries and finds no series.
+    assert_eq!(find(&a, "latency", "native", None)["status"], "no_data");
     for s in a["slos"].as_array().into_iter().flatten() {
         let route = s["labels"]["route"].as_str();
         let other = find(
@@ -184,7 +201,9 @@ fn converted_specs_evaluate_like_the_originals() {
             route,
         );
         assert_eq!(s, other, "original and converted differ\n{converted}");
-        assert_eq!(s["status"], "ok", "{s:#}");
+        if s["slo"] != "native" {
+            assert_eq!(s["status"], "ok", "{s:#}");
+        }
     }
 
     // Against the generated events: the 2h error ratio of each kind (every
@@ -235,4 +254,26 @@ fn converted_specs_evaluate_like_the_originals() {
     assert_eq!(alerts[0]["long_window"], "1h");
     assert_eq!(alerts[0]["short_window"], "5m");
     assert_eq!(alerts[0]["burn_rate_threshold"], 14.4);
+}
+
+/// `check DIR` reads every `.yml` / `.yaml` below it, as Sloth reads
+/// `-i DIR`, and skips other files.
+#[test]
+fn check_reads_directories() {
+    let ws = Workspace::new();
+    let nested = ws.path("specs/openslo");
+    std::fs::create_dir_all(&nested).expect("mkdir");
+    std::fs::write(ws.path("specs/pyrra.yaml"), PYRRA).expect("write");
+    std::fs::write(nested.join("slo.yml"), OPENSLO_SLO).expect("write");
+    std::fs::write(nested.join("sli.yaml"), OPENSLO_SLI).expect("write");
+    std::fs::write(nested.join("policy.yaml"), OPENSLO_POLICY).expect("write");
+    std::fs::write(ws.path("specs/notes.txt"), "not: [a spec").expect("write");
+    let (code, out, err) = run_bounded(
+        Command::new(harness::errbudget_bin())
+            .arg("check")
+            .arg(ws.path("specs")),
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(out.trim(), "OK: 4 SLOs");
 }
