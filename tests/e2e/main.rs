@@ -23,6 +23,7 @@ mod fixtures;
 mod harness;
 mod http;
 mod pages;
+mod rules;
 mod scraped;
 mod selftest;
 mod synthetic;
