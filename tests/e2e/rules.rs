@@ -40,6 +40,8 @@ use crate::harness::{self, block_dirs, errbudget_bin, promtool, run_bounded, Pro
 
 pub const TRUTH_REL: f64 = 1e-5;
 
+type Labels = BTreeMap<String, String>;
+
 /// The test SLOs' period: a week keeps the backfill of one-minute
 /// increments small; the tiling does not depend on the length.
 const PERIOD: i64 = 7 * DAY;
@@ -198,7 +200,7 @@ fn evaluate_range(
     from: i64,
     to: i64,
     step: i64,
-) -> Vec<(BTreeMap<String, String>, Vec<(i64, String)>)> {
+) -> Vec<(Labels, Vec<(i64, String)>)> {
     let mut out = vec![];
     let mut start = from;
     while start <= to {
