@@ -20,6 +20,7 @@ mod events;
 mod expect;
 mod faults;
 mod fixtures;
+mod golden;
 mod harness;
 mod http;
 mod pages;

@@ -660,6 +660,7 @@ fn recorded_series_match_the_model_and_eval_on_this_prometheus() {
             }
         }
     }
+    failures.extend(dashboard_failures(&prom, T0));
     for name in SLO_SERIES {
         if !seen.contains(name) {
             failures.push(format!("{name} never recorded"));
@@ -675,4 +676,84 @@ fn recorded_series_match_the_model_and_eval_on_this_prometheus() {
         crate::bins::backends(),
         failures.join("\n")
     );
+}
+
+/// Every panel query and variable of both dashboards, run at `t` against a
+/// Prometheus holding only the recorded series (no errbudget anywhere):
+/// each must answer with data.
+fn dashboard_failures(prom: &Prometheus, t: i64) -> Vec<String> {
+    use crate::dashboards::{expand, load, panels, FILES};
+    let vars: BTreeMap<&str, String> = BTreeMap::from([
+        ("service", "incident".to_string()),
+        ("slo", "availability".to_string()),
+        ("team", ".*".to_string()),
+        ("__range", "1h".to_string()),
+        ("__rate_interval", "1m".to_string()),
+        ("__interval", "15s".to_string()),
+        ("__from", ((t - 3_600) * 1_000).to_string()),
+        ("__to", (t * 1_000).to_string()),
+    ]);
+    let mut failures = vec![];
+    for file in FILES {
+        let d = load(file);
+        for v in d["templating"]["list"].as_array().into_iter().flatten() {
+            let Some(q) = v["query"]
+                .as_str()
+                .filter(|q| q.starts_with("label_values("))
+            else {
+                continue;
+            };
+            let inner = &expand(q, &vars)["label_values(".len()..];
+            let (selector, label) = inner
+                .trim_end_matches(')')
+                .rsplit_once(',')
+                .expect("label_values(selector, label)");
+            let path = format!(
+                "/api/v1/label/{}/values?match[]={}",
+                label.trim(),
+                crate::http::encode(selector.trim())
+            );
+            let r = crate::http::get(prom.addr, &path).expect("label values");
+            let values: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+            if values["data"].as_array().is_none_or(|a| a.is_empty()) {
+                failures.push(format!("{file}: variable {q}: no values ({})", r.body));
+            }
+        }
+        for p in panels(&d) {
+            for target in p["targets"].as_array().into_iter().flatten() {
+                let expr = expand(target["expr"].as_str().unwrap_or_default(), &vars);
+                let instant = target["instant"].as_bool() == Some(true);
+                let (path, body) = if instant {
+                    (
+                        "/api/v1/query",
+                        format!("query={}&time={t}", crate::http::encode(&expr)),
+                    )
+                } else {
+                    (
+                        "/api/v1/query_range",
+                        format!(
+                            "query={}&start={}&end={t}&step=60",
+                            crate::http::encode(&expr),
+                            t - 600
+                        ),
+                    )
+                };
+                let r = crate::http::post(prom.addr, path, &body).expect("panel query");
+                let v: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+                let has_data = v["data"]["result"].as_array().is_some_and(|a| {
+                    a.iter().any(|s| {
+                        s.get("value").is_some()
+                            || s["values"].as_array().is_some_and(|x| !x.is_empty())
+                    })
+                });
+                if r.status != 200 || !has_data {
+                    failures.push(format!(
+                        "{file} panel {:?} {}: no data on rules alone: {expr}",
+                        p["title"], target["refId"]
+                    ));
+                }
+            }
+        }
+    }
+    failures
 }
