@@ -12,7 +12,7 @@ use std::time::Duration;
 use saphyr::{LoadableYamlNode, Yaml};
 
 use crate::harness::{self, promtool, run_bounded, Daemon, Prometheus};
-use crate::rules::generate;
+use crate::recorded::generate;
 
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")

@@ -24,6 +24,7 @@ mod golden;
 mod harness;
 mod http;
 mod pages;
+mod recorded;
 mod rules;
 mod scraped;
 mod selftest;
