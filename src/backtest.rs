@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use crate::alert::decide::Episode;
-use crate::prom::{QueryApi, QueryError, RangeSeries, Sample};
+use crate::prom::{BuildInfo, QueryApi, QueryError, RangeSeries, Sample};
 use crate::state::LabelSet;
 
 /// Points per range request, below Prometheus' 11,000 per series.
@@ -76,6 +76,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl<C: QueryApi> QueryApi for Prefetch<C> {
+    async fn buildinfo(&self) -> Result<Option<BuildInfo>, QueryError> {
+        self.inner.buildinfo().await
+    }
+
     async fn instant(&self, query: &str, at: i64) -> Result<Vec<Sample>, QueryError> {
         let on_grid = at >= self.from && at <= self.to && (at - self.from) % self.step as i64 == 0;
         if !on_grid {

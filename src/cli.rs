@@ -96,6 +96,15 @@ pub enum Command {
         #[arg(long = "prometheusrule.label", value_parser = parse_label)]
         prometheusrule_labels: Vec<(String, String)>,
     },
+    /// Rewrite Sloth, Pyrra or OpenSLO specs as errbudget's own spec format
+    /// (Sloth prometheus/v1 with errbudget's extensions), printed.
+    Convert {
+        /// Convert every spec the settings' slo_files name.
+        #[arg(short = 'c', long = "config.file")]
+        config_file: Option<PathBuf>,
+        /// Spec files or directories, read together.
+        specs: Vec<PathBuf>,
+    },
     /// For release pipelines: exit 0 deploys allowed, 1 frozen, 2 cannot tell.
     Gate {
         /// Base URL of a running errbudget.

@@ -1,5 +1,5 @@
-//! The one-shot subcommands: `check`, `eval`, `backtest`, `rules` and
-//! `gate`. Each returns its exit code; `main` only prints errors and exits.
+//! The one-shot subcommands: `check`, `eval`, `backtest`, `rules`,
+//! `convert` and `gate`. Each returns its exit code; `main` only prints errors and exits.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,13 +16,10 @@ pub fn check(config_file: Option<&Path>, specs: &[PathBuf]) -> i32 {
     let mut problems = Vec::new();
     let mut count = 0;
     if let Some(path) = config_file {
-        match crate::spec::load(path) {
-            Ok((settings, slos)) => {
-                count += slos.len();
-                if let Some(web) = &settings.web.config_file {
-                    problems.extend(check_web_config(web));
-                }
-            }
+        // The same loading `run` does up to binding its port.
+        let metrics = Arc::new(DaemonMetrics::new());
+        match crate::daemon::prepare(path, None, &metrics) {
+            Ok(p) => count += p.slos.len(),
             Err(d) => problems.extend(d),
         }
     }
@@ -45,20 +42,6 @@ pub fn check(config_file: Option<&Path>, specs: &[PathBuf]) -> i32 {
         }
         eprintln!("{} problem(s) found", problems.len());
         1
-    }
-}
-
-/// The web config `run` would load, checked the same way (TLS files,
-/// bcrypt hashes), so a bad one is found before a restart.
-fn check_web_config(path: &Path) -> Vec<crate::spec::Diagnostic> {
-    use crate::web::WebConfigError;
-    match crate::web::config::load(path) {
-        Ok(_) => Vec::new(),
-        Err(WebConfigError::Invalid(d)) => d,
-        Err(WebConfigError::Read { path, source }) => vec![crate::spec::Diagnostic::whole_file(
-            &path.display().to_string(),
-            format!("cannot read the web config: {source}"),
-        )],
     }
 }
 
@@ -197,6 +180,32 @@ pub fn rules(config_file: &Path, opts: &crate::rules::Options) -> i32 {
             for e in errs {
                 eprintln!("{e}");
             }
+            1
+        }
+    }
+}
+
+/// Prints the specs as errbudget's own format; 0 done, 1 the specs have
+/// problems (printed as `check` prints them), 2 bad usage.
+pub fn convert(config_file: Option<&Path>, specs: &[PathBuf]) -> i32 {
+    let loaded = match (config_file, specs.is_empty()) {
+        (Some(path), true) => crate::spec::load(path).map(|(_, slos)| slos),
+        (None, false) => crate::spec::load_specs(specs),
+        _ => {
+            eprintln!("give either --config.file FILE or spec files to convert");
+            return 2;
+        }
+    };
+    match loaded {
+        Ok(slos) => {
+            print!("{}", crate::convert::render(&slos));
+            0
+        }
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            eprintln!("{} problem(s) found: nothing converted", problems.len());
             1
         }
     }

@@ -243,7 +243,7 @@ impl Reader {
 
     fn prometheus(&self, cx: &mut Cx<'_>, f: &Field<'_, '_>) -> Option<PrometheusSettings> {
         let m = f.map(cx, &with_client_fields(&["max_concurrent_queries"]))?;
-        let client = self.client(cx, &m);
+        let client = self.client(cx, &m, true);
         let max = match m.get("max_concurrent_queries") {
             None => Some(DEFAULT_MAX_CONCURRENT_QUERIES),
             Some(f) => f.usize(cx).and_then(|n| {
@@ -282,7 +282,7 @@ impl Reader {
                 .filter_map(|i| {
                     let c = i
                         .map(cx, &with_client_fields(&[]))
-                        .and_then(|m| self.client(cx, &m));
+                        .and_then(|m| self.client(cx, &m, key == "alertmanagers"));
                     ok &= c.is_some();
                     c
                 })
@@ -344,9 +344,16 @@ impl Reader {
         })
     }
 
-    /// The HTTP client block shared by Prometheus and the receivers.
-    fn client(&self, cx: &mut Cx<'_>, m: &Map<'_, '_>) -> Option<HttpClientSettings> {
-        let url = m.req_str(cx, "url").and_then(|u| check_url(cx, &m.path, u));
+    /// The HTTP client block shared by Prometheus and the receivers;
+    /// `base`: the URL is an API base (no query string).
+    fn client(&self, cx: &mut Cx<'_>, m: &Map<'_, '_>, base: bool) -> Option<HttpClientSettings> {
+        let url = m.req_str(cx, "url").and_then(|u| {
+            if base {
+                check_base_url(cx, &m.path, u)
+            } else {
+                check_url(cx, &m.path, u)
+            }
+        });
         let timeout = self.duration(cx, m, "timeout", DEFAULT_TIMEOUT);
         let mut headers = BTreeMap::new();
         for (k, v) in m.string_map(cx, "headers") {
@@ -463,9 +470,12 @@ fn with_client_fields(extra: &[&'static str]) -> Vec<&'static str> {
     v
 }
 
+/// An http(s) URL with a host. The URL may hold credentials, so messages
+/// name it redacted ([`crate::httpclient::redact`]).
 fn check_url(cx: &mut Cx<'_>, path: &str, u: Sp<String>) -> Option<String> {
     let at = yaml::join(path, "url");
-    match reqwest::Url::parse(&u.value) {
+    let shown = crate::httpclient::redact(&u.value);
+    match reqwest::Url::parse(u.value.trim()) {
         Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => {
             Some(u.value)
         }
@@ -473,18 +483,36 @@ fn check_url(cx: &mut Cx<'_>, path: &str, u: Sp<String>) -> Option<String> {
             cx.err(
                 u.pos,
                 format!(
-                    "{at}: {:?} must be an http or https URL with a host (scheme is {})",
-                    u.value,
+                    "{at}: {shown:?} must be an http or https URL with a host (scheme is {})",
                     parsed.scheme()
                 ),
             );
             None
         }
         Err(e) => {
-            cx.err(u.pos, format!("{at}: invalid URL {:?}: {e}", u.value));
+            cx.err(u.pos, format!("{at}: invalid URL {shown:?}: {e}"));
             None
         }
     }
+}
+
+/// [`check_url`] for an API base that paths are joined to (Prometheus,
+/// Alertmanager): no query string or fragment, as the client requires.
+fn check_base_url(cx: &mut Cx<'_>, path: &str, u: Sp<String>) -> Option<String> {
+    let pos = u.pos;
+    let url = check_url(cx, path, u)?;
+    if url.contains(['?', '#']) {
+        cx.err(
+            pos,
+            format!(
+                "{}: {:?} must not have a query string or fragment (give credentials with basic_auth or bearer_token_file, and headers with headers)",
+                yaml::join(path, "url"),
+                crate::httpclient::redact(&url)
+            ),
+        );
+        return None;
+    }
+    Some(url)
 }
 
 #[cfg(test)]

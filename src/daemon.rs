@@ -17,6 +17,7 @@ use crate::http::{self, AppState, ReloadRequest};
 use crate::metrics::DaemonMetrics;
 use crate::model::Slo;
 use crate::prom::Client;
+use crate::spec::Diagnostic;
 use crate::state::State;
 use crate::trend::Trends;
 
@@ -36,13 +37,76 @@ pub fn unix_now() -> i64 {
 
 /// Loads settings and specs, joining every diagnostic into one message.
 pub fn load_config(path: &Path) -> Result<(Settings, Vec<Slo>), String> {
-    crate::spec::load(path).map_err(|diags| {
-        diags
-            .iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
-    })
+    crate::spec::load(path).map_err(|diags| join(&diags))
+}
+
+fn join(diags: &[Diagnostic]) -> String {
+    diags
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// What `run` reads and builds from its files before it binds the port:
+/// settings and specs, the Prometheus client (credential and TLS files),
+/// the alert receivers and the web config. `check` runs exactly this, so
+/// any config it accepts starts.
+pub struct Prepared {
+    pub settings: Settings,
+    pub slos: Vec<Slo>,
+    pub client: Arc<Client>,
+    pub web: Option<crate::web::WebConfig>,
+}
+
+/// Loads and builds everything of [`Prepared`], reporting every problem
+/// found (once settings and specs are valid, client, receivers and web
+/// config are all tried).
+pub fn prepare(
+    config_file: &Path,
+    web_config_file: Option<&Path>,
+    metrics: &Arc<DaemonMetrics>,
+) -> Result<Prepared, Vec<Diagnostic>> {
+    let (settings, slos) = crate::spec::load(config_file)?;
+    let file = config_file.display().to_string();
+    let mut problems = Vec::new();
+    let client = new_client(&settings, metrics)
+        .map_err(|e| problems.push(Diagnostic::whole_file(&file, format!("{e:#}"))))
+        .ok();
+    if let Err(e) = crate::alert::deliver::check_receivers(&settings.alerting) {
+        problems.push(Diagnostic::whole_file(&file, chain(&e)));
+    }
+    let web = match web_config_file.or(settings.web.config_file.as_deref()) {
+        None => None,
+        Some(path) => match crate::web::config::load(path) {
+            Ok(w) => Some(w),
+            Err(crate::web::WebConfigError::Invalid(d)) => {
+                problems.extend(d);
+                None
+            }
+        },
+    };
+    match client {
+        Some(client) if problems.is_empty() => Ok(Prepared {
+            settings,
+            slos,
+            client,
+            web,
+        }),
+        _ => Err(problems),
+    }
+}
+
+/// An error and its causes on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 fn new_client(settings: &Settings, metrics: &Arc<DaemonMetrics>) -> anyhow::Result<Arc<Client>> {
@@ -122,24 +186,23 @@ fn record_reload(metrics: &DaemonMetrics, ok: bool) {
 }
 
 pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
-    let (mut settings, slos) = load_config(&opts.config_file)
-        .map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
     let metrics = Arc::new(DaemonMetrics::new());
+    let Prepared {
+        mut settings,
+        slos,
+        client,
+        web: web_config,
+    } = prepare(&opts.config_file, opts.web_config_file.as_deref(), &metrics)
+        .map_err(|diags| anyhow::anyhow!("invalid configuration:\n{}", join(&diags)))?;
     record_reload(&metrics, true);
     let state = Arc::new(State::new());
-    let client = new_client(&settings, &metrics)?;
     // The pages query through the engine's client, and follow it on reload.
-    let trends = Arc::new(Trends::new(client.clone()));
-    let mut engine = Engine::new(client, slos, state.clone(), metrics.clone());
+    let mut engine = Engine::new(client.clone(), slos, state.clone(), metrics.clone());
+    let trends = Arc::new(Trends::new(client, engine.backend()));
     configure_alerting(&mut engine, &settings);
     let mut dispatcher = new_dispatcher(&settings, &metrics)?;
     wire(&mut engine, &dispatcher);
 
-    let web_config = crate::web::load(
-        opts.web_config_file
-            .as_deref()
-            .or(settings.web.config_file.as_deref()),
-    )?;
     let address = opts
         .listen_address
         .clone()

@@ -9,6 +9,7 @@ use futures::future::join_all;
 
 use crate::alert::build::{self, BuildOptions};
 use crate::alert::decide::{Decider, Notification};
+use crate::backend::{self, Detected};
 use crate::evaluate::SloEvaluator;
 use crate::metrics::DaemonMetrics;
 use crate::model::Slo;
@@ -27,6 +28,11 @@ pub struct Engine<C> {
     decider: Decider,
     alert_options: BuildOptions,
     sink: Sink,
+    backend: Detected,
+    /// Probe the backend again before the next cycle: at start-up, after a
+    /// new client, and after a cycle in which every SLO failed (the
+    /// backend may come back as another build).
+    redetect: bool,
 }
 
 impl<C: QueryApi> Engine<C> {
@@ -51,6 +57,48 @@ impl<C: QueryApi> Engine<C> {
                 evaluation_failing_after: 600,
             },
             sink: Box::new(|_| {}),
+            backend: Detected::default(),
+            redetect: true,
+        }
+    }
+
+    /// The detected backend, shared (the status page reads it).
+    pub fn backend(&self) -> Detected {
+        self.backend.clone()
+    }
+
+    /// Probes the backend when due. `Err` only when no semantics is known
+    /// at all; a failed re-probe keeps the last answer.
+    async fn detect(&mut self, now: i64) -> Result<backend::Semantics, String> {
+        let known = self.backend.get();
+        if !self.redetect {
+            if let Some(info) = &known {
+                return Ok(info.semantics);
+            }
+        }
+        match backend::detect(&*self.client, now).await {
+            Ok(info) => {
+                if known.as_ref() != Some(&info) {
+                    tracing::info!(
+                        product = %info.product,
+                        version = %info.version,
+                        semantics = info.semantics.as_str(),
+                        "query backend detected"
+                    );
+                }
+                let m = &self.metrics.backend_info;
+                m.reset();
+                m.with_label_values(&[&info.product, &info.version, info.semantics.as_str()])
+                    .set(1);
+                self.redetect = false;
+                let semantics = info.semantics;
+                self.backend.set(Some(info));
+                Ok(semantics)
+            }
+            Err(e) => match known {
+                Some(info) => Ok(info.semantics),
+                None => Err(format!("cannot tell how the query backend counts: {e}")),
+            },
         }
     }
 
@@ -79,13 +127,23 @@ impl<C: QueryApi> Engine<C> {
     pub async fn cycle(&mut self, now: i64) -> usize {
         let started = Instant::now();
         let client = self.client.clone();
-        let results = join_all(
-            self.evaluators
-                .iter_mut()
-                .map(|e| async { (e.slo().clone(), e.evaluate(&*client, now).await) }),
-        )
-        .await;
+        let results = match self.detect(now).await {
+            Ok(semantics) => {
+                join_all(self.evaluators.iter_mut().map(|e| async {
+                    (e.slo().clone(), e.evaluate(&*client, now, semantics).await)
+                }))
+                .await
+            }
+            Err(e) => self
+                .evaluators
+                .iter()
+                .map(|ev| (ev.slo().clone(), Err(e.clone())))
+                .collect(),
+        };
         let failed = results.iter().filter(|(_, r)| r.is_err()).count();
+        if failed > 0 && failed == results.len() {
+            self.redetect = true;
+        }
         for (slo, r) in &results {
             if let Err(e) = r {
                 tracing::warn!(service = %slo.service, slo = %slo.name, error = %e, "SLO evaluation failed");
@@ -136,6 +194,7 @@ impl<C: QueryApi> Engine<C> {
 
     pub fn set_client(&mut self, client: Arc<C>) {
         self.client = client;
+        self.redetect = true;
     }
 }
 

@@ -1,17 +1,25 @@
 //! One SLO's evaluation cycle: fetch what the plan needs through the
 //! narrow client trait, keep the bucket history, and turn counts into
 //! figures with `budget`. The engine calls this; `eval` and `run` share it.
+//!
+//! Every count is an increase between samples (see `plan::with_range`), so
+//! pieces tile: a long window `(now - W, now]` is the partial edge
+//! `(now - W, e]` up to the first bucket end `e` (one short query), the
+//! final 5-minute buckets in `(e, last_final]` from memory, and the head
+//! `(last_final, now]` (one short query). None of it is pro rata.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use futures::future::try_join_all;
 
+use crate::backend::Semantics;
 use crate::budget::{self, Events};
-use crate::history::{align_down, History};
+use crate::history::{align_down, align_up, History};
 use crate::model::{Slo, Window};
-use crate::plan::{self, Queries, BUCKET_SECS, DIRECT_MAX_SECS, MAX_POINTS_PER_RANGE_QUERY};
+use crate::plan::{Queries, BUCKET_SECS, DIRECT_MAX_SECS, MAX_POINTS_PER_RANGE_QUERY};
 use crate::prom::{QueryApi, QueryError};
+use crate::sli::{self, SliError};
 use crate::state::{AlertStatus, Figures, LabelSet, SloOutcome, Status, WindowFigures};
 
 /// A bucket is only final once late scrapes have been ingested.
@@ -19,6 +27,13 @@ pub const SETTLE_SECS: i64 = 60;
 
 /// Per-label-set values of one query, as events over its window.
 type Counts = BTreeMap<LabelSet, Events>;
+
+/// One instant count: `(t - secs, t]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Span {
+    at: i64,
+    secs: u64,
+}
 
 /// The evaluation state of one SLO: its bucket history per instance.
 pub struct SloEvaluator {
@@ -52,9 +67,15 @@ impl SloEvaluator {
         self.slo.period.as_secs().max(longest) as i64
     }
 
-    /// Evaluates at `now` (unix seconds). Errors are this SLO's alone.
-    pub async fn evaluate<C: QueryApi>(&mut self, client: &C, now: i64) -> SloOutcome {
-        self.evaluate_inner(client, now)
+    /// Evaluates at `now` (unix seconds) on a backend with `semantics`.
+    /// Errors are this SLO's alone.
+    pub async fn evaluate<C: QueryApi>(
+        &mut self,
+        client: &C,
+        now: i64,
+        semantics: Semantics,
+    ) -> SloOutcome {
+        self.evaluate_inner(client, now, semantics)
             .await
             .map_err(|e| e.to_string())
     }
@@ -63,12 +84,11 @@ impl SloEvaluator {
         &mut self,
         client: &C,
         now: i64,
+        semantics: Semantics,
     ) -> Result<Vec<(LabelSet, Status, Figures)>, EvalError> {
         let w = BUCKET_SECS as i64;
         let last_final = align_down(now - SETTLE_SECS, BUCKET_SECS);
-        // One bucket more than the span, so the far edge of the period can be
-        // taken pro rata from the bucket that holds it.
-        let start = align_down(now - self.span(), BUCKET_SECS) - w;
+        let start = align_down(now - self.span(), BUCKET_SECS);
         let from = match self.last_end {
             Some(end) if end >= start && end <= last_final && self.start.is_some() => end,
             _ => {
@@ -79,7 +99,9 @@ impl SloEvaluator {
             }
         };
         if last_final > from {
-            let fetched = self.fetch_buckets(client, from + w, last_final).await?;
+            let fetched = self
+                .fetch_buckets(client, from + w, last_final, semantics)
+                .await?;
             self.extend_histories(&fetched, last_final);
         }
         for h in self.histories.values_mut() {
@@ -87,29 +109,44 @@ impl SloEvaluator {
         }
         self.start = Some(start.max(self.start.unwrap_or(start)));
 
-        // Direct windows, plus the head: events since the last final bucket,
-        // taken as that span's share of a rate over at least one bucket width
-        // (a shorter range can hold too few samples for rate()).
+        // Windows up to DIRECT_MAX are one query each; longer ones and the
+        // period are edge + buckets + head.
         let windows = self.slo.windows();
-        let head_secs = now - last_final;
-        let head_window = head_secs.max(w) as u64;
-        let mut direct: Vec<u64> = windows
-            .iter()
-            .map(|w| w.secs())
-            .filter(|&s| s <= DIRECT_MAX_SECS)
-            .collect();
-        if !direct.contains(&head_window) {
-            direct.push(head_window);
+        let head = Span {
+            at: now,
+            secs: (now - last_final) as u64,
+        };
+        let mut spans: BTreeSet<Span> = BTreeSet::from([head]);
+        let mut long: Vec<u64> = vec![self.slo.period.as_secs()];
+        for win in &windows {
+            if win.secs() <= DIRECT_MAX_SECS {
+                spans.insert(Span {
+                    at: now,
+                    secs: win.secs(),
+                });
+            } else {
+                long.push(win.secs());
+            }
         }
-        let results =
-            try_join_all(direct.iter().map(|&s| self.instant_counts(client, s, now))).await?;
-        let by_window: BTreeMap<u64, Counts> = direct.iter().copied().zip(results).collect();
-        let head_rates = by_window.get(&head_window).cloned().unwrap_or_default();
+        for &secs in &long {
+            if let Some(edge) = edge(now, secs) {
+                spans.insert(edge);
+            }
+        }
+        let spans: Vec<Span> = spans.into_iter().collect();
+        let results = try_join_all(
+            spans
+                .iter()
+                .map(|&s| self.instant_counts(client, s, semantics)),
+        )
+        .await?;
+        let by_span: BTreeMap<Span, Counts> = spans.iter().copied().zip(results).collect();
 
         let mut groups: BTreeSet<LabelSet> = self.histories.keys().cloned().collect();
-        for counts in by_window.values() {
+        for counts in by_span.values() {
             groups.extend(counts.keys().cloned());
         }
+        sli::check_instances(groups.len())?;
         let no_data = groups.is_empty();
         if no_data {
             groups.insert(LabelSet::new());
@@ -117,22 +154,30 @@ impl SloEvaluator {
 
         let mut out = Vec::new();
         for group in groups {
-            let head = head_rates
-                .get(&group)
-                .copied()
-                .unwrap_or_default()
-                .scale(head_secs as f64 / head_window as f64);
+            let count = |span: Span| -> Events {
+                by_span
+                    .get(&span)
+                    .and_then(|c| c.get(&group))
+                    .copied()
+                    .unwrap_or_default()
+            };
             let history = self.histories.get(&group);
             let from_history = |secs: u64| -> Events {
-                history
-                    .map(|h| h.events_between(now - secs as i64, last_final))
-                    .unwrap_or_default()
-                    + head
+                let from = now - secs as i64;
+                let edge_part = edge(now, secs).map(count).unwrap_or_default();
+                let buckets = history
+                    .map(|h| h.events_between(align_up(from, BUCKET_SECS), last_final))
+                    .unwrap_or_default();
+                edge_part + buckets + count(head)
             };
             let window_events = |win: Window| -> Events {
-                match by_window.get(&win.secs()) {
-                    Some(counts) => counts.get(&group).copied().unwrap_or_default(),
-                    None => from_history(win.secs()),
+                if win.secs() <= DIRECT_MAX_SECS {
+                    count(Span {
+                        at: now,
+                        secs: win.secs(),
+                    })
+                } else {
+                    from_history(win.secs())
                 }
             };
             let period = from_history(self.slo.period.as_secs());
@@ -210,45 +255,46 @@ impl SloEvaluator {
         }
     }
 
-    /// Instant values of the SLI over a `secs` window, as events.
+    /// The SLI's events in `(span.at - span.secs, span.at]`.
     async fn instant_counts<C: QueryApi>(
         &self,
         client: &C,
-        secs: u64,
-        now: i64,
+        span: Span,
+        semantics: Semantics,
     ) -> Result<Counts, EvalError> {
-        let window = plan::window_text(secs);
-        let seconds = secs as f64;
-        match &self.queries {
+        let seconds = span.secs as f64;
+        let mut counts = Counts::new();
+        match self.queries.at_range(span.secs, semantics) {
             Queries::Events { bad, total } => {
-                let bad_q = plan::with_window(bad, &window);
-                let total_q = plan::with_window(total, &window);
-                let (bad_v, total_v) =
-                    tokio::try_join!(client.instant(&bad_q, now), client.instant(&total_q, now))
-                        .map_err(EvalError::Query)?;
-                let mut counts = Counts::new();
+                let (bad_v, total_v) = tokio::try_join!(
+                    client.instant(&bad, span.at),
+                    client.instant(&total, span.at)
+                )
+                .map_err(EvalError::Query)?;
+                let mut pairs: BTreeMap<LabelSet, (Option<f64>, Option<f64>)> = BTreeMap::new();
                 for s in total_v {
-                    let v = finite_rate(s.value, &total_q)?;
-                    counts.entry(s.labels).or_default().total = v * seconds;
+                    pairs.entry(s.labels).or_default().1 = Some(s.value);
                 }
                 for s in bad_v {
-                    let v = finite_rate(s.value, &bad_q)?;
-                    counts.entry(s.labels).or_default().bad = v * seconds;
+                    pairs.entry(s.labels).or_default().0 = Some(s.value);
                 }
-                Ok(counts)
+                for (labels, (b, t)) in pairs {
+                    counts.insert(labels, sli::from_rates(b, t, seconds, &bad, &total)?);
+                }
             }
             Queries::Ratio { ratio } => {
-                let q = plan::with_window(ratio, &window);
-                let values = client.instant(&q, now).await.map_err(EvalError::Query)?;
-                let mut counts = Counts::new();
+                let values = client
+                    .instant(&ratio, span.at)
+                    .await
+                    .map_err(EvalError::Query)?;
                 for s in values {
-                    if let Some(r) = checked_ratio(s.value, &q)? {
-                        counts.insert(s.labels, Events::new(r * seconds, seconds));
+                    if let Some(e) = sli::from_ratio(s.value, seconds, &ratio)? {
+                        counts.insert(s.labels, e);
                     }
                 }
-                Ok(counts)
             }
         }
+        Ok(counts)
     }
 
     /// Bucket events in `(first_end - width, last_end]`, by label set and
@@ -258,48 +304,50 @@ impl SloEvaluator {
         client: &C,
         first_end: i64,
         last_end: i64,
+        semantics: Semantics,
     ) -> Result<BTreeMap<LabelSet, BTreeMap<i64, Events>>, EvalError> {
         let w = BUCKET_SECS as i64;
-        let window = plan::window_text(BUCKET_SECS);
+        let seconds = w as f64;
+        let queries = self.queries.at_range(BUCKET_SECS, semantics);
         let mut out: BTreeMap<LabelSet, BTreeMap<i64, Events>> = BTreeMap::new();
         let chunk = (MAX_POINTS_PER_RANGE_QUERY as i64 - 1) * w;
         let mut start = first_end;
         while start <= last_end {
             let end = (start + chunk).min(last_end);
-            match &self.queries {
+            match &queries {
                 Queries::Events { bad, total } => {
-                    let bad_q = plan::with_window(bad, &window);
-                    let total_q = plan::with_window(total, &window);
                     let (bad_s, total_s) = tokio::try_join!(
-                        client.range(&bad_q, start, end, BUCKET_SECS),
-                        client.range(&total_q, start, end, BUCKET_SECS)
+                        client.range(bad, start, end, BUCKET_SECS),
+                        client.range(total, start, end, BUCKET_SECS)
                     )
                     .map_err(EvalError::Query)?;
+                    type Pairs = BTreeMap<(LabelSet, i64), (Option<f64>, Option<f64>)>;
+                    let mut pairs = Pairs::new();
                     for s in total_s {
-                        let series = out.entry(s.labels).or_default();
                         for (t, v) in s.points {
-                            series.entry(t).or_default().total =
-                                finite_rate(v, &total_q)? * w as f64;
+                            pairs.entry((s.labels.clone(), t)).or_default().1 = Some(v);
                         }
                     }
                     for s in bad_s {
-                        let series = out.entry(s.labels).or_default();
                         for (t, v) in s.points {
-                            series.entry(t).or_default().bad = finite_rate(v, &bad_q)? * w as f64;
+                            pairs.entry((s.labels.clone(), t)).or_default().0 = Some(v);
                         }
+                    }
+                    for ((labels, t), (b, v)) in pairs {
+                        let e = sli::from_rates(b, v, seconds, bad, total)?;
+                        out.entry(labels).or_default().insert(t, e);
                     }
                 }
                 Queries::Ratio { ratio } => {
-                    let q = plan::with_window(ratio, &window);
                     let series = client
-                        .range(&q, start, end, BUCKET_SECS)
+                        .range(ratio, start, end, BUCKET_SECS)
                         .await
                         .map_err(EvalError::Query)?;
                     for s in series {
                         let points = out.entry(s.labels).or_default();
                         for (t, v) in s.points {
-                            if let Some(r) = checked_ratio(v, &q)? {
-                                points.insert(t, Events::new(r * w as f64, w as f64));
+                            if let Some(e) = sli::from_ratio(v, seconds, ratio)? {
+                                points.insert(t, e);
                             }
                         }
                     }
@@ -339,43 +387,24 @@ impl SloEvaluator {
     }
 }
 
+/// The partial bucket at the far edge of a window `(now - secs, now]`:
+/// `(now - secs, e]` up to the first bucket end `e`, or none when the
+/// window starts on a bucket end.
+fn edge(now: i64, secs: u64) -> Option<Span> {
+    let from = now - secs as i64;
+    let end = align_up(from, BUCKET_SECS);
+    (end > from).then(|| Span {
+        at: end,
+        secs: (end - from) as u64,
+    })
+}
+
 #[derive(Debug, thiserror::Error)]
 enum EvalError {
     #[error("query failed: {0}")]
     Query(QueryError),
-    #[error("query {query:?} returned {value}, not a finite rate")]
-    NotFinite { query: String, value: f64 },
-    #[error("query {query:?} returned {value}, not an error ratio in [0, 1]")]
-    BadRatio { query: String, value: f64 },
-}
-
-/// A rate from an events query. NaN or ±Inf means the query is not what we
-/// expect (say a division by zero inside it): an error, never a figure.
-fn finite_rate(v: f64, query: &str) -> Result<f64, EvalError> {
-    if v.is_finite() {
-        Ok(v.max(0.0))
-    } else {
-        Err(EvalError::NotFinite {
-            query: query.to_string(),
-            value: v,
-        })
-    }
-}
-
-/// A ratio from a raw SLI. NaN is 0/0, a span without traffic, and is
-/// skipped; anything else outside [0, 1] is an error.
-fn checked_ratio(v: f64, query: &str) -> Result<Option<f64>, EvalError> {
-    const SLACK: f64 = 1e-9;
-    if v.is_nan() {
-        return Ok(None);
-    }
-    if !(-SLACK..=1.0 + SLACK).contains(&v) {
-        return Err(EvalError::BadRatio {
-            query: query.to_string(),
-            value: v,
-        });
-    }
-    Ok(Some(v.clamp(0.0, 1.0)))
+    #[error(transparent)]
+    Sli(#[from] SliError),
 }
 
 #[cfg(test)]
@@ -479,20 +508,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn long_windows_from_buckets_match_exact_counts() {
+    async fn every_window_matches_exact_counts_at_any_instant() {
         let prom = fake(33);
         let slo = slo(30);
         let mut ev = SloEvaluator::new(slo.clone());
-        for now in [32 * 86_400 + 3_600, 32 * 86_400 + 3_600 + 437] {
-            let out = ev.evaluate(&prom, now).await.unwrap();
+        // On a bucket end, between bucket ends, and off the minute grid.
+        for now in [
+            32 * 86_400 + 3_600,
+            32 * 86_400 + 3_600 + 420,
+            32 * 86_400 + 3_600 + 437,
+        ] {
+            let out = ev.evaluate(&prom, now, Semantics::Closed).await.unwrap();
             let (_, status, f) = &out[0];
             assert_eq!(*status, Status::Ok);
             for wf in &f.windows {
                 let w = wf.window.secs() as i64;
                 let want = prom.events("bad", now - w, now) / prom.events("total", now - w, now);
-                // The far edge of a long window is one pro-rata bucket.
+                // Edge, buckets and head tile the window exactly.
                 assert!(
-                    (wf.error_ratio - want).abs() <= want * 0.01,
+                    (wf.error_ratio - want).abs() <= want * 1e-12,
                     "{} at {now}: {} vs {want}",
                     wf.window,
                     wf.error_ratio
@@ -500,9 +534,10 @@ mod tests {
             }
             let p = 30 * 86_400;
             let want = prom.events("bad", now - p, now) / prom.events("total", now - p, now);
-            assert!((f.period_error_ratio - want).abs() <= want * 0.001);
+            assert!((f.period_error_ratio - want).abs() <= want * 1e-12);
             let events = f.period_events.unwrap();
-            assert!((events.total - prom.events("total", now - p, now)).abs() < 200.0);
+            let total = prom.events("total", now - p, now);
+            assert!((events.total - total).abs() <= total * 1e-12);
         }
     }
 
@@ -511,11 +546,15 @@ mod tests {
         let prom = fake(31);
         let mut ev = SloEvaluator::new(slo(30));
         let t0 = 31 * 86_400;
-        ev.evaluate(&prom, t0).await.unwrap();
+        ev.evaluate(&prom, t0, Semantics::Closed).await.unwrap();
         let first = *prom.range_points.lock().unwrap();
         assert!(first >= 30 * 288, "start-up reads the period: {first}");
-        ev.evaluate(&prom, t0 + 30).await.unwrap();
-        ev.evaluate(&prom, t0 + 300).await.unwrap();
+        ev.evaluate(&prom, t0 + 30, Semantics::Closed)
+            .await
+            .unwrap();
+        ev.evaluate(&prom, t0 + 300, Semantics::Closed)
+            .await
+            .unwrap();
         let later = *prom.range_points.lock().unwrap() - first;
         // Two queries (bad, total) for the one bucket that completed.
         assert_eq!(later, 2);
@@ -524,7 +563,10 @@ mod tests {
     #[tokio::test]
     async fn no_series_is_no_data_with_a_full_budget() {
         let mut ev = SloEvaluator::new(slo(30));
-        let out = ev.evaluate(&Constant(None), 40 * 86_400).await.unwrap();
+        let out = ev
+            .evaluate(&Constant(None), 40 * 86_400, Semantics::Closed)
+            .await
+            .unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].1, Status::NoData);
         assert_eq!(out[0].2.remaining_ratio, 1.0);
@@ -535,7 +577,7 @@ mod tests {
     async fn a_nan_rate_is_an_error_not_a_figure() {
         let mut ev = SloEvaluator::new(slo(30));
         let err = ev
-            .evaluate(&Constant(Some(f64::NAN)), 40 * 86_400)
+            .evaluate(&Constant(Some(f64::NAN)), 40 * 86_400, Semantics::Closed)
             .await
             .unwrap_err();
         assert!(err.contains("not a finite rate"), "{err}");

@@ -73,32 +73,29 @@ impl History {
         }
     }
 
-    /// Events in `(from, to]` where `to` is at most `last_end`. A partial
-    /// bucket at the far edge is taken pro rata: the error this can make is
-    /// bounded by one bucket's events.
+    /// Events of the whole buckets inside `(from, to]`: those ending in
+    /// `(from, to]` and starting at or after `from`. Buckets tile, so for
+    /// aligned `from` and `to` this is exactly the events of the span; the
+    /// caller counts a partial edge itself (with a query of its own).
     pub fn events_between(&self, from: i64, to: i64) -> Events {
-        let (Some(first_end), Some(last_end)) = (self.first_end(), self.last_end) else {
+        let (Some(first_end), Some(_)) = (self.first_end(), self.last_end) else {
             return Events::default();
         };
         let w = self.width as i64;
-        let to = to.min(last_end);
-        let from = from.max(first_end - w);
-        if to <= from {
-            return Events::default();
-        }
         let mut sum = Events::default();
         for (i, b) in self.buckets.iter().enumerate() {
             let end = first_end + i as i64 * w;
-            let start = end - w;
-            let lo = from.max(start);
-            let hi = to.min(end);
-            if hi <= lo {
-                continue;
+            if end - w >= from && end <= to {
+                sum = sum + *b;
             }
-            sum = sum + b.scale((hi - lo) as f64 / w as f64);
         }
-        sum.non_negative()
+        sum
     }
+}
+
+/// The bucket end at or after `t`.
+pub fn align_up(t: i64, width: u64) -> i64 {
+    -align_down(-t, width)
 }
 
 /// The bucket end at or before `t`.
@@ -127,11 +124,11 @@ mod tests {
     }
 
     #[test]
-    fn takes_partial_edge_buckets_pro_rata() {
+    fn partial_edge_buckets_are_left_to_the_caller() {
         let h = hist();
-        // Half of bucket 9 (ending 2700) plus all of bucket 10.
-        let e = h.events_between(2_550, 3_000);
-        assert!((e.bad - 14.5).abs() < 1e-9 && (e.total - 150.0).abs() < 1e-9);
+        // Bucket 9 (ending 2700) starts before 2550: only bucket 10 counts.
+        assert_eq!(h.events_between(2_550, 3_000), Events::new(10.0, 100.0));
+        assert_eq!(h.events_between(2_550, 2_999), Events::default());
     }
 
     #[test]
@@ -151,5 +148,8 @@ mod tests {
         assert_eq!(align_down(599, 300), 300);
         assert_eq!(align_down(600, 300), 600);
         assert_eq!(align_down(-1, 300), -300);
+        assert_eq!(align_up(301, 300), 600);
+        assert_eq!(align_up(300, 300), 300);
+        assert_eq!(align_up(-1, 300), 0);
     }
 }

@@ -4,11 +4,13 @@
 //! `state` → `exposition` / `http`; `engine` drives the loop.
 
 pub mod alert;
+pub mod backend;
 pub mod backtest;
 pub mod budget;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod convert;
 pub mod daemon;
 pub mod duration;
 pub mod engine;
@@ -25,7 +27,9 @@ pub mod output;
 pub mod pages;
 pub mod plan;
 pub mod prom;
+pub mod readfile;
 pub mod rules;
+pub mod sli;
 pub mod spec;
 pub mod state;
 pub mod trend;

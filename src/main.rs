@@ -79,6 +79,9 @@ fn main() -> ExitCode {
                     labels: prometheusrule_labels.into_iter().collect(),
                 },
             ),
+            Command::Convert { config_file, specs } => {
+                commands::convert(config_file.as_deref(), &specs)
+            }
             Command::Backtest {
                 config_file,
                 from,

@@ -10,6 +10,8 @@ use prometheus::{
 pub struct DaemonMetrics {
     pub registry: Registry,
     pub build_info: IntGaugeVec,
+    /// The query backend as detected: `product`, `version`, `semantics`.
+    pub backend_info: IntGaugeVec,
     pub evaluation_duration: Histogram,
     /// `outcome` = `success` | `error` | `cancelled` (dropped unfinished
     /// when another query of the same SLO failed).
@@ -38,6 +40,13 @@ impl DaemonMetrics {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
+        let backend_info = IntGaugeVec::new(
+            Opts::new(
+                "errbudget_backend_info",
+                "The query backend as detected by probe queries, value 1: product and version as it reports them, and the range semantics the queries are spelt for.",
+            ),
+            &["product", "version", "semantics"],
+        )?;
         let evaluation_duration = Histogram::with_opts(
             HistogramOpts::new(
                 "errbudget_evaluation_duration_seconds",
@@ -90,6 +99,7 @@ impl DaemonMetrics {
             &["outcome"],
         )?;
         registry.register(Box::new(build_info.clone()))?;
+        registry.register(Box::new(backend_info.clone()))?;
         registry.register(Box::new(evaluation_duration.clone()))?;
         registry.register(Box::new(queries_total.clone()))?;
         registry.register(Box::new(query_duration.clone()))?;
@@ -107,6 +117,7 @@ impl DaemonMetrics {
         Ok(DaemonMetrics {
             registry,
             build_info,
+            backend_info,
             evaluation_duration,
             queries_total,
             query_duration,

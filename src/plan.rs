@@ -8,6 +8,7 @@
 //! period are summed from 5-minute buckets that are fetched once and then
 //! extended by one bucket at a time.
 
+use crate::backend::Semantics;
 use crate::model::{Sli, Slo, Window};
 
 /// Width of the history buckets kept in memory.
@@ -67,9 +68,63 @@ impl Queries {
     }
 }
 
+impl Queries {
+    /// The expressions counting the events of `(t - secs, t]` on a backend
+    /// with these range semantics: what the engine and the pages run.
+    pub fn at_range(&self, secs: u64, semantics: Semantics) -> Queries {
+        let fill = |q: &str| with_range(q, secs, semantics);
+        match self {
+            Queries::Events { bad, total } => Queries::Events {
+                bad: fill(bad),
+                total: fill(total),
+            },
+            Queries::Ratio { ratio } => Queries::Ratio { ratio: fill(ratio) },
+        }
+    }
+}
+
+/// Fills `{{.window}}` so that a range selector over `secs` holds the
+/// samples on both sides of `(t - secs, t]`: rates times `secs` are then
+/// the counter increase the samples prove, and adjacent ranges tile.
+///
+/// - closed ranges (Prometheus 2.x) already include the sample at `t - secs`;
+/// - left-open ranges (Prometheus 3.x) need 1 ms more to reach it (the
+///   extrapolation then covers exactly that millisecond: on samples at the
+///   range ends `rate` is the increase over `secs`);
+/// - `anchored` (Prometheus with extended range selectors, Mimir) takes the
+///   sample at or before the start without extrapolating;
+/// - VictoriaMetrics takes the last sample before the range as its base.
+pub fn with_range(template: &str, secs: u64, semantics: Semantics) -> String {
+    let text = window_text(secs);
+    match semantics {
+        Semantics::Closed | Semantics::LastBefore => with_window(template, &text),
+        Semantics::LeftOpen => with_window(template, &format!("{text}1ms")),
+        Semantics::Anchored => fill(template, &text, " anchored"),
+    }
+}
+
+/// Probes with a known answer, built from `vector()` alone so that they
+/// need no data: see `backend::classify`. Subqueries evaluate the inner
+/// expression at multiples of their step, so at a minute-aligned instant
+/// these see samples at every minute.
+pub mod probe {
+    /// 6 on closed ranges, 5 on left-open ones.
+    pub const COUNT: &str = "count_over_time(vector(1)[5m:1m])";
+    /// Prometheus extrapolates two minutes of samples to 150; a backend
+    /// that takes the sample before the range as its base says 180.
+    pub const BASE: &str = "increase(vector(time())[150s:1m])";
+    /// Parses only where the `anchored` modifier exists; then 180.
+    pub const ANCHORED: &str = "increase(vector(time())[150s:1m] anchored)";
+}
+
 /// Fills `{{.window}}` (Sloth's Go template, spaces allowed) with a
 /// PromQL duration.
 pub fn with_window(template: &str, window: &str) -> String {
+    fill(template, window, "")
+}
+
+/// Fills `{{.window}}` and puts `modifier` after the `]` that closes it.
+fn fill(template: &str, window: &str, modifier: &str) -> String {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
@@ -78,12 +133,20 @@ pub fn with_window(template: &str, window: &str) -> String {
         };
         let inner = rest[start + 2..start + len].trim();
         out.push_str(&rest[..start]);
+        let mut after = &rest[start + len + 2..];
         if inner == ".window" {
             out.push_str(window);
+            if !modifier.is_empty() {
+                if let Some(tail) = after.trim_start().strip_prefix(']') {
+                    out.push(']');
+                    out.push_str(modifier);
+                    after = tail;
+                }
+            }
         } else {
             out.push_str(&rest[start..start + len + 2]);
         }
-        rest = &rest[start + len + 2..];
+        rest = after;
     }
     out.push_str(rest);
     out
@@ -187,6 +250,31 @@ mod tests {
                 ratio: "avg_over_time(r[5m])".into()
             }
         );
+    }
+
+    #[test]
+    fn range_spelling_per_backend() {
+        let t = "sum(rate(x[{{.window}}])) + sum(rate(y[ {{ .window }} ] offset 1m))";
+        assert_eq!(
+            with_range(t, 300, Semantics::Closed),
+            "sum(rate(x[5m])) + sum(rate(y[ 5m ] offset 1m))"
+        );
+        assert_eq!(
+            with_range(t, 300, Semantics::LastBefore),
+            "sum(rate(x[5m])) + sum(rate(y[ 5m ] offset 1m))"
+        );
+        assert_eq!(
+            with_range(t, 86_400, Semantics::LeftOpen),
+            "sum(rate(x[1d1ms])) + sum(rate(y[ 1d1ms ] offset 1m))"
+        );
+        assert_eq!(
+            with_range(t, 420, Semantics::Anchored),
+            "sum(rate(x[7m] anchored)) + sum(rate(y[ 7m] anchored offset 1m))"
+        );
+        for s in [Semantics::Closed, Semantics::LeftOpen] {
+            let q = with_range(t, 97, s);
+            promql_parser::parser::parse(&q).unwrap_or_else(|e| panic!("{q}: {e}"));
+        }
     }
 
     #[test]

@@ -11,10 +11,13 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
+use crate::backend::{self, Detected, Semantics};
 use crate::budget::{self, Events};
 use crate::model::Slo;
-use crate::plan::{self, Queries};
-use crate::prom::{QueryApi, QueryError, RangeSeries};
+use crate::plan::Queries;
+use crate::prom::{QueryApi, QueryError};
+use crate::sli::{self, SliError};
+use crate::state::LabelSet;
 
 /// At most this many steps over the period: enough for a chart a screen
 /// wide, and one range query of this size reads each sample once.
@@ -28,6 +31,10 @@ pub enum TrendError {
     Query(#[from] QueryError),
     #[error("no answer from Prometheus within {0:?}")]
     Timeout(Duration),
+    #[error(transparent)]
+    Sli(#[from] SliError),
+    #[error(transparent)]
+    Backend(#[from] backend::DetectError),
 }
 
 /// Events per step over the period, oldest first. Each point holds the
@@ -83,14 +90,21 @@ pub fn step_for(period_secs: u64) -> u64 {
     raw.div_ceil(60) * 60
 }
 
-/// Fetches the period ending at `now`. Groups of a grouped SLO are summed:
-/// the page shows the SLO as a whole.
-pub async fn fetch<C: QueryApi>(client: &C, slo: &Slo, now: i64) -> Result<Trend, TrendError> {
+/// Fetches the period ending at `now` from a backend with `semantics`.
+/// Groups of a grouped SLO are summed: the page shows the SLO as a whole.
+/// Values go through the engine's own conversion (`sli`), so the page
+/// rejects what the engine rejects.
+pub async fn fetch<C: QueryApi>(
+    client: &C,
+    slo: &Slo,
+    now: i64,
+    semantics: Semantics,
+) -> Result<Trend, TrendError> {
     let step = step_for(slo.period.as_secs());
     let points = (slo.period.as_secs() / step).max(1) as i64;
     let start = now - points * step as i64;
     let first = start + step as i64;
-    let queries = Queries::for_slo(slo).at_window(&plan::window_text(step));
+    let queries = Queries::for_slo(slo).at_range(step, semantics);
     let seconds = step as f64;
     let mut by_time: BTreeMap<i64, Events> = (0..points)
         .map(|k| (first + k * step as i64, Events::default()))
@@ -101,20 +115,32 @@ pub async fn fetch<C: QueryApi>(client: &C, slo: &Slo, now: i64) -> Result<Trend
                 client.range(&bad, first, now, step),
                 client.range(&total, first, now, step)
             )?;
-            for (t, v) in rates(&total_s) {
-                by_time.entry(t).or_default().total += v * seconds;
+            type Pairs = BTreeMap<(i64, LabelSet), (Option<f64>, Option<f64>)>;
+            let mut pairs = Pairs::new();
+            for s in total_s {
+                for (t, v) in s.points {
+                    pairs.entry((t, s.labels.clone())).or_default().1 = Some(v);
+                }
             }
-            for (t, v) in rates(&bad_s) {
-                by_time.entry(t).or_default().bad += v * seconds;
+            for s in bad_s {
+                for (t, v) in s.points {
+                    pairs.entry((t, s.labels.clone())).or_default().0 = Some(v);
+                }
+            }
+            for ((t, _), (b, v)) in pairs {
+                let e = sli::from_rates(b, v, seconds, &bad, &total)?;
+                *by_time.entry(t).or_default() = *by_time.entry(t).or_default() + e;
             }
         }
         Queries::Ratio { ratio } => {
             let series = client.range(&ratio, first, now, step).await?;
             // A ratio SLI weighs time: each group counts its seconds.
-            for (t, r) in rates(&series) {
-                let e = by_time.entry(t).or_default();
-                e.bad += r.clamp(0.0, 1.0) * seconds;
-                e.total += seconds;
+            for s in series {
+                for (t, v) in s.points {
+                    if let Some(e) = sli::from_ratio(v, seconds, &ratio)? {
+                        *by_time.entry(t).or_default() = *by_time.entry(t).or_default() + e;
+                    }
+                }
             }
         }
     }
@@ -122,21 +148,8 @@ pub async fn fetch<C: QueryApi>(client: &C, slo: &Slo, now: i64) -> Result<Trend
         start,
         end: now,
         step,
-        points: by_time
-            .into_iter()
-            .map(|(t, e)| (t, e.non_negative()))
-            .collect(),
+        points: by_time.into_iter().collect(),
     })
-}
-
-/// Finite points of every series. A NaN is a step without traffic (0/0)
-/// and an infinity is no count at all: both mean no events, as in the
-/// engine.
-fn rates(series: &[RangeSeries]) -> impl Iterator<Item = (i64, f64)> + '_ {
-    series
-        .iter()
-        .flat_map(|s| s.points.iter().copied())
-        .filter(|(_, v)| v.is_finite())
 }
 
 /// What the web handlers hold: fetches a trend without knowing the client
@@ -148,12 +161,16 @@ pub trait TrendSource: Send + Sync {
 /// The daemon's trend source: the engine's client, swapped on reload.
 pub struct Trends<C> {
     client: RwLock<Arc<C>>,
+    backend: Detected,
 }
 
 impl<C: QueryApi> Trends<C> {
-    pub fn new(client: Arc<C>) -> Self {
+    /// `backend` is the engine's detection; until it has one, a page view
+    /// probes the backend itself.
+    pub fn new(client: Arc<C>, backend: Detected) -> Self {
         Trends {
             client: RwLock::new(client),
+            backend,
         }
     }
 
@@ -176,8 +193,16 @@ impl<C: QueryApi> Trends<C> {
 impl<C: QueryApi> TrendSource for Trends<C> {
     fn trend(&self, slo: Arc<Slo>, now: i64) -> BoxFuture<'static, Result<Trend, TrendError>> {
         let client = self.client();
+        let known = self.backend.get().map(|b| b.semantics);
         Box::pin(async move {
-            match tokio::time::timeout(TIMEOUT, fetch(&*client, &slo, now)).await {
+            let work = async {
+                let semantics = match known {
+                    Some(s) => s,
+                    None => backend::detect(&*client, now).await?.semantics,
+                };
+                fetch(&*client, &slo, now, semantics).await
+            };
+            match tokio::time::timeout(TIMEOUT, work).await {
                 Ok(result) => result,
                 Err(_) => Err(TrendError::Timeout(TIMEOUT)),
             }
@@ -189,7 +214,7 @@ impl<C: QueryApi> TrendSource for Trends<C> {
 mod tests {
     use super::*;
     use crate::model::test_slo;
-    use crate::prom::Sample;
+    use crate::prom::{RangeSeries, Sample};
     use std::sync::Mutex;
 
     /// Answers range queries with a fixed rate per query text and records
@@ -254,7 +279,7 @@ mod tests {
             asked: Mutex::new(vec![]),
         };
         let now = 10_000_000;
-        let trend = fetch(&prom, &slo, now).await.unwrap();
+        let trend = fetch(&prom, &slo, now, Semantics::Closed).await.unwrap();
         let asked = prom.asked.lock().unwrap().clone();
         assert_eq!(asked.len(), 2);
         for (q, start, end, step) in &asked {
@@ -273,6 +298,27 @@ mod tests {
         assert_eq!(down[0], (now - 300 * 8_640, 1.0));
         assert!((down[150].1 - 0.5).abs() < 1e-9);
         assert!(down[300].1.abs() < 1e-9);
+    }
+
+    #[tokio::test]
+    async fn values_the_engine_rejects_are_errors_here_too() {
+        let slo = test_slo("s", "a", 99.0, 30);
+        for (bad, total, want) in [
+            (2.0, 1.0, "more bad events than"),
+            (f64::NAN, 1.0, "not a finite rate"),
+            (0.0, -3.0, "negative rate"),
+        ] {
+            let prom = Scripted {
+                bad,
+                total,
+                asked: Mutex::new(vec![]),
+            };
+            let err = fetch(&prom, &slo, 10_000_000, Semantics::Closed)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{bad} {total}: {err}");
+        }
     }
 
     #[test]

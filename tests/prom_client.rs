@@ -651,14 +651,20 @@ async fn construction_errors_name_the_file() {
     assert!(matches!(err, ClientError::ReadFile { .. }), "{err:?}");
     assert_eq!(
         err.to_string(),
-        format!("cannot read bearer_token_file {}", missing.display())
+        format!(
+            "cannot read bearer_token_file {}: No such file or directory (os error 2)",
+            missing.display()
+        )
     );
 
     let mut s = settings("http://127.0.0.1:9090");
     s.tls.ca_file = Some(missing.clone());
     assert_eq!(
         Client::new(&s, 1, metrics.clone()).unwrap_err().to_string(),
-        format!("cannot read tls.ca_file {}", missing.display())
+        format!(
+            "cannot read tls.ca_file {}: No such file or directory (os error 2)",
+            missing.display()
+        )
     );
 
     let mut s = settings("http://127.0.0.1:9090");

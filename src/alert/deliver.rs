@@ -147,6 +147,44 @@ struct Queue {
     tx: mpsc::Sender<Batch>,
 }
 
+/// Builds every receiver's client and endpoint as [`Dispatcher::new`]
+/// does, without starting anything: `check` accepts what `run` starts.
+pub fn check_receivers(settings: &AlertingSettings) -> Result<(), DeliverError> {
+    receivers(settings).map(drop)
+}
+
+/// Every receiver is built before any worker starts, so a bad one leaves
+/// nothing running behind.
+fn receivers(settings: &AlertingSettings) -> Result<Vec<Receiver>, DeliverError> {
+    let configured = settings
+        .alertmanagers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (ReceiverKind::Alertmanager, i, s))
+        .chain(
+            settings
+                .webhooks
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (ReceiverKind::Webhook, i, s)),
+        );
+    let mut receivers = Vec::new();
+    for (kind, index, client) in configured {
+        let receiver = Receiver::new(kind, client).map_err(|source| {
+            let list = match kind {
+                ReceiverKind::Alertmanager => "alertmanagers",
+                ReceiverKind::Webhook => "webhooks",
+            };
+            DeliverError::Receiver {
+                receiver: format!("alerting.{list}[{index}]"),
+                source,
+            }
+        })?;
+        receivers.push(receiver);
+    }
+    Ok(receivers)
+}
+
 /// One `dispatch` call's notifications, shared by all receivers' queues.
 type Batch = Arc<[Notification]>;
 
@@ -165,34 +203,7 @@ impl Dispatcher {
         if options.queue_capacity == 0 {
             return Err(DeliverError::NoQueue);
         }
-        let configured = settings
-            .alertmanagers
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (ReceiverKind::Alertmanager, i, s))
-            .chain(
-                settings
-                    .webhooks
-                    .iter()
-                    .enumerate()
-                    .map(|(i, s)| (ReceiverKind::Webhook, i, s)),
-            );
-        // Every receiver is built before any worker starts, so a bad one
-        // leaves nothing running behind.
-        let mut receivers = Vec::new();
-        for (kind, index, client) in configured {
-            let receiver = Receiver::new(kind, client).map_err(|source| {
-                let list = match kind {
-                    ReceiverKind::Alertmanager => "alertmanagers",
-                    ReceiverKind::Webhook => "webhooks",
-                };
-                DeliverError::Receiver {
-                    receiver: format!("alerting.{list}[{index}]"),
-                    source,
-                }
-            })?;
-            receivers.push(receiver);
-        }
+        let receivers = receivers(settings)?;
         let retry_for = options.retry_for.unwrap_or_else(|| {
             settings
                 .resend_interval

@@ -16,12 +16,11 @@ pub enum ClientError {
         url: String,
         reason: String,
     },
-    #[error("cannot read {what} {path}")]
+    #[error("cannot read {what} {path}: {reason}")]
     ReadFile {
         what: &'static str,
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        reason: crate::readfile::ReadError,
     },
     #[error("{what} {path} is empty")]
     EmptyFile { what: &'static str, path: PathBuf },

@@ -119,7 +119,15 @@ impl HttpClient {
 
     /// A POST to `url` with the credentials applied.
     pub fn post(&self, url: Url) -> RequestBuilder {
-        let request = self.http.post(url);
+        self.authed(self.http.post(url))
+    }
+
+    /// A GET to `url` with the credentials applied (status endpoints).
+    pub fn get(&self, url: Url) -> RequestBuilder {
+        self.authed(self.http.get(url))
+    }
+
+    fn authed(&self, request: RequestBuilder) -> RequestBuilder {
         match &*self.auth {
             Auth::None => request,
             Auth::Basic { username, password } => request.basic_auth(username, Some(password)),
@@ -181,21 +189,52 @@ fn invalid_url(what: &'static str, url: &Url, reason: &str) -> ClientError {
     }
 }
 
-/// The URL without userinfo, for logs and errors.
+/// The URL without userinfo and query string, for logs and errors.
 pub fn redacted(url: &Url) -> String {
-    let mut url = url.clone();
-    // Both fail only for URLs that cannot carry userinfo at all.
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
-    url.to_string()
+    redact(url.as_str())
+}
+
+/// What a URL may hold that is a secret, replaced by `<redacted>`: the
+/// userinfo (`user:password@`) and the query string and fragment (API
+/// tokens: `?token=`). Works on text, so a URL that does not even parse
+/// (`http://user:PASS@host:190900`) can be named in its error message.
+pub fn redact(raw: &str) -> String {
+    const HIDDEN: &str = "<redacted>";
+    let raw = raw.trim();
+    let (scheme, rest) = match raw.find("://") {
+        Some(i) => raw.split_at(i + 3),
+        None => ("", raw),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let mut out = String::with_capacity(raw.len());
+    out.push_str(scheme);
+    match authority.rfind('@') {
+        Some(at) => {
+            out.push_str(HIDDEN);
+            out.push_str(&authority[at..]);
+        }
+        None => out.push_str(authority),
+    }
+    match tail.find(['?', '#']) {
+        Some(q) => {
+            out.push_str(&tail[..q]);
+            out.push_str(&tail[q..=q]);
+            out.push_str(HIDDEN);
+        }
+        None => out.push_str(tail),
+    }
+    out
 }
 
 /// A credential file's content without the trailing newline editors add.
 fn read_secret(what: &'static str, path: &Path) -> Result<String, ClientError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ClientError::ReadFile {
-        what,
-        path: path.to_owned(),
-        source,
+    let text = crate::readfile::read_text(path, crate::readfile::SECRET).map_err(|reason| {
+        ClientError::ReadFile {
+            what,
+            path: path.to_owned(),
+            reason,
+        }
     })?;
     Ok(text.trim_end_matches(['\n', '\r']).to_owned())
 }
@@ -302,6 +341,30 @@ mod tests {
             .to_string();
         assert!(!err.contains("s3cret"), "{err}");
         assert!(err.starts_with("invalid Alertmanager URL"), "{err}");
+    }
+
+    #[test]
+    fn redaction_hides_userinfo_query_and_fragment_even_when_unparsable() {
+        let cases = [
+            (
+                "http://user:PASS@host:190900",
+                "http://<redacted>@host:190900",
+            ),
+            ("https://h:1/api?token=s3cret", "https://h:1/api?<redacted>"),
+            (
+                "http://a:b@h/p?x=1#frag",
+                "http://<redacted>@h/p?<redacted>",
+            ),
+            ("http://h/p#s3cret", "http://h/p#<redacted>"),
+            ("user:s3cret@h:9090/x", "<redacted>@h:9090/x"),
+            ("http://h:9090/prefix", "http://h:9090/prefix"),
+            (" http://u@h?k ", "http://<redacted>@h?<redacted>"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(redact(raw), want, "{raw}");
+        }
+        let url = Url::parse("http://u:s3cret@h/x?token=t0k#f").unwrap();
+        assert_eq!(redacted(&url), "http://<redacted>@h/x?<redacted>");
     }
 
     #[test]

@@ -80,10 +80,12 @@ fn tls_error(e: rustls::Error) -> ClientError {
 }
 
 fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, ClientError> {
-    std::fs::read(path).map_err(|source| ClientError::ReadFile {
-        what,
-        path: path.to_owned(),
-        source,
+    crate::readfile::read_bytes(path, crate::readfile::PEM).map_err(|reason| {
+        ClientError::ReadFile {
+            what,
+            path: path.to_owned(),
+            reason,
+        }
     })
 }
 

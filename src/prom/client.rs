@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::decode::{decode_error_body, decode_instant, decode_range, Decoded};
 use super::error::QueryError;
-use super::{QueryApi, RangeSeries, Sample};
+use super::{BuildInfo, QueryApi, RangeSeries, Sample};
 use crate::config::HttpClientSettings;
 use crate::httpclient::{
     self, describe, excerpt, read_error_body, redacted, retry_after, ClientError, HttpClient,
@@ -53,6 +53,8 @@ pub struct Client {
     http: HttpClient,
     query_url: Url,
     range_url: Url,
+    buildinfo_url: Url,
+    features_url: Url,
     timeout: Duration,
     retry_budget: Duration,
     max_body_bytes: u64,
@@ -85,11 +87,16 @@ impl Client {
             return Err(ClientError::NoConcurrency);
         }
         let (query_url, range_url) = endpoints(&settings.url)?;
+        let base = httpclient::base_url(&settings.url, "Prometheus")?;
+        let buildinfo_url = httpclient::join(&base, "api/v1/status/buildinfo", "Prometheus")?;
+        let features_url = httpclient::join(&base, "api/v1/features", "Prometheus")?;
         let http = HttpClient::new(settings)?;
         Ok(Client {
             http,
             query_url,
             range_url,
+            buildinfo_url,
+            features_url,
             timeout: settings.timeout,
             retry_budget: DEFAULT_RETRY_BUDGET,
             max_body_bytes: body_limit(max_concurrent),
@@ -236,7 +243,66 @@ impl Client {
     }
 }
 
+impl Client {
+    /// A small JSON status document, or `None` when the backend has no such
+    /// endpoint (404) or answers something else: these are hints only.
+    async fn status_json(&self, url: &Url) -> Result<Option<serde_json::Value>, QueryError> {
+        const LIMIT: u64 = 256 * 1024;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| QueryError::Transport {
+                reason: "client is shut down".to_owned(),
+            })?;
+        let mut response = self
+            .http
+            .get(url.clone())
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| transport(e, self.timeout))?;
+        if !response.status().is_success() {
+            return Ok(None);
+        }
+        let body = read_body(&mut response, LIMIT, self.timeout).await?;
+        Ok(serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .filter(|v| v["status"] == "success")
+            .map(|mut v| v["data"].take()))
+    }
+}
+
+/// Build info and features as the hints `backend` reads.
+fn build_info(info: &serde_json::Value, features: Option<&serde_json::Value>) -> BuildInfo {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    let mut enabled = Vec::new();
+    if let Some(sections) = features.and_then(|f| f.as_object()) {
+        for (section, names) in sections {
+            for (name, on) in names.as_object().into_iter().flatten() {
+                if on.as_bool() == Some(true) {
+                    enabled.push(format!("{section}/{name}"));
+                }
+            }
+        }
+    }
+    enabled.sort();
+    BuildInfo {
+        version: text(&info["version"]),
+        application: text(&info["application"]),
+        features: enabled,
+    }
+}
+
 impl QueryApi for Client {
+    async fn buildinfo(&self) -> Result<Option<BuildInfo>, QueryError> {
+        let Some(info) = self.status_json(&self.buildinfo_url).await? else {
+            return Ok(None);
+        };
+        let features = self.status_json(&self.features_url).await.ok().flatten();
+        Ok(Some(build_info(&info, features.as_ref())))
+    }
+
     async fn instant(&self, query: &str, at: i64) -> Result<Vec<Sample>, QueryError> {
         let form = [
             ("query", query.to_owned()),
@@ -363,6 +429,21 @@ mod tests {
             assert_eq!(query.as_str(), want, "{raw}");
             assert_eq!(range.as_str(), format!("{want}_range"), "{raw}");
         }
+    }
+
+    #[test]
+    fn build_info_hints() {
+        let info = serde_json::json!({"version": "3.9.0", "revision": "x"});
+        let features = serde_json::json!({
+            "promql": {"anchored": true, "smoothed": false},
+            "api": {"admin": true}
+        });
+        let b = build_info(&info, Some(&features));
+        assert_eq!(b.version, "3.9.0");
+        assert_eq!(b.application, "");
+        assert_eq!(b.features, vec!["api/admin", "promql/anchored"]);
+        let vm = build_info(&serde_json::json!({}), None);
+        assert_eq!(vm, BuildInfo::default());
     }
 
     #[test]

@@ -37,6 +37,17 @@ pub struct RangeSeries {
     pub points: Vec<(i64, f64)>,
 }
 
+/// What a backend says about itself (`/api/v1/status/buildinfo`,
+/// `/api/v1/features`): hints only, `backend` decides by behaviour.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BuildInfo {
+    pub version: String,
+    /// Mimir and some proxies name themselves here; empty otherwise.
+    pub application: String,
+    /// Enabled features as `section/name`, where the backend lists them.
+    pub features: Vec<String>,
+}
+
 /// The two calls the engine makes. A trait so the engine can be tested with
 /// a scripted fake; [`Client`] is the real implementation.
 pub trait QueryApi: Send + Sync + 'static {
@@ -56,4 +67,10 @@ pub trait QueryApi: Send + Sync + 'static {
         end: i64,
         step_secs: u64,
     ) -> impl Future<Output = Result<Vec<RangeSeries>, QueryError>> + Send;
+
+    /// The backend's build information, if it gives any. Scripted fakes
+    /// need not answer.
+    fn buildinfo(&self) -> impl Future<Output = Result<Option<BuildInfo>, QueryError>> + Send {
+        async { Ok(None) }
+    }
 }

@@ -150,6 +150,7 @@ fn query(cx: &mut Cx<'_>, m: &Map<'_, '_>, key: &str) -> Option<Query> {
         text: s.value,
         pos: s.pos,
         path: f.path,
+        file: None,
     })
 }
 
@@ -284,5 +285,6 @@ fn read_window(cx: &mut Cx<'_>, f: &Field<'_, '_>, n: Naming) -> Option<DraftWin
         factor: num(cx, "factor"),
         budget_percent: num(cx, "budget_percent"),
         min_bad_events: num(cx, "min_bad_events"),
+        file: None,
     })
 }

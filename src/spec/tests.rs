@@ -100,10 +100,48 @@ fn every_invalid_fixture_gives_its_exact_message() {
             "invalid-release-freeze.yaml:11:29: slos[0].policy.release_freeze_below: release_freeze_below 10 is outside [0, 1]: it is a remaining-budget ratio such as 0.1",
         ]),
         ("invalid-openslo-calendar.yaml", &[
-            "invalid-openslo-calendar.yaml:24:7: spec.timeWindow[0]: calendar-aligned time windows are not supported: errbudget computes a rolling period; set isRolling: true and remove calendar",
+            "invalid-openslo-calendar.yaml:24:7: spec.timeWindow[0]: calendar-aligned time windows (1M from a calendar start) are not supported yet: errbudget computes a rolling period; set isRolling: true and remove calendar",
         ]),
         ("invalid-openslo-timeslices.yaml", &[
             "invalid-openslo-timeslices.yaml:26:20: spec.budgetingMethod: budgetingMethod Timeslices is not supported: errbudget counts occurrences (bad/total events); use Occurrences",
+        ]),
+        ("invalid-calendar-period.yaml", &[
+            "invalid-calendar-period.yaml:6:13: slos[0].period: \"1M\" is a calendar month: calendar periods are not supported yet (a month has no fixed length); give a rolling period in days, e.g. 30d",
+        ]),
+        ("invalid-pyrra-target.yaml", &[
+            "invalid-pyrra-target.yaml:6:11: spec.target: expected a percent such as \"99.9\", found \"ninety\"",
+            "invalid-pyrra-target.yaml:11:17: spec.indicator.ratio.errors.metric: expected a metric selector such as http_requests_total{job=\"api\"}, as Pyrra requires",
+        ]),
+        ("invalid-pyrra-severities.yaml", &[
+            "invalid-pyrra-severities.yaml:10:7: spec.alerting.severities: fastBurn \"sev1\" and mediumBurn \"sev2\" differ: errbudget labels all pages alike and all tickets alike; give them the same severity",
+        ]),
+        ("invalid-pyrra-window.yaml", &[
+            "invalid-pyrra-window.yaml:7:11: spec.window: window 1d is too short for Pyrra's burn-rate windows: the short window of the first pair (window / 8064, rounded to the minute) is 0s; use a window of at least 3d",
+        ]),
+        ("invalid-openslo-calendar-unit.yaml", &[
+            "invalid-openslo-calendar-unit.yaml:24:17: spec.timeWindow[0].duration: \"1Q\" is a calendar quarter: calendar periods are not supported yet (a quarter has no fixed length); give days or weeks, e.g. 30d or 4w",
+        ]),
+        ("invalid-openslo-unused-alerts.yaml", &[
+            "invalid-openslo-unused-alerts.yaml:1:3: [0]: AlertPolicy \"orphan-policy\" is not used: no SLO references it (spec.alertPolicies: [{alertPolicyRef: NAME}]); errbudget alerts only through an SLO's policies, so reference it or remove it",
+            "invalid-openslo-unused-alerts.yaml:10:3: [1]: AlertCondition \"lonely-condition\" is not used: no AlertPolicy of an SLO references it (spec.conditions: [{conditionRef: NAME}]); errbudget alerts only through an SLO's policies, so reference it or remove it",
+        ]),
+        ("invalid-openslo-policy.yaml", &[
+            "invalid-openslo-policy.yaml:7:19: [0].spec.indicatorRef: no kind: SLI named \"missing-sli\" in the files read: add its file to the files checked, or inline it",
+            "invalid-openslo-policy.yaml:21:5: AlertPolicy \"breach\".spec.alertWhenNoData: true is not supported: errbudget shows missing data as status no_data and alerts ErrorBudgetEvaluationFailing when queries fail; remove it",
+            "invalid-openslo-policy.yaml:28:21: AlertPolicy \"breach\".spec.conditions[0].spec.severity: \"sev1\" is not supported: errbudget alerts as page or ticket; route on them in Alertmanager",
+            "invalid-openslo-policy.yaml:31:17: AlertPolicy \"breach\".spec.conditions[0].spec.condition.op: \"lte\" is not supported: errbudget alerts when the burn rate exceeds the threshold (op: gt)",
+        ]),
+        ("invalid-openslo-threshold.yaml", &[
+            "invalid-openslo-threshold.yaml:11:7: spec.indicator.spec.thresholdMetric: this thresholdMetric is not supported (the query is not a plain selector): errbudget reads a thresholdMetric only as a latency SLI, a histogram's NAME_bucket selector with the objective's op: lte and value: a bucket boundary in seconds; other thresholds are compared sample by sample, which needs Timeslices budgeting",
+        ]),
+        ("invalid-openslo-v1alpha-unit.yaml", &[
+            "invalid-openslo-v1alpha-unit.yaml:21:13: spec.timeWindows[0].unit: \"Month\" is a calendar unit: calendar periods are not supported yet; give the period in days (unit: Day), e.g. count: 30",
+        ]),
+        ("invalid-windows-conflict.yaml", &[
+            "invalid-windows-conflict.yaml:12:1: AlertWindows for period 30d already given at invalid-windows-conflict.yaml:1:1 with other windows: give one catalogue per period",
+        ]),
+        ("invalid-rule-file.yaml", &[
+            "invalid-rule-file.yaml:1:1: top level: a Prometheus rule file (groups:) holds generated rules, not an SLO spec: give the file it was generated from",
         ]),
     ];
     let mut covered: Vec<&str> = cases.iter().map(|(n, _)| *n).collect();
@@ -333,12 +371,12 @@ fn empty_or_foreign_documents() {
     );
     let errs = parse_specs(
         "p.yaml",
-        "apiVersion: pyrra.dev/v1alpha1\nkind: ServiceLevelObjective\n",
+        "apiVersion: example.com/v1\nkind: ServiceLevelObjective\n",
     )
     .unwrap_err();
     assert_eq!(
         errs[0].to_string(),
-        "p.yaml:1:13: apiVersion: unsupported apiVersion \"pyrra.dev/v1alpha1\": expected sloth.slok.dev/v1 or openslo/v1"
+        "p.yaml:1:13: apiVersion: unsupported apiVersion \"example.com/v1\": expected sloth.slok.dev/v1, pyrra.dev/v1alpha1, openslo/v1 or openslo/v1alpha"
     );
     let errs = parse_specs("x.yaml", "- 1\n- [a]\n").unwrap_err();
     assert_eq!(errs.len(), 2);
@@ -410,4 +448,261 @@ fn an_unexpected_end_of_file_points_at_the_last_line() {
     assert_eq!((d[0].line, d[0].column), (1, 3), "{}", d[0]);
     let d = parse_specs("f.yaml", "slos:\n  - name: [a,\n").unwrap_err();
     assert_eq!(d[0].line, 2, "{}", d[0]);
+}
+
+fn window(sev: Severity, long: u64, short: u64, factor: f64) -> crate::model::AlertWindow {
+    crate::model::AlertWindow {
+        severity: sev,
+        long: crate::model::Window::from_secs(long).unwrap(),
+        short: crate::model::Window::from_secs(short).unwrap(),
+        factor,
+        min_bad_events: None,
+    }
+}
+
+fn label_map(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Pyrra's four indicators and its window table (slo/rules.go `Windows`:
+/// period/672 and /8064 ×14, /112 and /1344 ×7, /28 and /336 ×2, /7 and
+/// /112 ×1, rounded to the minute; critical pages, warning tickets).
+#[test]
+fn pyrra_objectives_map_to_the_model() {
+    let slos = parse_fixture("valid-pyrra.yaml").unwrap();
+    let ids: Vec<(&str, &str)> = slos
+        .iter()
+        .map(|s| (s.service.as_str(), s.name.as_str()))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("storefront", "api-errors"),
+            ("storefront", "api-latency"),
+            ("connect-latency", "connect-latency"),
+            ("edge", "probes"),
+        ]
+    );
+    let (p, t) = (Severity::Page, Severity::Ticket);
+    let d = 86_400;
+    let ratio = &slos[0];
+    assert_eq!(ratio.objective.percent(), 99.5);
+    assert_eq!(ratio.period, days(28));
+    assert_eq!(
+        ratio.sli,
+        Sli::Events {
+            error_query:
+                r#"sum by (route) (rate(http_requests_total{code=~"5..",job="api"}[{{.window}}]))"#
+                    .into(),
+            total_query: r#"sum by (route) (rate(http_requests_total{job="api"}[{{.window}}]))"#
+                .into(),
+        }
+    );
+    // Only `pyrra.dev/` labels and annotations are propagated, prefix cut.
+    assert_eq!(ratio.labels, label_map(&[("team", "web")]));
+    assert_eq!(
+        ratio.alerting.annotations,
+        label_map(&[("runbook", "https://runbooks.example/api")])
+    );
+    assert_eq!(ratio.alerting.name, "ApiErrorBudgetBurn");
+    assert_eq!(ratio.alerting.labels, label_map(&[("job", "api")]));
+    assert_eq!(
+        ratio.alerting.page_labels,
+        label_map(&[("severity", "critical")])
+    );
+    assert_eq!(
+        ratio.alerting.ticket_labels,
+        label_map(&[("severity", "warning")])
+    );
+    assert_eq!(
+        ratio.alerting.windows,
+        [
+            window(p, 3_600, 300, 14.0),
+            window(p, 6 * 3_600, 1_800, 7.0),
+            window(t, d, 7_200, 2.0),
+            window(t, 4 * d, 6 * 3_600, 1.0),
+        ]
+    );
+    // A bucket and count of one histogram: errbudget's latency SLI. At 90 %
+    // the ×14 pair needs an error ratio above 1.4 and is left out.
+    let latency = &slos[1];
+    assert_eq!(
+        latency.sli,
+        Sli::Latency {
+            metric: "http_request_duration_seconds".into(),
+            selector: r#"{job="api"}"#.into(),
+            threshold: 0.25,
+        }
+    );
+    assert_eq!(latency.alerting.windows.len(), 3);
+    assert_eq!(latency.alerting.windows[0].factor, 7.0);
+    // Native histograms; 7d windows: 15m/1m, 1h30m/8m (7.5m rounds up),
+    // 6h/30m, 1d/1h30m. `burnrates: false` switches alerts off.
+    let native = &slos[2];
+    assert_eq!(
+        native.sli,
+        Sli::Events {
+            error_query: r#"histogram_count(sum by (method) (rate(connect_duration_seconds{job="connect"}[{{.window}}]))) * (1 - histogram_fraction(0, 0.2, sum by (method) (rate(connect_duration_seconds{job="connect"}[{{.window}}]))))"#.into(),
+            total_query: r#"histogram_count(sum by (method) (rate(connect_duration_seconds{job="connect"}[{{.window}}])))"#.into(),
+        }
+    );
+    assert_eq!(
+        native.alerting.windows,
+        [
+            window(p, 900, 60, 14.0),
+            window(p, 5_400, 480, 7.0),
+            window(t, 6 * 3_600, 1_800, 2.0),
+            window(t, d, 5_400, 1.0),
+        ]
+    );
+    assert!(!native.alerting.page_enabled && !native.alerting.ticket_enabled);
+    let probes = &slos[3];
+    assert_eq!(
+        probes.sli,
+        Sli::Raw {
+            error_ratio_query: r#"1 - (sum by (instance) (sum_over_time(probe_success{job="blackbox"}[{{.window}}])) / sum by (instance) (count_over_time(probe_success{job="blackbox"}[{{.window}}])))"#.into(),
+        }
+    );
+    assert_eq!(
+        probes.alerting.page_labels,
+        label_map(&[("severity", "sev1")])
+    );
+}
+
+/// An SLO, its SLI and its alert policy in three files of one directory:
+/// references resolve across files, conditions become window pairs.
+#[test]
+fn openslo_objects_resolve_across_files() {
+    let slos = load_specs(&[fixture_dir().join("openslo-refs")]).unwrap();
+    assert_eq!(slos.len(), 1);
+    let s = &slos[0];
+    assert_eq!(
+        (s.service.as_str(), s.name.as_str()),
+        ("checkout", "checkout-availability")
+    );
+    assert_eq!(s.objective.percent(), 99.9);
+    assert_eq!(
+        s.sli,
+        Sli::Events {
+            error_query: r#"(sum(rate(http_requests_total{job="checkout"}[{{.window}}]))) - (sum(rate(http_requests_total{code!~"5..",job="checkout"}[{{.window}}])))"#.into(),
+            total_query: r#"sum(rate(http_requests_total{job="checkout"}[{{.window}}]))"#.into(),
+        }
+    );
+    // lookbackWindow 1h, alertAfter 5m; 3d without alertAfter: 3d/12 = 6h.
+    assert_eq!(
+        s.alerting.windows,
+        [
+            window(Severity::Page, 3_600, 300, 14.0),
+            window(Severity::Ticket, 3 * 86_400, 6 * 3_600, 1.0)
+        ]
+    );
+    assert_eq!(
+        s.alerting.page_labels,
+        label_map(&[("notification_target", "pager")])
+    );
+    assert_eq!(
+        s.alerting.ticket_labels,
+        label_map(&[("notification_target", "tickets")])
+    );
+    assert!(s.origin.file.ends_with("slo.yaml"), "{}", s.origin);
+}
+
+/// A query in another file than its SLO is reported in that file.
+#[test]
+fn problems_in_a_referenced_sli_point_at_its_file() {
+    let slo = std::fs::read_to_string(fixture_dir().join("openslo-refs/slo.yaml")).unwrap();
+    let alerts = std::fs::read_to_string(fixture_dir().join("openslo-refs/alerts.yaml")).unwrap();
+    let sli = "apiVersion: openslo/v1\nkind: SLI\nmetadata:\n  name: checkout-good-requests\nspec:\n  ratioMetric:\n    bad:\n      metricSource:\n        spec:\n          query: sum(rate(errors[{{.window}}])\n    total:\n      metricSource:\n        spec:\n          query: sum(rate(requests[{{.window}}]))\n";
+    let errs = parse_sources(&[
+        ("slo.yaml", &slo),
+        ("sli.yaml", sli),
+        ("alerts.yaml", &alerts),
+    ])
+    .unwrap_err();
+    let msgs: Vec<String> = errs.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        msgs,
+        ["sli.yaml:10:18: SLI \"checkout-good-requests\".spec.ratioMetric.bad.metricSource.spec.query: invalid PromQL: unclosed left parenthesis"]
+    );
+}
+
+#[test]
+fn openslo_raw_ratio_and_threshold_latency() {
+    let slos = parse_fixture("valid-openslo-indicators.yaml").unwrap();
+    assert_eq!(
+        slos[0].sli,
+        Sli::Raw {
+            error_ratio_query: "1 - (avg_over_time(wifi_client_satisfaction_ratio[{{.window}}]))"
+                .into()
+        }
+    );
+    assert_eq!(slos[0].period, days(28));
+    assert_eq!(
+        slos[1].sli,
+        Sli::Latency {
+            metric: "search_request_duration_seconds".into(),
+            selector: r#"{job="search"}"#.into(),
+            threshold: 0.5,
+        }
+    );
+}
+
+/// Sloth's reading of `openslo/v1alpha`: one SLO per objective named
+/// NAME-INDEX, days as the period, no alerts.
+#[test]
+fn openslo_v1alpha_reads_as_sloth_does() {
+    let slos = parse_fixture("valid-openslo-v1alpha.yaml").unwrap();
+    let names: Vec<&str> = slos.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["api-requests-0", "api-requests-1"]);
+    assert_eq!(slos[1].objective.percent(), 99.0);
+    assert_eq!(slos[0].period, days(28));
+    assert_eq!(slos[0].description, "Requests without errors");
+    assert!(!slos[0].alerting.page_enabled && !slos[0].alerting.ticket_enabled);
+    assert_eq!(
+        slos[0].sli,
+        Sli::Events {
+            error_query: r#"(sum(rate(http_requests_total{job="api"}[{{.window}}]))) - (sum(rate(http_requests_total{job="api",code!~"5.."}[{{.window}}])))"#.into(),
+            total_query: r#"sum(rate(http_requests_total{job="api"}[{{.window}}]))"#.into(),
+        }
+    );
+}
+
+/// A directory is read recursively (`.yml` and `.yaml` only); the 7d
+/// catalogue applies to the 7d SLO, the 30d one keeps the default policy.
+#[test]
+fn alert_window_catalogues_are_chosen_by_period() {
+    let slos = load_specs(&[fixture_dir().join("catalogue")]).unwrap();
+    let weekly = slos.iter().find(|s| s.name == "weekly").unwrap();
+    // Sloth's examples/windows/7d.yaml: 8 % in 1h, 12.5 % in 6h, 20 % in
+    // 1d, 42 % in 3d of a 168 h period.
+    let f: Vec<f64> = weekly.alerting.windows.iter().map(|w| w.factor).collect();
+    let want = [13.44, 3.5, 1.4, 0.98];
+    assert_eq!(f.len(), 4);
+    for (g, w) in f.iter().zip(want) {
+        assert!((g - w).abs() < 1e-9, "{f:?}");
+    }
+    let monthly = slos.iter().find(|s| s.name == "monthly").unwrap();
+    assert_eq!(
+        monthly.alerting.windows,
+        crate::model::default_policy(days(30))
+    );
+}
+
+#[test]
+fn a_glob_may_name_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("errbudget.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "prometheus:\n  url: http://prom:9090\nslo_files:\n  - {}\n",
+            fixture_dir().join("openslo-refs").display()
+        ),
+    )
+    .unwrap();
+    let (_, slos) = load(&cfg).unwrap();
+    assert_eq!(slos.len(), 1);
 }

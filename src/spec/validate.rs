@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::diag::Diagnostic;
 use super::promql;
 use super::yaml::{Cx, Pos, Sp};
 use crate::duration;
@@ -28,6 +29,9 @@ pub struct Query {
     pub pos: Pos,
     /// Field path for messages, e.g. `slos[0].sli.events.error_query`.
     pub path: String,
+    /// The file it was written in when that is not the SLO's own (an
+    /// OpenSLO `SLI` referenced from another file).
+    pub file: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -64,6 +68,9 @@ pub struct DraftWindow {
     pub factor: Option<Sp<f64>>,
     pub budget_percent: Option<Sp<f64>>,
     pub min_bad_events: Option<Sp<f64>>,
+    /// The file it was written in when that is not the SLO's own (a Sloth
+    /// `AlertWindows` catalogue, an OpenSLO `AlertCondition`).
+    pub file: Option<String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -129,6 +136,18 @@ pub fn build(cx: &mut Cx<'_>, d: &Draft) -> Option<Slo> {
 
     let period = match &d.period {
         None => Some(DEFAULT_PERIOD),
+        Some(p) if calendar_unit(&p.value).is_some() => {
+            let unit = calendar_unit(&p.value).unwrap_or_default();
+            cx.err(
+                p.pos,
+                format!(
+                    "{}: {:?} is a calendar {unit}: calendar periods are not supported yet (a {unit} has no fixed length); give a rolling period in days, e.g. 30d",
+                    at("period"),
+                    p.value
+                ),
+            );
+            None
+        }
         Some(p) => match duration::parse(&p.value) {
             Ok(v) => Some(v),
             Err(e) => {
@@ -211,6 +230,36 @@ pub fn build(cx: &mut Cx<'_>, d: &Draft) -> Option<Slo> {
     })
 }
 
+/// The calendar unit a duration is written in (`1M`, `1Q`, `1Y`, `2 months`),
+/// if any. humantime would read `1M` as 30.44 days, which is no calendar
+/// month: such periods are refused until calendar periods exist.
+pub fn calendar_unit(text: &str) -> Option<&'static str> {
+    let units = text
+        .split(|c: char| c.is_ascii_digit() || c.is_whitespace() || c == '.')
+        .filter(|u| !u.is_empty());
+    for u in units {
+        let name = match u {
+            "M" | "mo" | "month" | "months" => "month",
+            "Q" | "quarter" | "quarters" => "quarter",
+            "Y" | "y" | "year" | "years" => "year",
+            _ => continue,
+        };
+        return Some(name);
+    }
+    None
+}
+
+/// Reports at `pos` in `file` when the value was written in another file
+/// than the SLO, else in the SLO's own.
+fn err_in(cx: &mut Cx<'_>, file: &Option<String>, pos: Pos, message: impl Into<String>) {
+    match file {
+        Some(f) => cx
+            .diags
+            .push(Diagnostic::new(f, pos.line, pos.column, message)),
+        None => cx.err(pos, message),
+    }
+}
+
 /// Prometheus label names: `[a-zA-Z_][a-zA-Z0-9_]*`, and `__` is reserved
 /// for Prometheus itself.
 pub fn is_label_name(name: &str) -> bool {
@@ -252,7 +301,7 @@ fn check_sli(cx: &mut Cx<'_>, s: &DraftSli, labels: &BTreeMap<String, String>) -
             for q in [error, total] {
                 check_query(cx, q, labels);
                 if !promql::has_window(&q.text) {
-                    cx.err(
+                    err_in(cx, &q.file,
                         q.pos,
                         format!(
                             "{}: query has no {{{{.window}}}}: an events query must be a rate over the window, e.g. sum(rate(requests_total[{{{{.window}}}}]))",
@@ -271,7 +320,7 @@ fn check_sli(cx: &mut Cx<'_>, s: &DraftSli, labels: &BTreeMap<String, String>) -
                 && promql::parse(&total.text).is_ok()
                 && sorted(&ge) != sorted(&gt)
             {
-                cx.err(
+                err_in(cx, &error.file,
                     error.pos,
                     format!(
                         "{}: keeps labels ({}) but total_query keeps ({}): both must group by the same labels",
@@ -360,12 +409,17 @@ fn sorted(v: &[String]) -> Vec<String> {
 /// on every series).
 fn check_query(cx: &mut Cx<'_>, q: &Query, labels: &BTreeMap<String, String>) {
     if let Err(e) = promql::parse(&q.text) {
-        cx.err(q.pos, format!("{}: invalid PromQL: {e}", q.path));
+        err_in(
+            cx,
+            &q.file,
+            q.pos,
+            format!("{}: invalid PromQL: {e}", q.path),
+        );
         return;
     }
     for g in promql::grouping_labels(&q.text) {
         if RESERVED_LABELS.contains(&g.as_str()) {
-            cx.err(
+            err_in(cx, &q.file,
                 q.pos,
                 format!(
                     "{}: grouping label {g:?} collides with a label errbudget sets; rename it with label_replace",
@@ -373,7 +427,9 @@ fn check_query(cx: &mut Cx<'_>, q: &Query, labels: &BTreeMap<String, String>) {
                 ),
             );
         } else if labels.contains_key(&g) {
-            cx.err(
+            err_in(
+                cx,
+                &q.file,
                 q.pos,
                 format!(
                     "{}: grouping label {g:?} collides with the spec label of the same name",
@@ -427,7 +483,9 @@ fn check_windows(
             "page" => Some(Severity::Page),
             "ticket" => Some(Severity::Ticket),
             other => {
-                cx.err(
+                err_in(
+                    cx,
+                    &w.file,
                     s.pos,
                     format!(
                         "{}.severity: expected page or ticket, found {other:?}",
@@ -441,7 +499,7 @@ fn check_windows(
             let f = f.as_ref()?;
             duration::parse(&f.value)
                 .and_then(Window::from_duration)
-                .map_err(|e| cx.err(f.pos, format!("{}.{name}: {e}", w.path)))
+                .map_err(|e| err_in(cx, &w.file, f.pos, format!("{}.{name}: {e}", w.path)))
                 .ok()
         };
         let long = window(cx, &w.long, "long");
@@ -450,7 +508,9 @@ fn check_windows(
             (Some(f), None) => Some(f.value),
             (None, Some(b)) => {
                 if b.value <= 0.0 || b.value > 100.0 {
-                    cx.err(
+                    err_in(
+                        cx,
+                        &w.file,
                         b.pos,
                         format!("{}.budget_percent: {} is outside (0, 100]", w.path, b.value),
                     );
@@ -460,7 +520,9 @@ fn check_windows(
                 }
             }
             (Some(_), Some(_)) => {
-                cx.err(
+                err_in(
+                    cx,
+                    &w.file,
                     w.pos,
                     format!(
                         "{}: give exactly one of factor or budget_percent, not both",
@@ -470,7 +532,9 @@ fn check_windows(
                 None
             }
             (None, None) => {
-                cx.err(
+                err_in(
+                    cx,
+                    &w.file,
                     w.pos,
                     format!("{}: give exactly one of factor or budget_percent", w.path),
                 );
@@ -479,7 +543,9 @@ fn check_windows(
         };
         if let Some(m) = &w.min_bad_events {
             if m.value < 0.0 {
-                cx.err(
+                err_in(
+                    cx,
+                    &w.file,
                     m.pos,
                     format!(
                         "{}.min_bad_events: {} must not be negative",
@@ -501,7 +567,7 @@ fn check_windows(
             min_bad_events: w.min_bad_events.as_ref().map(|m| m.value),
         };
         for problem in window_problems(&aw, period, objective) {
-            cx.err(w.pos, format!("{}: {problem}", w.path));
+            err_in(cx, &w.file, w.pos, format!("{}: {problem}", w.path));
         }
         out.push(aw);
     }

@@ -8,11 +8,11 @@
 //! [`Field`], which record a [`Diagnostic`] instead of failing. Owns YAML
 //! syntax and value types only; no SLO or settings knowledge.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::panic::{self, AssertUnwindSafe};
 
 use saphyr::{MarkedYaml, ScalarStyle, YamlData, YamlLoader};
-use saphyr_parser::Parser;
+use saphyr_parser::{Event, Parser, SpannedEventReceiver};
 
 use super::diag::Diagnostic;
 
@@ -40,6 +40,13 @@ fn pos_of(node: &Node<'_>) -> Pos {
     }
 }
 
+/// How deep mappings and lists may nest (aliases count with the depth of
+/// what they stand for). Real specs and settings stay under 15 levels.
+/// The bound exists because saphyr's `Parser::load` recurses once per
+/// level and its tree is dropped recursively: ~7,500 levels overflow the
+/// stack, an abort that `catch_unwind` cannot catch.
+pub const MAX_DEPTH: usize = 64;
+
 /// Parses all documents of `text`. Scalars are kept as written (no early
 /// typing) so that a label value `1.10` stays `1.10` and numbers are typed
 /// only where a number is expected.
@@ -50,22 +57,92 @@ pub fn load(text: &str) -> Result<Vec<Node<'_>>, (Pos, String)> {
         let mut loader: YamlLoader<'_, Node<'_>> = YamlLoader::default();
         loader.early_parse(false);
         let mut parser = Parser::new_from_str(text);
-        parser.load(&mut loader, true)?;
-        if let Some(e) = loader.error() {
-            return Err(e.clone());
+        let mut depth = Depth::default();
+        // Events are pulled one by one (the parser's own state machine has
+        // no recursion) so that nesting is bounded before the tree grows.
+        while let Some(event) = parser.next_event() {
+            let (ev, span) = event.map_err(Failure::Scan)?;
+            if !depth.admit(&ev) {
+                return Err(Failure::TooDeep(span.start));
+            }
+            loader.on_event(ev, span);
+            if let Some(e) = loader.error() {
+                return Err(Failure::Scan(e.clone()));
+            }
         }
         Ok(loader.into_documents())
     }));
     match result {
         Ok(Ok(docs)) => Ok(docs),
-        Ok(Err(e)) => Err((
+        // The scanner's own bound on flow nesting (`[[[[`) says the same.
+        Ok(Err(Failure::Scan(e))) if e.info() == "recursion limit exceeded" => Err((
+            inside(text, e.marker().line(), e.marker().col() + 1),
+            format!("nesting deeper than {MAX_DEPTH} levels"),
+        )),
+        Ok(Err(Failure::Scan(e))) => Err((
             inside(text, e.marker().line(), e.marker().col() + 1),
             format!("invalid YAML: {}", e.info()),
+        )),
+        Ok(Err(Failure::TooDeep(m))) => Err((
+            inside(text, m.line(), m.col() + 1),
+            format!("nesting deeper than {MAX_DEPTH} levels"),
         )),
         Err(_) => Err((
             Pos { line: 1, column: 1 },
             "invalid YAML: the parser failed on this file".into(),
         )),
+    }
+}
+
+enum Failure {
+    Scan(saphyr_parser::ScanError),
+    TooDeep(saphyr_parser::Marker),
+}
+
+/// Tracks the open mappings and lists, and the height of every anchored
+/// node, so that an alias counts as deep as the node it repeats.
+#[derive(Default)]
+struct Depth {
+    /// Per open collection: its anchor id (0: none) and the height of its
+    /// tallest child so far.
+    open: Vec<(usize, usize)>,
+    anchors: HashMap<usize, usize>,
+}
+
+impl Depth {
+    /// False once the nesting passes [`MAX_DEPTH`].
+    fn admit(&mut self, ev: &Event<'_>) -> bool {
+        match ev {
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                self.open.push((*anchor, 0));
+                self.open.len() <= MAX_DEPTH
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                if let Some((anchor, inner)) = self.open.pop() {
+                    self.done(anchor, inner + 1);
+                }
+                true
+            }
+            Event::Scalar(_, _, anchor, _) => {
+                self.done(*anchor, 0);
+                true
+            }
+            Event::Alias(id) => {
+                let height = self.anchors.get(id).copied().unwrap_or(0);
+                self.done(0, height);
+                self.open.len() + height <= MAX_DEPTH
+            }
+            _ => true,
+        }
+    }
+
+    fn done(&mut self, anchor: usize, height: usize) {
+        if anchor != 0 {
+            self.anchors.insert(anchor, height);
+        }
+        if let Some(parent) = self.open.last_mut() {
+            parent.1 = parent.1.max(height);
+        }
     }
 }
 
@@ -148,9 +225,27 @@ fn kind(node: &Node<'_>) -> String {
         YamlData::Mapping(_) => "a mapping".into(),
         YamlData::Tagged(tag, _) => format!("a value tagged {}{}", tag.handle, tag.suffix),
         _ => match scalar(node) {
-            Some((t, _)) => format!("{t:?}"),
+            Some((t, _)) if t.chars().count() <= MAX_ECHO => format!("{t:?}"),
+            Some((t, _)) => format!(
+                "{:?}",
+                t.chars().take(MAX_ECHO).chain(['…']).collect::<String>()
+            ),
             None => "an unsupported value".into(),
         },
+    }
+}
+
+/// How much of a wrong value a message repeats: enough to recognise a
+/// typo, too little to carry a token from a file that was never a spec.
+const MAX_ECHO: usize = 40;
+
+/// [`kind`] for a whole document: a text where a mapping belongs is most
+/// likely some other file (a token, a key) matched by a glob, so none of
+/// it is repeated.
+fn kind_of_document(node: &Node<'_>) -> String {
+    match &node.data {
+        YamlData::Representation(..) if !is_null(node) => "text (not repeated here)".into(),
+        _ => kind(node),
     }
 }
 
@@ -212,9 +307,16 @@ impl<'a, 'i> Map<'a, 'i> {
     /// Opens `node` as a mapping whose keys are free (labels, metadata).
     pub fn open_any(cx: &mut Cx<'_>, node: &'a Node<'i>, path: &str) -> Option<Self> {
         let YamlData::Mapping(m) = &node.data else {
+            // A document, or an item of a top-level list.
+            let top = path.is_empty() || (path.starts_with('[') && !path.contains('.'));
+            let found = if top {
+                kind_of_document(node)
+            } else {
+                kind(node)
+            };
             cx.err(
                 pos_of(node),
-                format!("{}: expected a mapping, found {}", or_top(path), kind(node)),
+                format!("{}: expected a mapping, found {found}", or_top(path)),
             );
             return None;
         };

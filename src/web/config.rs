@@ -120,12 +120,6 @@ const UNSUPPORTED_TLS: &[&str] = &[
 /// Why the web config could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum WebConfigError {
-    #[error("cannot read web config {path}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     /// Every problem found, one `file:line:column: message` per line.
     #[error("invalid web config:\n{}", join(.0))]
     Invalid(Vec<Diagnostic>),
@@ -141,11 +135,13 @@ fn join(d: &[Diagnostic]) -> String {
 /// Reads `path`, checks it and loads the certificate files it names
 /// (relative paths are taken from the web config's directory).
 pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| WebConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
     let file = path.display().to_string();
+    let text = crate::readfile::read_text(path, crate::readfile::WEB_CONFIG).map_err(|e| {
+        WebConfigError::Invalid(vec![match e {
+            crate::readfile::ReadError::NotUtf8 { .. } => e.diagnostic(&file),
+            e => Diagnostic::whole_file(&file, format!("cannot read the web config: {e}")),
+        }])
+    })?;
     let raw = parse(&file, &text).map_err(WebConfigError::Invalid)?;
     build(&file, raw).map_err(WebConfigError::Invalid)
 }
@@ -453,11 +449,32 @@ fn users(cx: &mut Cx<'_>, f: &yaml::Field<'_, '_>) -> BTreeMap<String, String> {
                     user.value
                 ),
             );
+        } else if let Some(cost) = bcrypt_cost(&hash.value).filter(|c| *c > MAX_BCRYPT_COST) {
+            cx.err(
+                hash.pos,
+                format!(
+                    "basic_auth_users.{}: bcrypt cost {cost} is above {MAX_BCRYPT_COST}, the \
+                     highest accepted: every check of a wrong password would cost 2^{cost} \
+                     rounds of CPU; hash the password again with a cost of 10 to {MAX_BCRYPT_COST}",
+                    user.value
+                ),
+            );
         } else {
             out.insert(user.value, hash.value);
         }
     }
     out
+}
+
+/// bcrypt's work doubles with each step of its cost: 10 takes ~60 ms on
+/// a current core, 14 ~1 s, 31 about 18 hours. Every wrong password
+/// costs one check, so a high cost is a denial of service for whoever
+/// can reach the port; 14 leaves room for the "a second per login"
+/// policies some sites have.
+pub const MAX_BCRYPT_COST: u32 = 14;
+
+fn bcrypt_cost(h: &str) -> Option<u32> {
+    h.get(4..6)?.parse().ok()
 }
 
 /// `$2a$`, `$2b$`, `$2x$` or `$2y$`, a two-digit cost in 4..=31, `$`, then

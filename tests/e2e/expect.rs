@@ -2,19 +2,17 @@
 //! errbudget's JSON (CONTRACT.md "JSON").
 //!
 //! Tolerances, and why:
-//! - At a 5-minute-aligned instant (`REL_ALIGNED`, 1e-6 relative): samples
-//!   sit on minute multiples, so every window [T−W, T] starts and ends on a
-//!   sample (no `rate()` extrapolation, see `selftest`) and 5-minute
-//!   buckets tile every window exactly (no interpolation). The daemon
-//!   matched the model to 1e-9 there when first run; 1e-6 leaves room for
-//!   float summation order only. Any real error fails.
-//! - At other minute-aligned instants (`REL`, 1%): errbudget computes long
-//!   windows (1d, 3d, the period) from 5-minute buckets, so their far edge
-//!   is interpolated inside one bucket. 1% covers one 5-minute bucket of a
-//!   1d window (0.35%) with room, and is far below every effect a scenario
+//! - At a minute-aligned instant (`REL_ALIGNED`, 1e-9 relative): samples
+//!   sit on minute multiples, and errbudget counts every window as the
+//!   counter increase between the samples on its two sides (a direct query,
+//!   or the window's far edge, its 5-minute buckets and the head since the
+//!   last final bucket, which tile). No `rate()` extrapolation happens
+//!   (see `selftest`) and nothing is pro rata, so only float summation
+//!   order is left. Any real error fails, on every backend.
+//! - Elsewhere (`REL`, 1%): a window edge between two samples is
+//!   extrapolated by `rate()`; 1% is far below every effect a scenario
 //!   checks (an incident, traffic weighting, a reset each move figures by
-//!   ≥10%). Absolute floor 1e-6 for ratios near 0. Measured when first
-//!   run: worst 0.11% (resets, 1d ratio at T0−7m), counts within 4 ppm.
+//!   ≥10%). Absolute floor 1e-6 for ratios near 0.
 //! - Event counts: the same relative tolerance (absolute 0.5 near 0).
 //! - Remaining-budget ratio: the period-ratio tolerance propagated:
 //!   |Δ| ≤ rel × period_ratio / (1 − objective) (+1e-9); seconds scale it by
@@ -28,7 +26,7 @@ use serde_json::Value;
 use crate::events::{sum_events, Generated, DAY, HOUR, MINUTE};
 
 pub const REL: f64 = 0.01;
-pub const REL_ALIGNED: f64 = 1e-6;
+pub const REL_ALIGNED: f64 = 1e-9;
 pub const ABS_RATIO: f64 = 1e-6;
 
 /// The default burn-rate windows (CONTRACT "Alerts" table + 5m/30m/...).
@@ -64,9 +62,9 @@ pub struct Expected<'a> {
     pub rel: f64,
 }
 
-/// `REL_ALIGNED` at 5-minute-aligned instants, `REL` elsewhere.
+/// `REL_ALIGNED` at minute-aligned instants, `REL` elsewhere.
 pub fn tolerance_for(at: i64) -> f64 {
-    if at % 300 == 0 {
+    if at % 60 == 0 {
         REL_ALIGNED
     } else {
         REL

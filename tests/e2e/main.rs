@@ -12,6 +12,7 @@ mod bins;
 mod check;
 mod chromium;
 mod compat;
+mod convert;
 mod daemon;
 mod dashboards;
 mod dataset;
