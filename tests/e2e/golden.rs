@@ -1,0 +1,236 @@
+//! Golden files for what errbudget generates: the rules of
+//! `tests/golden/slos.yaml` (both formats) and `/metrics` of a fixed world
+//! (plain text, no `Accept` header). `ERRBUDGET_UPDATE_GOLDEN=1` rewrites
+//! them, so a change shows as a reviewable diff. The rules are also linted
+//! and their alerting rules unit-tested with promtool.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use saphyr::{LoadableYamlNode, Yaml};
+
+use crate::harness::{self, promtool, run_bounded, Daemon, Prometheus};
+use crate::recorded::generate;
+
+fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+}
+
+/// Compares `actual` with the golden file `name`, or rewrites it when
+/// `ERRBUDGET_UPDATE_GOLDEN=1`.
+fn check_golden(name: &str, actual: &str) {
+    let path = golden_dir().join(name);
+    if std::env::var("ERRBUDGET_UPDATE_GOLDEN").as_deref() == Ok("1") {
+        std::fs::write(&path, actual).expect("write golden file");
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_default();
+    if want != actual {
+        let diff: Vec<String> = want
+            .lines()
+            .zip(actual.lines())
+            .enumerate()
+            .filter(|(_, (a, b))| a != b)
+            .take(10)
+            .map(|(i, (a, b))| format!("line {}:\n- {a}\n+ {b}", i + 1))
+            .collect();
+        panic!(
+            "{} differs from the output ({} vs {} lines); regenerate with \
+             ERRBUDGET_UPDATE_GOLDEN=1 and review the diff:\n{}",
+            path.display(),
+            want.lines().count(),
+            actual.lines().count(),
+            diff.join("\n")
+        );
+    }
+}
+
+fn promtool_run(args: &[&str], stdin: Option<&str>) -> (Option<i32>, String) {
+    harness::require(promtool());
+    match stdin {
+        None => {
+            let (code, out, err) = run_bounded(
+                Command::new(promtool())
+                    .args(args)
+                    .current_dir(env!("CARGO_MANIFEST_DIR")),
+                Duration::from_secs(120),
+            );
+            (code, format!("{out}{err}"))
+        }
+        Some(body) => {
+            let mut child = Command::new(promtool())
+                .args(args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn promtool");
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(body.as_bytes())
+                .expect("write to promtool");
+            // promtool reads stdin to EOF and exits; bounded by the test timeout.
+            let out = child.wait_with_output().expect("promtool output");
+            (
+                out.status.code(),
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            )
+        }
+    }
+}
+
+#[test]
+fn generated_rules_match_golden_files_and_pass_promtool_lint() {
+    let cfg = golden_dir().join("errbudget.yaml");
+    let plain = generate(&cfg, &[]);
+    check_golden("rules.yaml", &plain);
+    let cr = generate(
+        &cfg,
+        &[
+            "--format",
+            "prometheusrule",
+            "--prometheusrule.label",
+            "release=kube-prometheus-stack",
+        ],
+    );
+    check_golden("prometheusrule.yaml", &cr);
+
+    // The resource carries exactly the groups of the rule file.
+    let a = Yaml::load_from_str(&plain).expect("rules YAML");
+    let b = Yaml::load_from_str(&cr).expect("PrometheusRule YAML");
+    assert_eq!(
+        b[0]["apiVersion"].as_str(),
+        Some("monitoring.coreos.com/v1")
+    );
+    assert_eq!(b[0]["kind"].as_str(), Some("PrometheusRule"));
+    assert_eq!(a[0]["groups"], b[0]["spec"]["groups"]);
+
+    let (code, out) = promtool_run(
+        &[
+            "check",
+            "rules",
+            "--lint=all",
+            "--lint-fatal",
+            "tests/golden/rules.yaml",
+        ],
+        None,
+    );
+    assert_eq!(code, Some(0), "promtool check rules:\n{out}");
+}
+
+#[test]
+fn alerting_rules_pass_their_promtool_unit_tests() {
+    let (code, out) = promtool_run(&["test", "rules", "tests/rules/alerts.test.yaml"], None);
+    assert_eq!(
+        code,
+        Some(0),
+        "promtool test rules ({}):\n{out}",
+        crate::bins::backends()
+    );
+    assert!(out.contains("SUCCESS"), "{out}");
+}
+
+/// SLIs whose answers never change: constant rates through `or vector()`,
+/// so every figure of the world is the same at any instant.
+const FIXED_WORLD: &str = r#"version: "prometheus/v1"
+service: "golden"
+labels:
+  team: "sre"
+slos:
+  - name: "constant-events"
+    objective: 99.9
+    description: "10 requests a second, 0.05 of them failing"
+    sli:
+      events:
+        error_query: 'sum(rate(golden_absent_total[{{.window}}])) or vector(0.05)'
+        total_query: 'sum(rate(golden_absent_total[{{.window}}])) or vector(10)'
+  - name: "constant-ratio"
+    objective: 99
+    description: "a steady 2% error ratio"
+    sli:
+      raw:
+        error_ratio_query: 'avg(avg_over_time(golden_absent_ratio[{{.window}}])) or vector(0.02)'
+  - name: "not-a-number"
+    objective: 99.5
+    description: "a query answering NaN: an error of this SLO"
+    sli:
+      events:
+        error_query: 'sum(rate(golden_absent_total[{{.window}}])) or vector(0)'
+        total_query: 'sum(rate(golden_absent_total[{{.window}}])) or vector(0) / vector(0)'
+"#;
+
+/// Series whose values depend on the clock or on how many cycles ran.
+fn volatile(name: &str) -> bool {
+    (name.starts_with("errbudget_")
+        && name != "errbudget_build_info"
+        && name != "errbudget_backend_info"
+        && name != "errbudget_config_last_reload_successful")
+        || name == "slo_last_evaluation_timestamp_seconds"
+}
+
+/// The exposition with volatile values replaced by `<volatile>` and the
+/// others rounded to 12 significant digits.
+fn normalise(body: &str) -> String {
+    let mut out = String::new();
+    for line in body.lines() {
+        if line.starts_with('#') || line.is_empty() {
+            out.push_str(line);
+        } else {
+            let name = line
+                .split(['{', ' '])
+                .next()
+                .unwrap_or_default()
+                .trim_end_matches("_bucket")
+                .trim_end_matches("_sum")
+                .trim_end_matches("_count");
+            match line.rsplit_once(' ') {
+                // Which backend was detected depends on the build under test.
+                Some((_, value)) if name == "errbudget_backend_info" => {
+                    out.push_str(&format!("{name}{{<the backend under test>}} {value}"));
+                }
+                Some((series, _)) if volatile(name) => {
+                    out.push_str(series);
+                    out.push_str(" <volatile>");
+                }
+                // Sums of pro-rata bucket shares differ in the last bits
+                // from one instant to the next: 12 significant digits.
+                Some((series, value)) if value.parse::<f64>().is_ok_and(f64::is_finite) => {
+                    let v: f64 = value.parse().unwrap_or_default();
+                    let rounded: f64 = format!("{v:.11e}").parse().unwrap_or(v);
+                    out.push_str(&format!("{series} {rounded}"));
+                }
+                _ => out.push_str(line),
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn metrics_of_a_fixed_world_match_the_golden_file() {
+    let prom = Prometheus::start_with(None, "global:\n  scrape_interval: 1m\nscrape_configs: []\n");
+    let ws = harness::Workspace::new();
+    let cfg = ws.config(&prom.url(), "1s", &[("golden.yaml", FIXED_WORLD)]);
+    let d = Daemon::start(&cfg);
+    let ready = harness::poll(Duration::from_secs(60), || {
+        (d.get("/-/ready").status == 200).then_some(())
+    });
+    assert!(ready.is_some(), "not ready\n{}", d.guard.log_tail());
+    let m = d.get("/metrics");
+    assert_eq!(m.status, 200);
+    let (code, out) = promtool_run(&["check", "metrics"], Some(&m.body));
+    assert!(
+        code == Some(0) && out.trim().is_empty(),
+        "promtool check metrics: {code:?}\n{out}"
+    );
+    check_golden("metrics.txt", &normalise(&m.body));
+}
