@@ -21,6 +21,7 @@ mod expect;
 mod faults;
 mod fixtures;
 mod harness;
+mod hostile;
 mod http;
 mod pages;
 mod scraped;
