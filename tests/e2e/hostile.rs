@@ -458,3 +458,35 @@ fn reload_bursts_coalesce() {
     );
     assert!(c2 - c1 <= 5.0, "{} cycles for 500 SIGHUPs", c2 - c1);
 }
+
+/// A real Prometheus answering with a label errbudget owns (here added by
+/// `label_replace`): an error of that SLO naming the label, never two
+/// `/metrics` series with one label set.
+#[test]
+fn a_query_result_with_a_label_errbudget_owns_is_an_error_of_that_slo() {
+    let prom = crate::harness::Prometheus::start_with(None, "global:\n  scrape_interval: 15s\n");
+    let valid = std::fs::read_to_string(corpus("specs/valid.yaml")).expect("valid spec");
+    let hostile = valid
+        .replace(
+            "sum(rate(http_requests_total{code=~\"5..\"}[{{.window}}]))",
+            "label_replace(sum(rate(http_requests_total{code=~\"5..\"}[{{.window}}])) or vector(1), \"window\", \"5m\", \"\", \"\")",
+        )
+        .replace(
+            "sum(rate(http_requests_total[{{.window}}]))",
+            "sum(rate(http_requests_total[{{.window}}])) or vector(2)",
+        );
+    assert_ne!(hostile, valid);
+    let ws = crate::harness::Workspace::new();
+    let cfg = ws.config(&prom.url(), "30s", &[("hostile.yaml", &hostile)]);
+    let (code, out, err) = crate::harness::eval(&cfg, crate::scraped::unix_now());
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("eval JSON");
+    let slos = v["slos"].as_array().expect("slos");
+    assert_eq!(slos.len(), 1, "{out}");
+    assert_eq!(slos[0]["status"], "error", "{out}");
+    let e = slos[0]["error"].as_str().unwrap_or_default();
+    assert!(
+        e.contains("carries the label \"window\", which errbudget sets itself"),
+        "{e}"
+    );
+}
