@@ -266,22 +266,26 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut interval = new_interval(settings.evaluation_interval);
+    let mut reloads = Reloads::default();
     loop {
+        let start_at = reloads.start_at();
         tokio::select! {
             _ = interval.tick() => {
                 engine.cycle(unix_now()).await;
             }
-            Some(reply) = reload_rx.recv() => {
-                let outcome = reload(&opts, &mut settings, &mut engine, &trends, &metrics, &mut dispatcher).await;
+            Some(reply) = reload_rx.recv() => reloads.ask(Some(reply)),
+            _ = hup.recv() => reloads.ask(None),
+            () = sleep_until(start_at), if start_at.is_some() => {
+                let path = opts.config_file.clone();
+                reloads.start(tokio::task::spawn_blocking(move || load_config(&path)));
+            }
+            loaded = reloads.loaded(), if reloads.is_loading() => {
+                let loaded = loaded.unwrap_or_else(|e| Err(format!("reading the configuration failed: {e}")));
+                let outcome = apply(&opts, loaded, &mut settings, &mut engine, &trends, &metrics, &mut dispatcher).await;
                 if outcome.is_ok() {
                     interval = new_interval(settings.evaluation_interval);
                 }
-                let _ = reply.send(outcome);
-            }
-            _ = hup.recv() => {
-                if reload(&opts, &mut settings, &mut engine, &trends, &metrics, &mut dispatcher).await.is_ok() {
-                    interval = new_interval(settings.evaluation_interval);
-                }
+                reloads.finish(&outcome);
             }
             _ = term.recv() => break,
             _ = int.recv() => break,
@@ -308,16 +312,87 @@ fn new_interval(every: Duration) -> tokio::time::Interval {
     i
 }
 
-/// Applies a new config, or keeps the running one if the new one is bad.
-async fn reload(
+/// At most one reload starts per this gap: a burst of SIGHUPs or
+/// `POST /-/reload` (a config-management run touching many files, a
+/// script in a loop) becomes a handful of reloads, not one per request,
+/// and each reload is one evaluation cycle at most.
+const RELOAD_GAP: Duration = Duration::from_secs(1);
+
+type Loaded = Result<(Settings, Vec<Slo>), String>;
+
+/// Reload requests waiting to be served together. Files are read and
+/// parsed on the blocking pool (a large spec takes a while to parse and
+/// must not hold up evaluations), one reload at a time; what is asked for
+/// while one runs is served by the next, since the files may have changed
+/// after the running one read them.
+#[derive(Default)]
+struct Reloads {
+    /// Asked for and not started yet; `None` entries came from SIGHUP.
+    waiting: Vec<Option<ReloadRequest>>,
+    running: Option<(tokio::task::JoinHandle<Loaded>, Vec<Option<ReloadRequest>>)>,
+    last_start: Option<tokio::time::Instant>,
+}
+
+impl Reloads {
+    fn ask(&mut self, reply: Option<ReloadRequest>) {
+        self.waiting.push(reply);
+    }
+
+    /// When the next reload may start: now or at the end of the gap, and
+    /// never while one runs.
+    fn start_at(&self) -> Option<tokio::time::Instant> {
+        if self.waiting.is_empty() || self.running.is_some() {
+            return None;
+        }
+        let now = tokio::time::Instant::now();
+        Some(self.last_start.map_or(now, |t| (t + RELOAD_GAP).max(now)))
+    }
+
+    fn start(&mut self, task: tokio::task::JoinHandle<Loaded>) {
+        self.last_start = Some(tokio::time::Instant::now());
+        self.running = Some((task, std::mem::take(&mut self.waiting)));
+    }
+
+    fn is_loading(&self) -> bool {
+        self.running.is_some()
+    }
+
+    async fn loaded(&mut self) -> Result<Loaded, tokio::task::JoinError> {
+        match &mut self.running {
+            Some((task, _)) => task.await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Answers everyone the finished reload served.
+    fn finish(&mut self, outcome: &Result<(), String>) {
+        if let Some((_, served)) = self.running.take() {
+            for reply in served.into_iter().flatten() {
+                let _ = reply.send(outcome.clone());
+            }
+        }
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Applies a newly loaded config, or keeps the running one if the new one
+/// is bad.
+async fn apply(
     opts: &RunOptions,
+    loaded: Loaded,
     settings: &mut Settings,
     engine: &mut Engine<Client>,
     trends: &Trends<Client>,
     metrics: &Arc<DaemonMetrics>,
     dispatcher: &mut Option<Arc<Dispatcher>>,
 ) -> Result<(), String> {
-    let outcome = load_config(&opts.config_file).and_then(|(mut new, slos)| {
+    let outcome = loaded.and_then(|(mut new, slos)| {
         resolve_external_url(&mut new, opts);
         let client = if new.prometheus != settings.prometheus {
             Some(new_client(&new, metrics).map_err(|e| format!("{e:#}"))?)

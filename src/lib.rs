@@ -17,6 +17,8 @@ pub mod duration;
 pub mod engine;
 pub mod evaluate;
 pub mod exposition;
+#[doc(hidden)]
+pub mod fuzz_targets;
 #[cfg(test)]
 mod fuzzing;
 pub mod history;

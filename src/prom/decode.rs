@@ -145,6 +145,53 @@ fn parse_result<'a, T: Deserialize<'a>>(raw: &'a RawValue, what: &str) -> Result
     serde_json::from_str(raw.get()).map_err(|e| decode_err(format!("{what} result: {e}")))
 }
 
+/// Every series of an answer ends up, with its labels, on errbudget's own
+/// series (`/metrics`, alerts). So an answer is refused when a series
+/// carries a label errbudget sets itself (`slo`, `window`, ... from a
+/// `label_replace` or a `sum without`): it would give several `/metrics`
+/// series one label set. Two series with one label set (a broken proxy, a
+/// federation) are refused too: taking one and dropping the other would
+/// be a silent guess.
+fn check_series<'a>(
+    labels: impl Iterator<Item = &'a BTreeMap<String, String>>,
+) -> Result<(), QueryError> {
+    let mut seen = std::collections::HashSet::new();
+    for l in labels {
+        if let Some(k) = l
+            .keys()
+            .find(|k| crate::model::RESERVED_LABELS.contains(&k.as_str()))
+        {
+            return Err(decode_err(format!(
+                "series {} carries the label {k:?}, which errbudget sets itself; drop or rename it in the query (sum by, label_replace)",
+                series_name(l)
+            )));
+        }
+        if !seen.insert(l) {
+            return Err(decode_err(format!(
+                "the answer holds series {} more than once",
+                series_name(l)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `{a="1", b="2"}`, bounded: label values come from the server.
+fn series_name(l: &BTreeMap<String, String>) -> String {
+    let text = format!(
+        "{{{}}}",
+        l.iter()
+            .map(|(k, v)| format!("{k}={v:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if text.chars().count() > 200 {
+        text.chars().take(200).chain(['…']).collect()
+    } else {
+        text
+    }
+}
+
 /// Decodes an `/api/v1/query` answer: a vector, or a scalar returned as one
 /// sample with no labels.
 pub(crate) fn decode_instant(
@@ -185,6 +232,7 @@ pub(crate) fn decode_instant(
             )))
         }
     };
+    check_series(samples.iter().map(|s| &s.labels))?;
     Ok(Decoded {
         samples_read: stats_of(&data),
         data: samples,
@@ -227,6 +275,7 @@ pub(crate) fn decode_range(
             })
         })
         .collect::<Result<Vec<_>, QueryError>>()?;
+    check_series(series.iter().map(|s| &s.labels))?;
     Ok(Decoded {
         samples_read: stats_of(&data),
         data: series,
@@ -243,6 +292,64 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn reserved_labels_and_duplicate_series_are_errors_naming_them() {
+        let reserved = br#"{"status":"success","data":{"resultType":"vector","result":[
+            {"metric":{"route":"/a","slo":"x"},"value":[1,"1"]}]}}"#;
+        assert_eq!(
+            decode_instant(reserved, 200).unwrap_err().to_string(),
+            decode_err("series {route=\"/a\", slo=\"x\"} carries the label \"slo\", which errbudget sets itself; drop or rename it in the query (sum by, label_replace)").to_string()
+        );
+        let dup = br#"{"status":"success","data":{"resultType":"vector","result":[
+            {"metric":{"route":"/a"},"value":[1,"1"]},{"metric":{"route":"/a"},"value":[1,"2"]}]}}"#;
+        assert_eq!(
+            decode_instant(dup, 200).unwrap_err().to_string(),
+            decode_err("the answer holds series {route=\"/a\"} more than once").to_string()
+        );
+        let dup_range = br#"{"status":"success","data":{"resultType":"matrix","result":[
+            {"metric":{},"values":[[1,"1"]]},{"metric":{},"values":[[2,"2"]]}]}}"#;
+        assert_eq!(
+            decode_range(dup_range, 200).unwrap_err().to_string(),
+            decode_err("the answer holds series {} more than once").to_string()
+        );
+        let window = br#"{"status":"success","data":{"resultType":"matrix","result":[
+            {"metric":{"window":"5m"},"values":[[1,"1"]]}]}}"#;
+        assert!(decode_range(window, 200).is_err());
+        // Distinct label sets are fine.
+        let ok = br#"{"status":"success","data":{"resultType":"vector","result":[
+            {"metric":{"route":"/a"},"value":[1,"1"]},{"metric":{"route":"/b"},"value":[1,"2"]}]}}"#;
+        assert_eq!(decode_instant(ok, 200).unwrap().data.len(), 2);
+    }
+
+    /// The hostile answers of the regression corpus, each with its error.
+    #[test]
+    fn hostile_answers_are_refused() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hostile/prom");
+        let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
+        let reason = |e: QueryError| match e {
+            QueryError::Decode { reason } => reason,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            reason(decode_instant(&read("reserved-label.json"), 200).unwrap_err()),
+            "series {route=\"/pay\", slo=\"availability\"} carries the label \"slo\", which errbudget sets itself; drop or rename it in the query (sum by, label_replace)"
+        );
+        assert_eq!(
+            reason(decode_instant(&read("duplicate-series.json"), 200).unwrap_err()),
+            "the answer holds series {route=\"/pay\"} more than once"
+        );
+        assert_eq!(
+            reason(decode_range(&read("duplicate-series-range.json"), 200).unwrap_err()),
+            "the answer holds series {route=\"/pay\"} more than once"
+        );
+        // serde_json bounds nesting itself (128); typed decoding stops first.
+        assert_eq!(
+            reason(decode_instant(&read("deep-json.json"), 200).unwrap_err()),
+            "vector result: invalid type: sequence, expected a map at line 1 column 2"
+        );
     }
 
     #[test]

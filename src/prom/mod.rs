@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 mod client;
-mod decode;
+pub(crate) mod decode;
 mod error;
 
 pub use crate::httpclient::ClientError;

@@ -19,6 +19,13 @@ use crate::model::{
 /// The default compliance period (CONTRACT.md).
 const DEFAULT_PERIOD: Duration = Duration::from_secs(30 * 86_400);
 
+/// The longest period accepted. Start-up reads the period with one range
+/// query per day and keeps one 5-minute bucket per SLO for all of it, so a
+/// period is work and memory: a year (366 days: 366 queries and 105,408
+/// buckets per SLO) covers every compliance period in use (28d, 30d,
+/// quarters, a year), and the long-term stores that hold such history.
+pub const MAX_PERIOD: Duration = Duration::from_secs(366 * 86_400);
+
 /// A `name: value` pair from a `labels` mapping.
 pub type Label = (Sp<String>, Sp<String>);
 
@@ -149,6 +156,17 @@ pub fn build(cx: &mut Cx<'_>, d: &Draft) -> Option<Slo> {
             None
         }
         Some(p) => match duration::parse(&p.value) {
+            Ok(v) if v > MAX_PERIOD => {
+                cx.err(
+                    p.pos,
+                    format!(
+                        "{}: {} is longer than the 366d errbudget can evaluate (start-up reads the period one day per range query, and holds it in memory as 5-minute buckets)",
+                        at("period"),
+                        p.value.trim()
+                    ),
+                );
+                None
+            }
             Ok(v) => Some(v),
             Err(e) => {
                 cx.err(p.pos, format!("{}: {e}", at("period")));

@@ -51,6 +51,14 @@ pub const MAX_DEPTH: usize = 64;
 /// typing) so that a label value `1.10` stays `1.10` and numbers are typed
 /// only where a number is expected.
 pub fn load(text: &str) -> Result<Vec<Node<'_>>, (Pos, String)> {
+    // saphyr takes a NUL for the end of the input and then reports some
+    // unrelated problem further on; name the byte itself.
+    if let Some(i) = text.find('\0') {
+        let before = &text[..i];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        return Err((Pos { line, column }, "a NUL byte: not a text file".into()));
+    }
     // The loader keeps invariants with internal `unwrap`s; a bug there must
     // become a diagnostic, not take down a daemon that is reloading.
     let result = panic::catch_unwind(AssertUnwindSafe(|| {

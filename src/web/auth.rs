@@ -12,8 +12,17 @@
 //! one at a time on the blocking pool, so a flood of wrong passwords uses
 //! at most one core and never stalls the async workers that serve
 //! cached (already verified) scrapers.
+//!
+//! The queue for that one slot is fair between client addresses: an
+//! address gets one bcrypt at a time, and a request from an address that
+//! already has one running or waiting is answered 429 at once instead of
+//! queueing. A flood of wrong passwords from one host thus costs the
+//! first real scrape after a restart (whose password is not cached yet)
+//! at most the one check ahead of it, not the whole flood. At most
+//! [`MAX_WAITING`] addresses wait at once; beyond that, 429 too.
 
 use std::collections::{BTreeMap, HashSet};
+use std::net::IpAddr;
 use std::sync::Mutex;
 
 use axum::http::HeaderValue;
@@ -24,6 +33,19 @@ use tokio::sync::Semaphore;
 /// Entries kept before the cache is emptied; far above any real number of
 /// (user, password) pairs, small enough to bound memory (32 B each).
 const MAX_CACHED: usize = 4096;
+
+/// Addresses waiting for the bcrypt slot at most (each costs one check).
+pub const MAX_WAITING: usize = 64;
+
+/// What [`BasicAuth::verify`] decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    Deny,
+    /// Not checked: this address already has a check running or waiting,
+    /// or too many addresses wait. The client should retry shortly.
+    Busy,
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot draw a random key for the basic-auth cache")]
@@ -37,6 +59,22 @@ pub struct BasicAuth {
     key: hmac::Key,
     verified: Mutex<HashSet<[u8; 32]>>,
     bcrypt_slot: Semaphore,
+    /// Addresses with a bcrypt check running or waiting (`None`: unknown).
+    checking: Mutex<HashSet<Option<IpAddr>>>,
+}
+
+/// Takes an address out of `checking` when its check ends, however it ends.
+struct Turn<'a> {
+    checking: &'a Mutex<HashSet<Option<IpAddr>>>,
+    peer: Option<IpAddr>,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut c) = self.checking.lock() {
+            c.remove(&self.peer);
+        }
+    }
 }
 
 impl BasicAuth {
@@ -49,6 +87,7 @@ impl BasicAuth {
             key,
             verified: Mutex::new(HashSet::new()),
             bcrypt_slot: Semaphore::new(1),
+            checking: Mutex::new(HashSet::new()),
         })
     }
 
@@ -57,43 +96,73 @@ impl BasicAuth {
         self.users.is_empty()
     }
 
-    /// Whether `authorization` carries a configured user and its password.
+    /// Whether `authorization` carries a configured user and its password
+    /// (one client among many: no fairness between addresses).
     pub async fn check(&self, authorization: Option<&HeaderValue>) -> bool {
+        self.verify(authorization, None).await == Verdict::Pass
+    }
+
+    /// As [`check`](Self::check) for a request from `peer`, which gets at
+    /// most one bcrypt check at a time (see the module docs).
+    pub async fn verify(
+        &self,
+        authorization: Option<&HeaderValue>,
+        peer: Option<IpAddr>,
+    ) -> Verdict {
         if self.is_open() {
-            return true;
+            return Verdict::Pass;
         }
         let Some((user, password)) = authorization.and_then(decode) else {
-            return false;
+            return Verdict::Deny;
         };
         let (known, hash) = match (self.users.get(&user), &self.decoy) {
             (Some(h), _) => (true, h.clone()),
             (None, Some(d)) => (false, d.clone()),
-            (None, None) => return false,
+            (None, None) => return Verdict::Deny,
         };
         let id = self.cache_key(&user, &hash, &password);
         if known && self.is_cached(&id) {
-            return true;
+            return Verdict::Pass;
         }
+        let Some(_turn) = self.take_turn(peer) else {
+            return Verdict::Busy;
+        };
         // One bcrypt at a time (see the module docs). A closed semaphore
         // cannot happen (it is never closed); deny if it did.
         let Ok(_slot) = self.bcrypt_slot.acquire().await else {
-            return false;
+            return Verdict::Deny;
         };
         // Another request with the same credentials may have verified them
         // while this one waited.
         if known && self.is_cached(&id) {
-            return true;
+            return Verdict::Pass;
         }
         let ok = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash))
             .await
             .ok()
             .and_then(Result::ok)
             .unwrap_or(false);
-        let ok = ok && known;
-        if ok {
+        if ok && known {
             self.remember(id);
+            Verdict::Pass
+        } else {
+            Verdict::Deny
         }
-        ok
+    }
+
+    /// A place in the bcrypt queue for `peer`, unless it holds one already
+    /// or the queue is full. Requests of unknown origin (in-process tests)
+    /// share one place only when a peer is known for the others.
+    fn take_turn(&self, peer: Option<IpAddr>) -> Option<Turn<'_>> {
+        let mut c = self.checking.lock().ok()?;
+        if peer.is_some() && (c.contains(&peer) || c.len() >= MAX_WAITING) {
+            return None;
+        }
+        c.insert(peer);
+        Some(Turn {
+            checking: &self.checking,
+            peer,
+        })
     }
 
     fn cache_key(&self, user: &str, hash: &str, password: &str) -> [u8; 32] {
@@ -201,6 +270,55 @@ mod tests {
         let k3 = a.cache_key("alic", "eh1", "p");
         assert_ne!(k1, k2);
         assert_ne!(k1, k3);
+    }
+
+    /// 40 wrong passwords at once from one address, then the right one
+    /// from another: the flood gets one check and 429s, and the right
+    /// password waits for at most the check ahead of it. With one queue
+    /// for everyone it waited for all 40 (about 40 checks' time).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_wrong_password_flood_does_not_delay_another_client() {
+        let hash = bcrypt::hash("right", 8).unwrap();
+        let a = std::sync::Arc::new(
+            BasicAuth::new(BTreeMap::from([("alice".to_string(), hash.clone())])).unwrap(),
+        );
+        let one = {
+            let t = std::time::Instant::now();
+            let _ = bcrypt::verify("wrong", &hash);
+            t.elapsed()
+        };
+        let attacker: IpAddr = "10.0.0.66".parse().unwrap();
+        let flood: Vec<_> = (0..40)
+            .map(|_| {
+                let a = a.clone();
+                tokio::spawn(async move {
+                    a.verify(Some(&header("alice", "wrong")), Some(attacker))
+                        .await
+                })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let t = std::time::Instant::now();
+        let scraper: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(
+            a.verify(Some(&header("alice", "right")), Some(scraper))
+                .await,
+            Verdict::Pass
+        );
+        let waited = t.elapsed();
+        let mut verdicts = Vec::new();
+        for f in flood {
+            verdicts.push(f.await.unwrap());
+        }
+        assert_eq!(
+            verdicts.iter().filter(|v| **v == Verdict::Deny).count(),
+            1,
+            "{verdicts:?}"
+        );
+        assert_eq!(verdicts.iter().filter(|v| **v == Verdict::Busy).count(), 39);
+        // The right password cost its own check plus at most the one
+        // ahead of it (x3 for a loaded machine), far from 40 checks.
+        assert!(waited < one * 6, "waited {waited:?}, one check {one:?}");
     }
 
     #[tokio::test]

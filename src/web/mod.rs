@@ -149,7 +149,7 @@ pub async fn serve_with(
         // Responses are small and written at once; don't let Nagle delay them.
         let _ = stream.set_nodelay(true);
         let watcher = graceful.watcher();
-        let svc = TowerToHyperService::new(app.clone());
+        let svc = TowerToHyperService::new(app.clone().layer(axum::Extension(Peer(peer.ip()))));
         let builder = builder.clone();
         let tls = tls.clone();
         let handshake_timeout = limits.tls_handshake_timeout;
@@ -238,6 +238,10 @@ where
     builder(limits).serve_connection(TokioIo::new(io), TowerToHyperService::new(app))
 }
 
+/// The client address of a request, for the fairness of password checks.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub std::net::IpAddr);
+
 struct Guard {
     auth: BasicAuth,
     headers: Vec<(HeaderName, HeaderValue)>,
@@ -264,15 +268,27 @@ pub fn guarded(
 async fn check(State(g): State<Arc<Guard>>, req: Request, next: Next) -> Response {
     let mut resp = if too_large(&req, g.max_body_bytes) {
         (StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n").into_response()
-    } else if !g.auth.check(req.headers().get(header::AUTHORIZATION)).await {
-        (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Basic")],
-            "Unauthorized\n",
-        )
-            .into_response()
     } else {
-        next.run(req).await
+        let peer = req.extensions().get::<Peer>().map(|p| p.0);
+        match g
+            .auth
+            .verify(req.headers().get(header::AUTHORIZATION), peer)
+            .await
+        {
+            auth::Verdict::Pass => next.run(req).await,
+            auth::Verdict::Deny => (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Basic")],
+                "Unauthorized\n",
+            )
+                .into_response(),
+            auth::Verdict::Busy => (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, "1")],
+                "a password check from this address is already running\n",
+            )
+                .into_response(),
+        }
     };
     for (k, v) in &g.headers {
         resp.headers_mut().insert(k.clone(), v.clone());

@@ -25,6 +25,7 @@ mod faults;
 mod fixtures;
 mod golden;
 mod harness;
+mod hostile;
 mod http;
 mod pages;
 mod realistic;
