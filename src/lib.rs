@@ -23,6 +23,7 @@ pub mod httpclient;
 pub mod logging;
 pub mod metrics;
 pub mod model;
+pub mod openmetrics;
 pub mod output;
 pub mod pages;
 pub mod plan;
