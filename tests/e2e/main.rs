@@ -24,6 +24,7 @@ mod fixtures;
 mod harness;
 mod http;
 mod logs;
+mod packaging;
 mod pages;
 mod scraped;
 mod selftest;
