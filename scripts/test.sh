@@ -17,6 +17,12 @@ command -v victoria-metrics >/dev/null 2>&1 || need+=(victoria-metrics)
 [ -x /usr/bin/chromium ] || need+=(chromium chromium-driver)
 # TLS tests make their CA and certificates with the openssl command.
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# Packaging: the static build (musl-gcc), the unit checks, the image build,
+# the man page of the installed package.
+command -v musl-gcc >/dev/null 2>&1 || need+=(musl-tools)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v buildah >/dev/null 2>&1 || need+=(buildah)
+command -v man >/dev/null 2>&1 || need+=(man-db)
 if ((${#need[@]})); then
   step "apt-get install ${need[*]}"
   SUDO=""
@@ -51,18 +57,23 @@ profile=default
 step "current backends (Debian sid, unpacked into .cache/backends)"
 sid_env="$(scripts/backends.sh --env)"
 
+# The release binaries, the static build and the Debian package the
+# packaging tests install and run.
+step "scripts/package.sh"
+scripts/package.sh
+
 step "unit and integration tests (bookworm: Prometheus $(/usr/bin/prometheus --version 2>&1 | head -1 | awk '{print $3}'))"
 cargo nextest run --profile "$profile"
 
 # Every test that talks to Prometheus, promtool, Alertmanager or
-# VictoriaMetrics runs again on the current builds; only the browser tests,
-# which need no backend, are not repeated.
+# VictoriaMetrics runs again on the current builds; only the browser and
+# packaging tests, which need no backend, are not repeated.
 step "backend tests on current builds"
 (
   eval "$sid_env"
   echo "$ERRBUDGET_BACKENDS"
   cargo nextest run --profile "$profile" \
-    -E 'kind(test) - test(/^pages::/) - test(/^dashboards::panel_grid_pictures$/)'
+    -E 'kind(test) - test(/^pages::/) - test(/^dashboards::panel_grid_pictures$/) - test(/^packaging::/)'
 )
 
 echo

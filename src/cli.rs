@@ -4,26 +4,35 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub use crate::logging::{Format as LogFormat, Level as LogLevel};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "errbudget",
-    version,
-    about = "Error budgets and burn rates from SLO specs"
+    about = "Error budgets and burn rates from SLO specs",
+    // `--version` prints the build facts the way Prometheus components do.
+    disable_version_flag = true,
+    arg_required_else_help = true
 )]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
-    /// Log level: error, warn, info, debug, trace.
-    #[arg(long = "log.level", global = true, default_value = "info")]
-    pub log_level: String,
+    pub command: Option<Command>,
+    /// Print version and build information, then exit.
+    #[arg(long, exclusive = true)]
+    pub version: bool,
+    /// Only log messages with the given severity or above.
+    #[arg(long = "log.level", global = true, value_enum, default_value_t = LogLevel::Info)]
+    pub log_level: LogLevel,
+    /// Output format of log messages.
     #[arg(long = "log.format", global = true, value_enum, default_value_t = LogFormat::Logfmt)]
     pub log_format: LogFormat,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Logfmt,
-    Json,
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -38,9 +47,10 @@ pub enum Command {
     Run {
         #[arg(short = 'c', long = "config.file")]
         config_file: PathBuf,
-        /// Overrides web.listen_address.
-        #[arg(long = "web.listen-address")]
-        listen_address: Option<String>,
+        /// Address to serve on; repeat it to serve on several. Overrides
+        /// web.listen_address.
+        #[arg(long = "web.listen-address", value_name = "ADDRESS")]
+        listen_address: Vec<String>,
         /// Exporter-toolkit web config (TLS, basic auth); overrides web.config_file.
         #[arg(long = "web.config.file")]
         web_config_file: Option<PathBuf>,
@@ -122,6 +132,71 @@ pub enum Command {
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
         timeout: std::time::Duration,
     },
+    /// Exit 0 if a running errbudget answers /-/healthy (for container
+    /// health checks, where no curl is installed).
+    Healthcheck {
+        #[arg(long, default_value = "http://127.0.0.1:9465/-/healthy")]
+        url: String,
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        timeout: std::time::Duration,
+    },
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the man page (roff).
+    #[command(hide = true)]
+    Man,
+}
+
+/// The completion script for `shell`, generated from these definitions.
+pub fn completions(shell: Shell) -> Vec<u8> {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut out = Vec::new();
+    let shell = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    clap_complete::generate(shell, &mut cmd, "errbudget", &mut out);
+    out
+}
+
+/// The man page errbudget(1), with one section per subcommand.
+pub fn man_page() -> std::io::Result<Vec<u8>> {
+    use clap::CommandFactory;
+    let cmd = Cli::command().version(crate::version::VERSION);
+    let mut out = Vec::new();
+    let man = clap_mangen::Man::new(cmd.clone());
+    man.render_title(&mut out)?;
+    man.render_name_section(&mut out)?;
+    man.render_synopsis_section(&mut out)?;
+    man.render_description_section(&mut out)?;
+    man.render_options_section(&mut out)?;
+    for sub in cmd.get_subcommands().filter(|c| !c.is_hide_set()) {
+        let name = sub.get_name();
+        out.extend_from_slice(format!(".SH \"ERRBUDGET {}\"\n", name.to_uppercase()).as_bytes());
+        if let Some(about) = sub.get_about() {
+            out.extend_from_slice(format!("{}\n", roff_escape(&about.to_string())).as_bytes());
+        }
+        let sub_man = clap_mangen::Man::new(sub.clone().bin_name(format!("errbudget {name}")));
+        sub_man.render_synopsis_section(&mut out)?;
+        sub_man.render_options_section(&mut out)?;
+    }
+    man.render_version_section(&mut out)?;
+    Ok(out)
+}
+
+/// Keeps a line of text from being read as a roff request.
+fn roff_escape(s: &str) -> String {
+    let s = s.replace('\\', "\\e");
+    if s.starts_with('.') || s.starts_with('\'') {
+        format!("\\&{s}")
+    } else {
+        s
+    }
 }
 
 fn parse_external_url(s: &str) -> Result<String, String> {
@@ -180,15 +255,15 @@ mod tests {
     fn convert_takes_a_config_or_spec_paths() {
         let cli = Cli::try_parse_from(["errbudget", "convert", "slos/", "more.yaml"]).unwrap();
         assert!(
-            matches!(&cli.command, Command::Convert { config_file: None, specs } if specs.len() == 2)
+            matches!(&cli.command, Some(Command::Convert { config_file: None, specs }) if specs.len() == 2)
         );
         let cli = Cli::try_parse_from(["errbudget", "convert", "-c", "e.yaml"]).unwrap();
         assert!(matches!(
             &cli.command,
-            Command::Convert {
+            Some(Command::Convert {
                 config_file: Some(_),
                 ..
-            }
+            })
         ));
     }
 
@@ -203,7 +278,7 @@ mod tests {
             ":1",
         ])
         .unwrap();
-        assert!(matches!(cli.command, Command::Run { .. }));
+        assert!(matches!(cli.command, Some(Command::Run { .. })));
         let cli = Cli::try_parse_from([
             "errbudget",
             "run",
@@ -215,7 +290,7 @@ mod tests {
         .unwrap();
         assert!(matches!(
             cli.command,
-            Command::Run { external_url: Some(ref u), .. } if u == "https://eb.example.com"
+            Some(Command::Run { external_url: Some(ref u), .. }) if u == "https://eb.example.com"
         ));
         assert!(Cli::try_parse_from([
             "errbudget",
@@ -237,10 +312,50 @@ mod tests {
         .unwrap();
         assert!(matches!(
             cli.command,
-            Command::Eval {
+            Some(Command::Eval {
                 output: OutputFormat::Json,
                 ..
-            }
+            })
         ));
+    }
+
+    #[test]
+    fn listen_address_repeats_and_bad_log_values_are_refused() {
+        let cli = Cli::try_parse_from([
+            "errbudget",
+            "run",
+            "-c",
+            "x",
+            "--web.listen-address",
+            "127.0.0.1:1",
+            "--web.listen-address",
+            "[::1]:1",
+        ])
+        .unwrap();
+        let Some(Command::Run { listen_address, .. }) = cli.command else {
+            panic!("not run");
+        };
+        assert_eq!(listen_address, ["127.0.0.1:1", "[::1]:1"]);
+        for (flag, value) in [("--log.level", "bogus"), ("--log.format", "xml")] {
+            let e = Cli::try_parse_from(["errbudget", flag, value, "check", "x"]).unwrap_err();
+            assert_eq!(e.exit_code(), 2);
+            let text = e.to_string();
+            assert!(text.contains("possible values"), "{text}");
+        }
+    }
+
+    #[test]
+    fn completions_and_man_page_cover_every_subcommand() {
+        let bash = String::from_utf8(completions(Shell::Bash)).unwrap();
+        let man = String::from_utf8(man_page().unwrap()).unwrap();
+        for sub in ["run", "check", "eval", "rules", "backtest", "gate"] {
+            assert!(bash.contains(sub), "{sub} not in bash completions");
+            assert!(
+                man.contains(&format!("ERRBUDGET {}", sub.to_uppercase())),
+                "{sub} not in the man page"
+            );
+        }
+        assert!(bash.contains("--web.listen-address"));
+        assert!(man.contains("web.listen\\-address"), "{man}");
     }
 }

@@ -30,17 +30,17 @@ pub fn check(config_file: Option<&Path>, specs: &[PathBuf]) -> i32 {
         }
     }
     if config_file.is_none() && specs.is_empty() {
-        eprintln!("nothing to check: give --config.file FILE or spec files");
+        crate::errln!("nothing to check: give --config.file FILE or spec files");
         return 2;
     }
     if problems.is_empty() {
-        println!("OK: {count} SLOs");
+        crate::outln!("OK: {count} SLOs");
         0
     } else {
         for p in &problems {
-            eprintln!("{p}");
+            crate::errln!("{p}");
         }
-        eprintln!("{} problem(s) found", problems.len());
+        crate::errln!("{} problem(s) found", problems.len());
         1
     }
 }
@@ -74,11 +74,11 @@ fn engine<C: crate::prom::QueryApi>(
 fn print_json(v: &serde_json::Value) -> i32 {
     match serde_json::to_string_pretty(v) {
         Ok(s) => {
-            println!("{s}");
+            crate::outln!("{s}");
             0
         }
         Err(e) => {
-            eprintln!("cannot encode JSON: {e}");
+            crate::errln!("cannot encode JSON: {e}");
             1
         }
     }
@@ -88,14 +88,14 @@ pub async fn eval(config_file: &Path, at: Option<&str>, format: OutputFormat) ->
     let at = match at.map(crate::cli::parse_time).transpose() {
         Ok(t) => t.unwrap_or_else(unix_now),
         Err(e) => {
-            eprintln!("{e}");
+            crate::errln!("{e}");
             return 2;
         }
     };
     let mut engine = match engine(config_file, |c| c) {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("{e}");
+            crate::errln!("{e}");
             return 2;
         }
     };
@@ -107,7 +107,7 @@ pub async fn eval(config_file: &Path, at: Option<&str>, format: OutputFormat) ->
                 return 1;
             }
         }
-        OutputFormat::Table => print!("{}", output::table(&snapshot)),
+        OutputFormat::Table => crate::console::out(format_args!("{}", output::table(&snapshot))),
     }
     if failed > 0 {
         1
@@ -126,11 +126,11 @@ pub async fn backtest(
     let (from, to) = match (crate::cli::parse_time(from), crate::cli::parse_time(to)) {
         (Ok(f), Ok(t)) if f <= t => (f, t),
         (Ok(_), Ok(_)) => {
-            eprintln!("--from must not be after --to");
+            crate::errln!("--from must not be after --to");
             return 2;
         }
         (Err(e), _) | (_, Err(e)) => {
-            eprintln!("{e}");
+            crate::errln!("{e}");
             return 2;
         }
     };
@@ -140,7 +140,7 @@ pub async fn backtest(
     }) {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("{e}");
+            crate::errln!("{e}");
             return 2;
         }
     };
@@ -151,10 +151,12 @@ pub async fn backtest(
                 return 1;
             }
         }
-        OutputFormat::Table => print!("{}", output::backtest_table(&report)),
+        OutputFormat::Table => {
+            crate::console::out(format_args!("{}", output::backtest_table(&report)))
+        }
     }
     if report.failed_cycles > 0 {
-        eprintln!(
+        crate::errln!(
             "{} of the replayed evaluations failed: figures around them are incomplete",
             report.failed_cycles
         );
@@ -167,13 +169,13 @@ pub fn rules(config_file: &Path, opts: &crate::rules::Options) -> i32 {
     let slos = match load_config(config_file) {
         Ok((_, slos)) => slos,
         Err(e) => {
-            eprintln!("{e}");
+            crate::errln!("{e}");
             return 2;
         }
     };
     match crate::rules::render(&slos, opts) {
         Ok(text) => {
-            print!("{text}");
+            crate::console::out(format_args!("{text}"));
             0
         }
         Err(errs) => {
@@ -198,7 +200,7 @@ pub fn convert(config_file: Option<&Path>, specs: &[PathBuf]) -> i32 {
     };
     match loaded {
         Ok(slos) => {
-            print!("{}", crate::convert::render(&slos));
+            crate::console::out(format_args!("{}", crate::convert::render(&slos)));
             0
         }
         Err(problems) => {
@@ -232,17 +234,32 @@ pub async fn gate(
     let doc = match body.await {
         Ok(d) => d,
         Err(e) => {
-            println!("cannot tell: {endpoint}: {e}");
+            crate::outln!("cannot tell: {endpoint}: {e}");
             return 2;
         }
     };
     gate_decision(&doc, service, slo)
 }
 
+/// For a container's HEALTHCHECK: 0 when `url` answers 200, else 1 with why.
+pub async fn healthcheck(url: &str, timeout: std::time::Duration) -> i32 {
+    let answer = async {
+        let client = reqwest::Client::builder().timeout(timeout).build()?;
+        client.get(url).send().await?.error_for_status()
+    };
+    match answer.await {
+        Ok(_) => 0,
+        Err(e) => {
+            crate::errln!("unhealthy: {e}");
+            1
+        }
+    }
+}
+
 /// 0 allowed, 1 frozen, 2 cannot tell; prints why.
 pub fn gate_decision(doc: &serde_json::Value, service: &str, slo: Option<&str>) -> i32 {
     let Some(list) = doc.get("slos").and_then(|s| s.as_array()) else {
-        println!("cannot tell: the answer has no \"slos\" list");
+        crate::outln!("cannot tell: the answer has no \"slos\" list");
         return 2;
     };
     let matching: Vec<&serde_json::Value> = list
@@ -251,7 +268,7 @@ pub fn gate_decision(doc: &serde_json::Value, service: &str, slo: Option<&str>) 
         .filter(|s| slo.is_none() || s.get("slo").and_then(|v| v.as_str()) == slo)
         .collect();
     if matching.is_empty() {
-        println!(
+        crate::outln!(
             "cannot tell: no SLO of service {service:?}{} is known",
             slo.map(|s| format!(" named {s:?}")).unwrap_or_default()
         );
@@ -266,18 +283,18 @@ pub fn gate_decision(doc: &serde_json::Value, service: &str, slo: Option<&str>) 
         let status = s.get("status").and_then(|v| v.as_str()).unwrap_or("?");
         match (s.get("release_frozen").and_then(|v| v.as_bool()), left) {
             (Some(true), Some(l)) => {
-                println!("frozen: {service}/{name}: {:.1}% of the error budget left, below the release-freeze policy", l * 100.0);
+                crate::outln!("frozen: {service}/{name}: {:.1}% of the error budget left, below the release-freeze policy", l * 100.0);
                 code = code.max(1);
             }
             (Some(false), Some(l)) if status != "error" => {
-                println!(
+                crate::outln!(
                     "allowed: {service}/{name}: {:.1}% of the error budget left",
                     l * 100.0
                 );
             }
             _ => {
                 let why = s.get("error").and_then(|v| v.as_str()).unwrap_or(status);
-                println!("cannot tell: {service}/{name}: not evaluated ({why})");
+                crate::outln!("cannot tell: {service}/{name}: not evaluated ({why})");
                 code = 2;
             }
         }

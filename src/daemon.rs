@@ -23,7 +23,8 @@ use crate::trend::Trends;
 
 pub struct RunOptions {
     pub config_file: PathBuf,
-    pub listen_address: Option<String>,
+    /// Overrides `web.listen_address`; several serve on each.
+    pub listen_address: Vec<String>,
     /// Overrides `web.config_file`.
     pub web_config_file: Option<PathBuf>,
     /// Overrides `web.external_url`.
@@ -33,7 +34,7 @@ pub struct RunOptions {
 /// Settles the URL alerts and pages link to: the flag, else the config,
 /// else derived from the address errbudget listens on.
 fn resolve_external_url(settings: &mut Settings, opts: &RunOptions) {
-    if let Some(a) = &opts.listen_address {
+    if let Some(a) = opts.listen_address.first() {
         settings.web.listen_address = a.clone();
     }
     if let Some(u) = &opts.external_url {
@@ -237,14 +238,19 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let mut dispatcher = new_dispatcher(&settings, &metrics)?;
     wire(&mut engine, &dispatcher);
 
-    let address = opts
-        .listen_address
-        .clone()
-        .unwrap_or_else(|| settings.web.listen_address.clone());
-    let listener = TcpListener::bind(&address)
-        .await
-        .with_context(|| format!("cannot listen on {address}"))?;
-    tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or(address), "listening");
+    let addresses = if opts.listen_address.is_empty() {
+        vec![settings.web.listen_address.clone()]
+    } else {
+        opts.listen_address.clone()
+    };
+    let mut listeners = Vec::new();
+    for address in &addresses {
+        let listener = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on {address}"))?;
+        tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or(address.clone()), "listening");
+        listeners.push(listener);
+    }
 
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -254,13 +260,21 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         reload: reload_tx,
         trends: Some(trends.clone()),
     };
-    let mut server_shutdown = shutdown_rx.clone();
-    let server = tokio::spawn(async move {
-        crate::web::serve(listener, http::router(app), web_config, async move {
-            let _ = server_shutdown.wait_for(|&s| s).await;
+    let router = http::router(app);
+    let servers: Vec<_> = listeners
+        .into_iter()
+        .map(|listener| {
+            let mut server_shutdown = shutdown_rx.clone();
+            let (router, web_config) = (router.clone(), web_config.clone());
+            tokio::spawn(async move {
+                crate::web::serve(listener, router, web_config, async move {
+                    let _ = server_shutdown.wait_for(|&s| s).await;
+                })
+                .await
+            })
         })
-        .await
-    });
+        .collect();
+    crate::systemd::notify(&[sd_notify::NotifyState::Ready]);
 
     let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
@@ -295,15 +309,17 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let _ = shutdown_tx.send(true);
     engine.set_sink(Box::new(|_| {}));
     stop_delivery(dispatcher, Duration::from_secs(5)).await;
-    match tokio::time::timeout(Duration::from_secs(10), server).await {
-        Ok(Ok(Ok(()))) => Ok(()),
-        Ok(Ok(Err(e))) => Err(e).context("web server failed"),
-        Ok(Err(e)) => Err(e).context("web server task failed"),
-        Err(_) => {
-            tracing::warn!("web server did not stop within 10s");
-            Ok(())
+    crate::systemd::notify(&[sd_notify::NotifyState::Stopping]);
+    let mut result = Ok(());
+    for server in servers {
+        match tokio::time::timeout(Duration::from_secs(10), server).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => result = Err(e).context("web server failed"),
+            Ok(Err(e)) => result = Err(e).context("web server task failed"),
+            Err(_) => tracing::warn!("web server did not stop within 10s"),
         }
     }
+    result
 }
 
 fn new_interval(every: Duration) -> tokio::time::Interval {

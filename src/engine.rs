@@ -168,7 +168,9 @@ impl<C: QueryApi> Engine<C> {
         }
         let mut next = self.state.snapshot().next(now, results);
         let observations = build::observations(&next, now, &self.alert_options);
+        let was_firing = self.decider.firing().map(|(l, _)| l.clone()).collect();
         let notifications = self.decider.step(now, observations);
+        crate::logging::alert_changes(&was_firing, &notifications, &next);
         for i in &mut next.instances {
             let Some(fig) = i.figures.take() else {
                 continue;

@@ -1,22 +1,179 @@
-//! The `slo_*` series, rendered from the state snapshot at scrape time.
-//! A scrape never queries Prometheus. Text encoding and label escaping
-//! are the `prometheus` crate's.
+//! The `/metrics` exposition: the daemon's own series, gathered at each
+//! scrape, and the `slo_*` series, rendered from a snapshot once per
+//! evaluation and kept ([`Cache`]), so that scrapes cost a copy of a
+//! shared buffer and concurrent scrapes do not each build the text.
+//! A scrape never queries Prometheus.
+//!
+//! Formats: text 0.0.4 (the `prometheus` crate's encoder) and
+//! OpenMetrics 1.0 (`openmetrics`), chosen from the scraper's `Accept`.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Weak};
 
+use bytes::Bytes;
 use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{Encoder, TextEncoder};
 
 use crate::metrics::DaemonMetrics;
+use crate::openmetrics;
 use crate::state::{Instance, LabelSet, Snapshot};
 
-/// Renders the daemon's own series and every SLO series.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    OpenMetrics,
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
+            Format::OpenMetrics => openmetrics::CONTENT_TYPE,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Text => "text",
+            Format::OpenMetrics => "openmetrics",
+        }
+    }
+
+    /// OpenMetrics when the `Accept` header rates it at least as high as
+    /// the text format, as Prometheus asks by default; text otherwise,
+    /// also when there is no header.
+    pub fn negotiate(accept: Option<&str>) -> Format {
+        let Some(accept) = accept else {
+            return Format::Text;
+        };
+        let (mut om, mut text) = (0.0_f64, 0.0_f64);
+        for range in accept.split(',') {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or("").to_ascii_lowercase();
+            let mut q = 1.0;
+            let mut version = None;
+            for p in parts {
+                if let Some((k, v)) = p.split_once('=') {
+                    match k.trim().to_ascii_lowercase().as_str() {
+                        "q" => q = v.trim().parse().unwrap_or(0.0),
+                        "version" => version = Some(v.trim().to_string()),
+                        _ => {}
+                    }
+                }
+            }
+            match media.as_str() {
+                "application/openmetrics-text"
+                    if version
+                        .as_deref()
+                        .is_none_or(|v| v == "1.0.0" || v == "0.0.1") =>
+                {
+                    om = om.max(q)
+                }
+                "text/plain" | "text/*" | "*/*" => text = text.max(q),
+                _ => {}
+            }
+        }
+        if om > 0.0 && om >= text {
+            Format::OpenMetrics
+        } else {
+            Format::Text
+        }
+    }
+}
+
+/// Renders the daemon's own series and every SLO series as text, at once.
 pub fn render(metrics: &DaemonMetrics, snapshot: &Snapshot) -> Result<String, prometheus::Error> {
     let mut families = metrics.registry.gather();
     families.extend(slo_families(snapshot));
-    let mut buf = Vec::new();
-    TextEncoder::new().encode(&families, &mut buf)?;
-    String::from_utf8(buf).map_err(|e| prometheus::Error::Msg(e.to_string()))
+    encode(&families, Format::Text).map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+fn encode(families: &[MetricFamily], format: Format) -> Result<Vec<u8>, prometheus::Error> {
+    match format {
+        Format::Text => {
+            let mut buf = Vec::new();
+            TextEncoder::new().encode(families, &mut buf)?;
+            Ok(buf)
+        }
+        Format::OpenMetrics => {
+            let mut s = String::new();
+            openmetrics::encode(families, &mut s);
+            Ok(s.into_bytes())
+        }
+    }
+}
+
+/// The `slo_*` part of `/metrics` for the latest snapshot, per format,
+/// built by the first scrape that asks for it after an evaluation.
+#[derive(Default)]
+pub struct Cache {
+    slot: tokio::sync::Mutex<Option<Rendered>>,
+    renders: std::sync::atomic::AtomicUsize,
+}
+
+struct Rendered {
+    of: Weak<Snapshot>,
+    text: Option<Bytes>,
+    openmetrics: Option<Bytes>,
+}
+
+impl Cache {
+    /// The exposition as chunks to send one after the other.
+    pub async fn scrape(
+        &self,
+        metrics: &DaemonMetrics,
+        snapshot: &Arc<Snapshot>,
+        format: Format,
+    ) -> Result<Vec<Bytes>, prometheus::Error> {
+        let own = Bytes::from(encode(&metrics.registry.gather(), format)?);
+        let slos = self.slo_part(snapshot, format).await?;
+        let mut chunks = vec![own, slos];
+        if format == Format::OpenMetrics {
+            chunks.push(Bytes::from_static(openmetrics::EOF.as_bytes()));
+        }
+        Ok(chunks)
+    }
+
+    async fn slo_part(
+        &self,
+        snapshot: &Arc<Snapshot>,
+        format: Format,
+    ) -> Result<Bytes, prometheus::Error> {
+        // Held while rendering: scrapes that arrive meanwhile wait for
+        // this render instead of making their own.
+        let mut slot = self.slot.lock().await;
+        let current = slot
+            .as_ref()
+            .and_then(|r| r.of.upgrade())
+            .is_some_and(|s| Arc::ptr_eq(&s, snapshot));
+        if !current {
+            *slot = Some(Rendered {
+                of: Arc::downgrade(snapshot),
+                text: None,
+                openmetrics: None,
+            });
+        }
+        let Some(r) = slot.as_mut() else {
+            unreachable!("filled above");
+        };
+        let cached = match format {
+            Format::Text => &mut r.text,
+            Format::OpenMetrics => &mut r.openmetrics,
+        };
+        if let Some(b) = cached {
+            return Ok(b.clone());
+        }
+        let body = Bytes::from(encode(&slo_families(snapshot), format)?);
+        self.renders
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *cached = Some(body.clone());
+        Ok(body)
+    }
+
+    /// How many times the `slo_*` part was built, for tests.
+    pub fn renders(&self) -> usize {
+        self.renders.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 struct Family {
@@ -255,6 +412,67 @@ mod tests {
         group.insert("route".into(), "/pay".into());
         let ok: SloOutcome = Ok(vec![(group, Status::Ok, figures)]);
         Snapshot::default().next(1_764_118_800, vec![(Arc::new(slo), ok)])
+    }
+
+    #[test]
+    fn openmetrics_only_when_the_scraper_prefers_it() {
+        let cases = [
+            (None, Format::Text),
+            (Some("*/*"), Format::Text),
+            (Some("text/plain;version=0.0.4"), Format::Text),
+            // Prometheus 2.x's default.
+            (Some("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"), Format::OpenMetrics),
+            (Some("application/openmetrics-text; version=0.0.1"), Format::OpenMetrics),
+            (Some("text/plain;q=0.9,application/openmetrics-text;q=0.5"), Format::Text),
+            (Some("application/openmetrics-text;version=2.0.0,text/plain;q=0.1"), Format::Text),
+            (Some("application/openmetrics-text;q=0"), Format::Text),
+        ];
+        for (accept, want) in cases {
+            assert_eq!(Format::negotiate(accept), want, "{accept:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn slo_series_are_built_once_per_snapshot_and_format() {
+        let metrics = DaemonMetrics::new();
+        let cache = Cache::default();
+        let first = Arc::new(snapshot());
+        let mut bodies = Vec::new();
+        for _ in 0..5 {
+            for format in [Format::Text, Format::OpenMetrics] {
+                let chunks = cache.scrape(&metrics, &first, format).await.unwrap();
+                bodies.push((format, chunks.concat()));
+            }
+        }
+        assert_eq!(cache.renders(), 2);
+        let (_, text) = &bodies[0];
+        let (_, om) = &bodies[1];
+        let text = String::from_utf8_lossy(text);
+        let om = String::from_utf8_lossy(om);
+        assert!(text.contains("# TYPE slo_burn_rate gauge"), "{text}");
+        assert!(!text.contains("# EOF"));
+        assert!(om.ends_with("\n# EOF\n"), "{om}");
+        assert!(
+            om.contains("# TYPE errbudget_prometheus_queries counter"),
+            "{om}"
+        );
+        assert!(
+            om.contains("errbudget_prometheus_queries_total{outcome=\"success\"} 0"),
+            "{om}"
+        );
+        // The same SLO samples in both formats (text writes +Inf as `inf`).
+        let slo_lines = |s: &str| -> Vec<(String, f64)> {
+            s.lines()
+                .filter(|l| l.starts_with("slo_"))
+                .filter_map(|l| l.rsplit_once(' '))
+                .map(|(k, v)| (k.to_string(), v.parse::<f64>().unwrap()))
+                .collect()
+        };
+        assert_eq!(slo_lines(&text), slo_lines(&om));
+        // A new evaluation is rendered anew.
+        let second = Arc::new(snapshot());
+        cache.scrape(&metrics, &second, Format::Text).await.unwrap();
+        assert_eq!(cache.renders(), 3);
     }
 
     #[test]

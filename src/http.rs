@@ -5,13 +5,15 @@
 
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::{Path, State as AxState};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::exposition::Format;
 use crate::metrics::DaemonMetrics;
 use crate::output;
 use crate::state::State;
@@ -31,9 +33,19 @@ pub struct AppState {
 }
 
 pub fn router(app: AppState) -> Router {
+    let cache = Arc::new(crate::exposition::Cache::default());
+    // gzip when the scraper accepts it, compressed as the body streams out.
+    let compression = tower_http::compression::CompressionLayer::new()
+        .gzip(true)
+        .no_br()
+        .no_deflate()
+        .no_zstd();
     Router::new()
         .route("/", get(index))
-        .route("/metrics", get(metrics))
+        .route(
+            "/metrics",
+            get(move |app, headers| metrics(app, headers, cache.clone())).layer(compression),
+        )
         .route("/-/healthy", get(|| async { "OK\n" }))
         .route("/-/ready", get(ready))
         .route("/-/reload", post(reload))
@@ -42,16 +54,29 @@ pub fn router(app: AppState) -> Router {
         .with_state(app)
 }
 
-async fn metrics(AxState(app): AxState<AppState>) -> Response {
-    match crate::exposition::render(&app.metrics, &app.state.snapshot()) {
-        Ok(body) => (
-            [(
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            body,
-        )
-            .into_response(),
+async fn metrics(
+    AxState(app): AxState<AppState>,
+    headers: HeaderMap,
+    cache: Arc<crate::exposition::Cache>,
+) -> Response {
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let format = Format::negotiate(header(header::ACCEPT));
+    tracing::debug!(
+        format = format.name(),
+        gzip = header(header::ACCEPT_ENCODING).is_some_and(|e| e.contains("gzip")),
+        user_agent = header(header::USER_AGENT).unwrap_or(""),
+        "metrics scraped"
+    );
+    match cache
+        .scrape(&app.metrics, &app.state.snapshot(), format)
+        .await
+    {
+        Ok(chunks) => {
+            let body = Body::from_stream(futures::stream::iter(
+                chunks.into_iter().map(Ok::<_, std::convert::Infallible>),
+            ));
+            ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
+        }
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
     }
 }

@@ -1,42 +1,36 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-use errbudget::cli::{Cli, Command, LogFormat};
-use errbudget::{commands, daemon};
-use tracing_subscriber::EnvFilter;
-
-fn init_logging(level: &str, format: LogFormat) {
-    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
-    match format {
-        LogFormat::Json => tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .json()
-            .init(),
-        LogFormat::Logfmt => tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .event_format(tracing_logfmt::EventsFormatter::default())
-            .fmt_fields(tracing_logfmt::FieldsFormatter::default())
-            .init(),
-    }
-}
+use clap::{CommandFactory, Parser};
+use errbudget::cli::{Cli, Command};
+use errbudget::{commands, console, daemon, errln, logging};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_level, cli.log_format);
+    if cli.version {
+        console::out(format_args!("{}", errbudget::version::print()));
+        return ExitCode::SUCCESS;
+    }
+    let Some(command) = cli.command else {
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::MissingSubcommand,
+                "a subcommand is required",
+            )
+            .exit();
+    };
+    logging::init(cli.log_level, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("errbudget: cannot start the runtime: {e}");
+            errln!("errbudget: cannot start the runtime: {e}");
             return ExitCode::from(2);
         }
     };
     let code = runtime.block_on(async {
-        match cli.command {
+        match command {
             Command::Run {
                 config_file,
                 listen_address,
@@ -53,7 +47,7 @@ fn main() -> ExitCode {
                 {
                     Ok(()) => 0,
                     Err(e) => {
-                        eprintln!("errbudget: {e:#}");
+                        errln!("errbudget: {e:#}");
                         1
                     }
                 }
@@ -97,6 +91,24 @@ fn main() -> ExitCode {
                 slo,
                 timeout,
             } => commands::gate(&url, &service, slo.as_deref(), timeout).await,
+            Command::Healthcheck { url, timeout } => commands::healthcheck(&url, timeout).await,
+            Command::Completions { shell } => {
+                console::out(format_args!(
+                    "{}",
+                    String::from_utf8_lossy(&errbudget::cli::completions(shell))
+                ));
+                0
+            }
+            Command::Man => match errbudget::cli::man_page() {
+                Ok(page) => {
+                    console::out(format_args!("{}", String::from_utf8_lossy(&page)));
+                    0
+                }
+                Err(e) => {
+                    errln!("errbudget: cannot render the man page: {e}");
+                    1
+                }
+            },
         }
     });
     ExitCode::from(code as u8)

@@ -24,6 +24,8 @@ pub struct DaemonMetrics {
     pub config_last_reload_success_timestamp: Gauge,
     /// `outcome` = `success` | `failure`.
     pub config_reloads_total: IntCounterVec,
+    /// Log lines that could not be written (full disk, closed stderr).
+    pub log_lines_dropped: IntCounter,
 }
 
 impl DaemonMetrics {
@@ -33,13 +35,17 @@ impl DaemonMetrics {
 
     fn try_new() -> prometheus::Result<Self> {
         let registry = Registry::new();
+        let labels = crate::version::labels();
+        let names: Vec<&str> = labels.iter().map(|(k, _)| *k).collect();
+        let values: Vec<&str> = labels.iter().map(|(_, v)| *v).collect();
         let build_info = IntGaugeVec::new(
-            Opts::new("errbudget_build_info", "errbudget build, value 1."),
-            &["version"],
+            Opts::new(
+                "errbudget_build_info",
+                "A metric with a constant '1' value labeled by version, revision, branch, build user and date, Rust version and target from which errbudget was built.",
+            ),
+            &names,
         )?;
-        build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
-            .set(1);
+        build_info.with_label_values(&values).set(1);
         let backend_info = IntGaugeVec::new(
             Opts::new(
                 "errbudget_backend_info",
@@ -98,8 +104,13 @@ impl DaemonMetrics {
             ),
             &["outcome"],
         )?;
+        let log_lines_dropped = crate::logging::dropped_counter();
         registry.register(Box::new(build_info.clone()))?;
         registry.register(Box::new(backend_info.clone()))?;
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        registry.register(Box::new(log_lines_dropped.clone()))?;
         registry.register(Box::new(evaluation_duration.clone()))?;
         registry.register(Box::new(queries_total.clone()))?;
         registry.register(Box::new(query_duration.clone()))?;
@@ -126,6 +137,7 @@ impl DaemonMetrics {
             config_last_reload_successful,
             config_last_reload_success_timestamp,
             config_reloads_total,
+            log_lines_dropped,
         })
     }
 }
