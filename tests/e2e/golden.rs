@@ -174,6 +174,7 @@ fn volatile(name: &str) -> bool {
         && name != "errbudget_backend_info"
         && name != "errbudget_config_last_reload_successful")
         || name == "slo_last_evaluation_timestamp_seconds"
+        || name.starts_with("process_")
 }
 
 /// The exposition with volatile values replaced by `<volatile>` and the
@@ -192,9 +193,12 @@ fn normalise(body: &str) -> String {
                 .trim_end_matches("_sum")
                 .trim_end_matches("_count");
             match line.rsplit_once(' ') {
-                // Which backend was detected depends on the build under test.
-                Some((_, value)) if name == "errbudget_backend_info" => {
-                    out.push_str(&format!("{name}{{<the backend under test>}} {value}"));
+                // Which backend was detected depends on the build under
+                // test; the build's revision and date on the commit built.
+                Some((_, value))
+                    if name == "errbudget_backend_info" || name == "errbudget_build_info" =>
+                {
+                    out.push_str(&format!("{name}{{<the build under test>}} {value}"));
                 }
                 Some((series, _)) if volatile(name) => {
                     out.push_str(series);
