@@ -303,6 +303,16 @@ fn slo_rules(slo: &Slo, interval: u64) -> Vec<Rule> {
             ));
         }
     }
+    // The recorded increments are the data the rules hold: each covers one
+    // interval, so their count tells how much of the period is covered.
+    rules.push(record(
+        "slo_period_coverage_ratio",
+        format!(
+            "clamp_max(\n  count_over_time({INCREMENT_TOTAL}{sel}[{}]) * {interval} / {period_secs},\n  1\n)",
+            sum_range(period_secs)
+        ),
+        base_list.clone(),
+    ));
     rules.push(record(
         "slo_error_budget_remaining_ratio",
         format!("1 - slo_period_error_ratio{sel} / {budget}"),

@@ -176,6 +176,7 @@ fn eval_value(s: &Value, name: &str, labels: &BTreeMap<String, String>) -> Optio
             num(&s["error_budget_exhaustion_seconds"][l("window")])
         }
         "slo_period_error_ratio" => s["period_error_ratio"].as_f64(),
+        "slo_period_coverage_ratio" => s["period_coverage_ratio"].as_f64(),
         "slo_error_budget_remaining_ratio" => s["error_budget_remaining_ratio"].as_f64(),
         "slo_error_budget_remaining_seconds" => s["error_budget_remaining_seconds"].as_f64(),
         "slo_period_events" => s["period_events"][l("kind")].as_f64(),
@@ -394,6 +395,21 @@ fn recorded_series_match_the_model_and_eval_on_this_prometheus() {
                         failures.push(format!("{id}: label {k} {:?}, want {v:?}", labels.get(k)));
                     }
                 }
+            }
+            // While the backend holds less than a period, the daemon bounds
+            // budget-in-time and exhaustion by the covered time (README,
+            // "While the period is not yet covered"); the rules keep the
+            // full-period definition, still checked against the events.
+            let partial = s["period_coverage_ratio"].as_f64().is_some_and(|c| c < 1.0);
+            if partial
+                && matches!(
+                    name.as_str(),
+                    "slo_error_budget_exhaustion_seconds"
+                        | "slo_error_budget_remaining_seconds"
+                        | "slo_period_coverage_ratio"
+                )
+            {
+                continue;
             }
             let Some(e) = eval_value(s, name, labels) else {
                 failures.push(format!("{id}: eval has no such figure"));
