@@ -109,10 +109,11 @@ impl<C: QueryApi> Batching<C> {
         join_all(chunks.into_iter().map(|c| self.send_chunk(key, c))).await;
     }
 
-    async fn send_chunk(&self, key: Key, chunk: Vec<(String, Reply)>) {
+    async fn send_chunk(&self, key: Key, mut chunk: Vec<(String, Reply)>) {
         if chunk.len() == 1 {
-            let (query, tx) = chunk.into_iter().next().expect("one part");
-            let _ = tx.send(self.one(key, &query).await);
+            if let Some((query, tx)) = chunk.pop() {
+                let _ = tx.send(self.one(key, &query).await);
+            }
             return;
         }
         let merged = merge_queries(chunk.iter().map(|(q, _)| q.as_str()));
@@ -144,32 +145,35 @@ impl<C: QueryApi> Batching<C> {
 /// Splits a merged answer by part; series without a valid tag are dropped
 /// (a merged query cannot make them).
 fn split(answer: Answer, n: usize) -> Vec<Answer> {
-    let part = |labels: &mut BTreeMap<String, String>| -> Option<usize> {
-        labels
-            .remove(BATCH_LABEL)
-            .and_then(|v| v.parse::<usize>().ok())
-            .filter(|i| *i < n)
-    };
     match answer {
-        Answer::Instant(samples) => {
-            let mut out: Vec<Vec<Sample>> = (0..n).map(|_| vec![]).collect();
-            for mut s in samples {
-                if let Some(i) = part(&mut s.labels) {
-                    out[i].push(s);
-                }
-            }
-            out.into_iter().map(Answer::Instant).collect()
-        }
-        Answer::Range(series) => {
-            let mut out: Vec<Vec<RangeSeries>> = (0..n).map(|_| vec![]).collect();
-            for mut s in series {
-                if let Some(i) = part(&mut s.labels) {
-                    out[i].push(s);
-                }
-            }
-            out.into_iter().map(Answer::Range).collect()
+        Answer::Instant(samples) => route(samples, n, |s| &mut s.labels)
+            .into_iter()
+            .map(Answer::Instant)
+            .collect(),
+        Answer::Range(series) => route(series, n, |s| &mut s.labels)
+            .into_iter()
+            .map(Answer::Range)
+            .collect(),
+    }
+}
+
+/// Each item to the part its tag names, the tag removed; an item with no
+/// valid tag belongs to no part.
+fn route<T>(
+    items: Vec<T>,
+    n: usize,
+    labels: impl Fn(&mut T) -> &mut BTreeMap<String, String>,
+) -> Vec<Vec<T>> {
+    let mut out: Vec<Vec<T>> = (0..n).map(|_| vec![]).collect();
+    for mut item in items {
+        let part = labels(&mut item)
+            .remove(BATCH_LABEL)
+            .and_then(|v| v.parse::<usize>().ok());
+        if let Some(bucket) = part.and_then(|i| out.get_mut(i)) {
+            bucket.push(item);
         }
     }
+    out
 }
 
 impl<C: QueryApi> QueryApi for Batching<C> {

@@ -82,6 +82,28 @@ impl Format {
 }
 
 /// Renders the daemon's own series and every SLO series as text, at once.
+/// Every `slo_*` series an event SLO with the default policy is exposed
+/// with; `rules` records the same set.
+pub const SLO_SERIES: [&str; 17] = [
+    "slo_info",
+    "slo_objective_ratio",
+    "slo_period_seconds",
+    "slo_error_ratio",
+    "slo_burn_rate",
+    "slo_period_error_ratio",
+    "slo_error_budget_remaining_ratio",
+    "slo_error_budget_seconds",
+    "slo_error_budget_remaining_seconds",
+    "slo_period_coverage_ratio",
+    "slo_error_budget_exhaustion_seconds",
+    "slo_period_events",
+    "slo_alert_firing",
+    "slo_alert_burn_rate_threshold",
+    "slo_release_frozen",
+    "slo_evaluation_success",
+    "slo_last_evaluation_timestamp_seconds",
+];
+
 pub fn render(metrics: &DaemonMetrics, snapshot: &Snapshot) -> Result<String, prometheus::Error> {
     let mut families = metrics.registry.gather();
     families.extend(slo_families(snapshot));
@@ -478,23 +500,7 @@ mod tests {
     #[test]
     fn every_contract_series_is_rendered_with_escaped_labels() {
         let text = render(&DaemonMetrics::new(), &snapshot()).unwrap();
-        for name in [
-            "slo_info",
-            "slo_objective_ratio",
-            "slo_period_seconds",
-            "slo_error_ratio",
-            "slo_burn_rate",
-            "slo_period_error_ratio",
-            "slo_error_budget_remaining_ratio",
-            "slo_error_budget_seconds",
-            "slo_error_budget_remaining_seconds",
-            "slo_period_coverage_ratio",
-            "slo_error_budget_exhaustion_seconds",
-            "slo_period_events",
-            "slo_alert_firing",
-            "slo_release_frozen",
-            "slo_evaluation_success",
-            "slo_last_evaluation_timestamp_seconds",
+        for name in SLO_SERIES.iter().copied().chain([
             "errbudget_build_info",
             "errbudget_evaluation_duration_seconds",
             "errbudget_prometheus_queries_total",
@@ -502,7 +508,7 @@ mod tests {
             "errbudget_prometheus_query_samples_total",
             "errbudget_config_last_reload_successful",
             "errbudget_config_last_reload_success_timestamp_seconds",
-        ] {
+        ]) {
             assert!(
                 text.contains(&format!("# TYPE {name} ")),
                 "{name} missing:\n{text}"

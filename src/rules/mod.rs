@@ -573,24 +573,7 @@ mod tests {
             };
             promql_parser::parser::parse(expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
         }
-        for name in [
-            "slo_info",
-            "slo_objective_ratio",
-            "slo_period_seconds",
-            "slo_error_ratio",
-            "slo_burn_rate",
-            "slo_period_error_ratio",
-            "slo_error_budget_remaining_ratio",
-            "slo_error_budget_seconds",
-            "slo_error_budget_remaining_seconds",
-            "slo_error_budget_exhaustion_seconds",
-            "slo_period_events",
-            "slo_alert_firing",
-            "slo_alert_burn_rate_threshold",
-            "slo_release_frozen",
-            "slo_evaluation_success",
-            "slo_last_evaluation_timestamp_seconds",
-        ] {
+        for name in crate::exposition::SLO_SERIES {
             assert!(records.contains(name), "{name} not recorded");
         }
         // Four window pairs, the first page split by min_bad_events.

@@ -3,8 +3,7 @@
 //! signals.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -111,30 +110,6 @@ fn slo_names(d: &Daemon) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn promtool_check_metrics(body: &str) -> (Option<i32>, String) {
-    let mut child = Command::new(harness::promtool())
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn promtool");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(body.as_bytes())
-        .expect("write to promtool");
-    // promtool reads stdin to EOF and exits; bounded by the test timeout.
-    let out = child.wait_with_output().expect("promtool output");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code(), text)
-}
-
 /// Health, readiness, `/metrics` (every CONTRACT series, promtool-clean),
 /// `/api/v1/slos` (CONTRACT shape, same figures as `eval` at the same
 /// instant), `/` answers.
@@ -196,7 +171,7 @@ fn serves_contract_endpoints() {
         .as_deref(),
         Some("1")
     );
-    let (code, out) = promtool_check_metrics(&m.body);
+    let (code, out) = harness::promtool_with_stdin(&["check", "metrics"], &m.body);
     assert!(
         code == Some(0) && out.trim().is_empty(),
         "promtool check metrics: {code:?}\n{out}"

@@ -2,7 +2,7 @@
 //! and compression, and the OpenMetrics, text and gzip answers compared.
 
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::fixtures::{slo, spec};
@@ -152,27 +152,11 @@ fn prometheus_scrapes_openmetrics_gzipped_and_both_formats_agree() {
     // parser); the OpenMetrics answer is checked by Prometheus above.
     {
         let (format, body) = ("text", &plain);
-        let mut child = Command::new(crate::bins::promtool())
-            .args(["check", "metrics"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn promtool");
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(body.as_bytes())
-            .expect("write");
-        let out = child.wait_with_output().expect("promtool");
+        let (code, out) = crate::harness::promtool_with_stdin(&["check", "metrics"], body);
         assert!(
-            out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
-            "promtool check metrics ({format}, {}): {}{}",
+            code == Some(0) && out.is_empty(),
+            "promtool check metrics ({format}, {}): {out}",
             crate::bins::backends(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
         );
     }
 }

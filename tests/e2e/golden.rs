@@ -4,9 +4,8 @@
 //! them, so a change shows as a reviewable diff. The rules are also linted
 //! and their alerting rules unit-tested with promtool.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use saphyr::{LoadableYamlNode, Yaml};
@@ -59,31 +58,7 @@ fn promtool_run(args: &[&str], stdin: Option<&str>) -> (Option<i32>, String) {
             );
             (code, format!("{out}{err}"))
         }
-        Some(body) => {
-            let mut child = Command::new(promtool())
-                .args(args)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn promtool");
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(body.as_bytes())
-                .expect("write to promtool");
-            // promtool reads stdin to EOF and exits; bounded by the test timeout.
-            let out = child.wait_with_output().expect("promtool output");
-            (
-                out.status.code(),
-                format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                ),
-            )
-        }
+        Some(body) => harness::promtool_with_stdin(args, body),
     }
 }
 

@@ -19,6 +19,34 @@ pub fn require(bin: &str) {
     crate::bins::require(bin, "prometheus");
 }
 
+/// `promtool ARGS` with `stdin` written to it (e.g. `check metrics`):
+/// exit code and stdout+stderr. promtool reads stdin to EOF and exits;
+/// bounded by the test timeout.
+pub fn promtool_with_stdin(args: &[&str], stdin: &str) -> (Option<i32>, String) {
+    use std::io::Write;
+    require(promtool());
+    let mut child = Command::new(promtool())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn promtool");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write to promtool");
+    let out = child.wait_with_output().expect("promtool output");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
