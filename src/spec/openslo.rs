@@ -342,7 +342,7 @@ fn resolve<'a, 'i>(
     ref_key: &str,
     kind: &str,
     index: &'a Index<'a, 'i>,
-) -> Option<(Field<'a, 'i>, &'a str)>
+) -> Option<(Field<'a, 'i>, String)>
 where
     'i: 'a,
 {
@@ -356,7 +356,7 @@ where
                     path: format!("{kind} {:?}", name.value),
                     node: obj.node,
                 },
-                obj.file,
+                obj.file.to_string(),
             )),
             Err(msg) => {
                 cx.err(name.pos, format!("{}: {msg}", r.path));
@@ -364,7 +364,8 @@ where
             }
         };
     }
-    Some((item.clone(), ""))
+    // Inline: the object is in the file being read.
+    Some((item.clone(), cx.file.to_string()))
 }
 
 /// `spec.alertPolicies` → window pairs and notification-target labels.
@@ -381,11 +382,6 @@ fn read_alert_policies(
         let Some((policy, file)) = resolve(cx, item, "alertPolicyRef", "AlertPolicy", index) else {
             ok = false;
             continue;
-        };
-        let file = if file.is_empty() {
-            cx.file.to_string()
-        } else {
-            file.to_string()
         };
         let (read, tag) = in_file(cx, &file, |cx| read_policy(cx, &policy, index));
         match read {
@@ -504,11 +500,6 @@ fn read_policy(
         let Some((cond, file)) = resolve(cx, c, "conditionRef", "AlertCondition", index) else {
             ok = false;
             continue;
-        };
-        let file = if file.is_empty() {
-            cx.file.to_string()
-        } else {
-            file.to_string()
         };
         let (w, tag) = in_file(cx, &file, |cx| read_condition(cx, &cond));
         match w {
