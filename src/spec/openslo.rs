@@ -880,11 +880,10 @@ fn threshold_latency(
     {
         return refuse(cx, "the selector fixes le, offset or @");
     }
-    let (op, value) = match threshold {
-        Some((Some(op), Some(v))) if matches!(op.value.as_str(), "lte" | "lt") => (op, v),
+    let value = match threshold {
+        Some((Some(op), Some(v))) if matches!(op.value.as_str(), "lte" | "lt") => v,
         _ => return refuse(cx, "the objective gives no op: lte and value"),
     };
-    let _ = op;
     let matchers: Vec<String> = sel
         .matchers
         .matchers
