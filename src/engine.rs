@@ -112,6 +112,9 @@ impl<C: QueryApi> Engine<C> {
     /// number of SLOs that failed.
     pub async fn cycle(&mut self, now: i64) -> usize {
         let started = Instant::now();
+        // Windows end on a step boundary, where the plan's pieces can end;
+        // the snapshot says which instant its figures are for.
+        let now = crate::plan::evaluation_instant(now);
         let client = self.client.clone();
         // Without a known semantics nothing can be spelt: probe first. A
         // re-probe runs beside the cycle (with the semantics known so far),

@@ -17,7 +17,9 @@ use crate::backend::Semantics;
 use crate::budget::{self, Events};
 use crate::history::{align_down, align_up, History};
 use crate::model::{Slo, Window};
-use crate::plan::{Queries, BUCKET_SECS, DIRECT_MAX_SECS, MAX_POINTS_PER_RANGE_QUERY};
+use crate::plan::{
+    self, Queries, BUCKET_SECS, DIRECT_MAX_SECS, MAX_POINTS_PER_RANGE_QUERY, STEP_SECS,
+};
 use crate::prom::{QueryApi, QueryError};
 use crate::sli::{self, SliError};
 use crate::state::{AlertStatus, Figures, LabelSet, SloOutcome, Status, WindowFigures};
@@ -39,6 +41,9 @@ struct Span {
 pub struct SloEvaluator {
     slo: Arc<Slo>,
     queries: Queries,
+    /// The queries read their windows only through `rate()`, so pieces
+    /// tile on every backend (`plan::with_tile`).
+    rates_only: bool,
     /// All instances share one timeline ending at `last_end`.
     histories: BTreeMap<LabelSet, History>,
     start: Option<i64>,
@@ -50,6 +55,7 @@ impl SloEvaluator {
         let queries = Queries::for_slo(&slo);
         SloEvaluator {
             slo,
+            rates_only: queries.tile_on_any_backend(),
             queries,
             histories: BTreeMap::new(),
             start: None,
@@ -87,6 +93,11 @@ impl SloEvaluator {
         semantics: Semantics,
     ) -> Result<Vec<(LabelSet, Status, Figures)>, EvalError> {
         let w = BUCKET_SECS as i64;
+        let now = plan::evaluation_instant(now);
+        let spelling = Spelling {
+            semantics,
+            tiles: self.rates_only || semantics.tiles_exactly(),
+        };
         let last_final = align_down(now - SETTLE_SECS, BUCKET_SECS);
         let start = align_down(now - self.span(), BUCKET_SECS);
         let from = match self.last_end {
@@ -100,7 +111,7 @@ impl SloEvaluator {
         };
         if last_final > from {
             let fetched = self
-                .fetch_buckets(client, from + w, last_final, semantics)
+                .fetch_buckets(client, from + w, last_final, spelling)
                 .await?;
             self.extend_histories(&fetched, last_final);
         }
@@ -109,18 +120,17 @@ impl SloEvaluator {
         }
         self.start = Some(start.max(self.start.unwrap_or(start)));
 
-        // A window is edge + buckets + head where the backend tiles exactly
-        // (every window then reads only a few minutes of samples) and for
-        // windows longer than DIRECT_MAX; otherwise, or when it lies within
-        // the head, it is one query.
+        // A window is edge + buckets + head where pieces tile exactly (every
+        // window then reads only a few minutes of samples) and for windows
+        // longer than DIRECT_MAX; otherwise, or when it lies within the
+        // head, it is one query.
         let windows = self.slo.windows();
         let head = Span {
             at: now,
             secs: (now - last_final) as u64,
         };
         let direct = |secs: u64| {
-            now - secs as i64 >= last_final
-                || (secs <= DIRECT_MAX_SECS && !semantics.tiles_exactly())
+            now - secs as i64 >= last_final || (secs <= DIRECT_MAX_SECS && !spelling.tiles)
         };
         let mut spans: BTreeSet<Span> = BTreeSet::from([head]);
         let mut long: Vec<u64> = vec![];
@@ -141,7 +151,7 @@ impl SloEvaluator {
         let results = try_join_all(
             spans
                 .iter()
-                .map(|&s| self.instant_counts(client, s, semantics)),
+                .map(|&s| self.instant_counts(client, s, spelling)),
         )
         .await?;
         let by_span: BTreeMap<Span, Counts> = spans.iter().copied().zip(results).collect();
@@ -281,11 +291,11 @@ impl SloEvaluator {
         &self,
         client: &C,
         span: Span,
-        semantics: Semantics,
+        spelling: Spelling,
     ) -> Result<Counts, EvalError> {
         let seconds = span.secs as f64;
         let mut counts = Counts::new();
-        match self.queries.at_range(span.secs, semantics) {
+        match spelling.queries(&self.queries, span.secs) {
             Queries::Events { bad, total } => {
                 let (bad_v, total_v) = tokio::try_join!(
                     client.instant(&bad, span.at),
@@ -325,11 +335,11 @@ impl SloEvaluator {
         client: &C,
         first_end: i64,
         last_end: i64,
-        semantics: Semantics,
+        spelling: Spelling,
     ) -> Result<BTreeMap<LabelSet, BTreeMap<i64, Events>>, EvalError> {
         let w = BUCKET_SECS as i64;
         let seconds = w as f64;
-        let queries = self.queries.at_range(BUCKET_SECS, semantics);
+        let queries = spelling.queries(&self.queries, BUCKET_SECS);
         let mut out: BTreeMap<LabelSet, BTreeMap<i64, Events>> = BTreeMap::new();
         let chunk = (MAX_POINTS_PER_RANGE_QUERY as i64 - 1) * w;
         let mut start = first_end;
@@ -411,6 +421,25 @@ impl SloEvaluator {
     }
 }
 
+/// How this evaluation spells a count over `(t - secs, t]`.
+#[derive(Clone, Copy)]
+struct Spelling {
+    semantics: Semantics,
+    /// Pieces sum exactly: either the backend counts increases between
+    /// samples or the queries only read windows through `rate()`.
+    tiles: bool,
+}
+
+impl Spelling {
+    fn queries(self, queries: &Queries, secs: u64) -> Queries {
+        if self.tiles && secs % STEP_SECS == 0 {
+            queries.at_tile(secs, self.semantics)
+        } else {
+            queries.at_range(secs, self.semantics)
+        }
+    }
+}
+
 /// The partial bucket at the far edge of a window `(now - secs, now]`:
 /// `(now - secs, e]` up to the first bucket end `e`, or none when the
 /// window starts on a bucket end.
@@ -471,18 +500,24 @@ mod tests {
             } else {
                 "total"
             };
-            let (_, rest) = query.split_once('[').unwrap();
-            let (range, _) = rest.split_once(']').unwrap();
-            let w = crate::duration::parse(range).unwrap().as_secs() as i64;
+            let w = range_secs(query);
             self.events(which, at - w, at) / w as f64
         }
     }
 
+    /// The range of the query's first selector, in whole seconds, in any
+    /// spelling `plan` gives (`5m`, `5m1ms`, `5m:15s`).
+    fn range_secs(query: &str) -> i64 {
+        let (_, rest) = query.split_once('[').unwrap();
+        let (range, _) = rest.split_once(']').unwrap();
+        let range = range.split(':').next().unwrap();
+        let range = range.strip_suffix("1ms").unwrap_or(range);
+        crate::duration::parse(range).unwrap().as_secs() as i64
+    }
+
     impl QueryApi for FakeProm {
         async fn instant(&self, query: &str, at: i64) -> Result<Vec<Sample>, QueryError> {
-            let (_, rest) = query.split_once('[').unwrap();
-            let (range, _) = rest.split_once(']').unwrap();
-            let secs = crate::duration::parse(range).unwrap().as_secs() as i64;
+            let secs = range_secs(query);
             self.instant_ranges.lock().unwrap().push(secs);
             Ok(vec![Sample {
                 labels: LabelSet::new(),
@@ -545,7 +580,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_window_matches_exact_counts_at_any_instant() {
-        for semantics in [Semantics::Closed, Semantics::Anchored] {
+        for semantics in [Semantics::Closed, Semantics::LeftOpen, Semantics::Anchored] {
             exact_counts(semantics).await;
         }
     }
@@ -604,15 +639,21 @@ mod tests {
 
     #[tokio::test]
     async fn where_ranges_tile_no_cycle_reads_more_than_minutes() {
+        // VictoriaMetrics natively; Prometheus 2.x through subqueries, as the
+        // test SLO reads its windows through `rate()` only.
+        for semantics in [Semantics::LastBefore, Semantics::Closed] {
+            reads_only_minutes(semantics).await;
+        }
+    }
+
+    async fn reads_only_minutes(semantics: Semantics) {
         let prom = fake(31);
         let mut ev = SloEvaluator::new(slo(30));
         let t0 = 31 * 86_400;
-        ev.evaluate(&prom, t0, Semantics::LastBefore).await.unwrap();
+        ev.evaluate(&prom, t0, semantics).await.unwrap();
         prom.instant_ranges.lock().unwrap().clear();
         for dt in [30, 90, 437] {
-            ev.evaluate(&prom, t0 + dt, Semantics::LastBefore)
-                .await
-                .unwrap();
+            ev.evaluate(&prom, t0 + dt, semantics).await.unwrap();
         }
         let ranges = prom.instant_ranges.lock().unwrap().clone();
         // The head (at most a bucket and the settle time) and far edges

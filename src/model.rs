@@ -252,8 +252,8 @@ pub(crate) fn test_slo(service: &str, name: &str, percent: f64, period_days: u64
         objective: Objective { percent },
         period,
         sli: Sli::Events {
-            error_query: "bad[{{.window}}]".into(),
-            total_query: "total[{{.window}}]".into(),
+            error_query: "rate(bad[{{.window}}])".into(),
+            total_query: "rate(total[{{.window}}])".into(),
         },
         alerting: Alerting {
             name: "ErrorBudgetBurn".into(),

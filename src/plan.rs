@@ -10,6 +10,7 @@
 
 use crate::backend::Semantics;
 use crate::model::{Sli, Slo, Window};
+use crate::spec::promql::windows_only_in_rates;
 
 /// Width of the history buckets kept in memory.
 pub const BUCKET_SECS: u64 = 300;
@@ -20,6 +21,19 @@ pub const DIRECT_MAX_SECS: u64 = 6 * 3_600;
 /// small enough that an answer over hundreds of groups stays within a
 /// query's share of the response memory budget and its timeout.
 pub const MAX_POINTS_PER_RANGE_QUERY: u64 = 288;
+/// Resolution of the subqueries that make Prometheus without `anchored`
+/// count increases between samples (`with_tile`). Every piece starts and
+/// ends on a multiple of it, so evaluations are for such an instant too.
+/// A sample is seen by the step after it; only where two samples fall in
+/// one step and the second is a counter reset do the events between them
+/// go uncounted, so it is no coarser than the scrape intervals in use.
+pub const STEP_SECS: u64 = 15;
+
+/// The instant an evaluation asked for at `now` is for: the step boundary
+/// at or before it, so that every window ends where pieces can end.
+pub fn evaluation_instant(now: i64) -> i64 {
+    now.div_euclid(STEP_SECS as i64) * STEP_SECS as i64
+}
 
 /// The expressions of one SLO, with `{{.window}}` still to be filled in.
 #[derive(Clone, Debug, PartialEq)]
@@ -65,6 +79,54 @@ impl Queries {
                 ratio: with_window(ratio, window),
             },
         }
+    }
+}
+
+impl Queries {
+    /// Whether every window of these queries is a range read by `rate()`,
+    /// so that `at_tile` spells pieces that sum exactly on any backend.
+    pub fn tile_on_any_backend(&self) -> bool {
+        match self {
+            Queries::Events { bad, total } => {
+                windows_only_in_rates(bad) && windows_only_in_rates(total)
+            }
+            Queries::Ratio { ratio } => windows_only_in_rates(ratio),
+        }
+    }
+
+    /// The expressions counting the increase between the samples around
+    /// `(t - secs, t]`, for `t` and `secs` multiples of [`STEP_SECS`]: the
+    /// pieces of a window. Needs `tile_on_any_backend` or a backend whose
+    /// semantics tile exactly.
+    pub fn at_tile(&self, secs: u64, semantics: Semantics) -> Queries {
+        let fill = |q: &str| with_tile(q, secs, semantics);
+        match self {
+            Queries::Events { bad, total } => Queries::Events {
+                bad: fill(bad),
+                total: fill(total),
+            },
+            Queries::Ratio { ratio } => Queries::Ratio { ratio: fill(ratio) },
+        }
+    }
+}
+
+/// Fills `{{.window}}` so that `rate(x[W])` is the increase between the
+/// sample at or before `t - W` and the last one at or before `t`, divided
+/// by `W`, resets included — what `anchored` does — on backends without
+/// it: `x[W:15s]` is a subquery whose steps each hold the latest sample, so
+/// its first point is the sample before the range and its last the sample
+/// before `t`; points on both range ends leave nothing to extrapolate.
+/// Left-open ranges (Prometheus 3.x) get 1 ms more to hold the first step;
+/// `rate` then extrapolates over exactly that millisecond and divides by
+/// it. (Should the counter be exactly 0 at the first step, Prometheus does
+/// not extrapolate and the piece comes out `1 ms / W` short: 3e-6 of a
+/// 5-minute piece.) Backends that tile natively keep their spelling.
+pub fn with_tile(template: &str, secs: u64, semantics: Semantics) -> String {
+    let text = window_text(secs);
+    match semantics {
+        Semantics::Closed => with_window(template, &format!("{text}:{STEP_SECS}s")),
+        Semantics::LeftOpen => with_window(template, &format!("{text}1ms:{STEP_SECS}s")),
+        Semantics::Anchored | Semantics::LastBefore => with_range(template, secs, semantics),
     }
 }
 
@@ -386,6 +448,39 @@ mod tests {
             let q = with_range(t, 97, s);
             promql_parser::parser::parse(&q).unwrap_or_else(|e| panic!("{q}: {e}"));
         }
+    }
+
+    #[test]
+    fn tiles_are_subqueries_on_prometheus_without_anchored() {
+        let t = "sum(rate(x{a=\"b\"}[{{.window}}]))";
+        assert_eq!(
+            with_tile(t, 300, Semantics::Closed),
+            "sum(rate(x{a=\"b\"}[5m:15s]))"
+        );
+        assert_eq!(
+            with_tile(t, 3_600, Semantics::LeftOpen),
+            "sum(rate(x{a=\"b\"}[1h1ms:15s]))"
+        );
+        assert_eq!(
+            with_tile(t, 300, Semantics::LastBefore),
+            with_range(t, 300, Semantics::LastBefore)
+        );
+        assert_eq!(
+            with_tile(t, 300, Semantics::Anchored),
+            with_range(t, 300, Semantics::Anchored)
+        );
+        for s in [Semantics::Closed, Semantics::LeftOpen] {
+            let q = with_tile(t, 86_400, s);
+            promql_parser::parser::parse(&q).unwrap_or_else(|e| panic!("{q}: {e}"));
+        }
+        assert_eq!(evaluation_instant(1_000_007), 999_990 + 15);
+        assert_eq!(evaluation_instant(-1), -15);
+        let latency = latency_queries("h", "{job=\"a\"}", 0.3);
+        assert!(latency.tile_on_any_backend());
+        let raw = Queries::Ratio {
+            ratio: "1 - avg_over_time(up[{{.window}}])".into(),
+        };
+        assert!(!raw.tile_on_any_backend());
     }
 
     #[test]

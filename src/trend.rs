@@ -240,7 +240,7 @@ mod tests {
             if let Ok(mut a) = self.asked.lock() {
                 a.push((query.to_owned(), start, end, step));
             }
-            let v = if query.starts_with("bad") {
+            let v = if query.starts_with("rate(bad") {
                 self.bad
             } else {
                 self.total
@@ -283,7 +283,7 @@ mod tests {
         let asked = prom.asked.lock().unwrap().clone();
         assert_eq!(asked.len(), 2);
         for (q, start, end, step) in &asked {
-            assert!(q.ends_with("[2h24m]"), "{q}");
+            assert!(q.ends_with("[2h24m])"), "{q}");
             assert_eq!((*end, *step), (now, 8_640));
             assert_eq!(*start, now - 299 * 8_640);
         }

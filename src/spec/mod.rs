@@ -7,7 +7,7 @@
 
 mod diag;
 mod openslo;
-mod promql;
+pub mod promql;
 mod pyrra;
 mod sloth;
 mod validate;

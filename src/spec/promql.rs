@@ -125,6 +125,55 @@ pub fn parse(query: &str) -> Result<Expr, String> {
     }
 }
 
+/// Whether every `{{.window}}` of the template is the range of a bare
+/// selector read by `rate()` (no offset, no `@`): such a range can be spelt
+/// as a subquery over the selector (`plan::with_tile`), which counts the
+/// increase between the samples around the range on any Prometheus. Other
+/// uses (`avg_over_time`, `increase`, a subquery range, an offset) keep
+/// their own meaning and cannot be pieced together exactly.
+pub fn windows_only_in_rates(query: &str) -> bool {
+    // A range no hand-written query uses, to find the template's windows.
+    const MARK_SECS: u64 = 12_345_678;
+    let windows = substitute_window(query, "xx").len() - substitute_window(query, "x").len();
+    if windows == 0 || check_size(query).is_err() {
+        return false;
+    }
+    let text = substitute_window(query, &format!("{MARK_SECS}s"));
+    let Ok(Ok(expr)) = panic::catch_unwind(|| parser::parse(&text)) else {
+        return false;
+    };
+    let mark = std::time::Duration::from_secs(MARK_SECS);
+    rate_windows(&expr, mark) == windows
+        && text.matches(&format!("{MARK_SECS}s")).count() == windows
+}
+
+/// Matrix selectors over `mark` read directly by `rate()`.
+fn rate_windows(e: &Expr, mark: std::time::Duration) -> usize {
+    match e {
+        Expr::Call(c) => c
+            .args
+            .args
+            .iter()
+            .map(|a| match (c.func.name, a.as_ref()) {
+                ("rate", Expr::MatrixSelector(m))
+                    if m.range == mark && m.vs.offset.is_none() && m.vs.at.is_none() =>
+                {
+                    1
+                }
+                _ => rate_windows(a, mark),
+            })
+            .sum(),
+        Expr::Aggregate(a) => {
+            rate_windows(&a.expr, mark) + a.param.as_ref().map_or(0, |p| rate_windows(p, mark))
+        }
+        Expr::Paren(p) => rate_windows(&p.expr, mark),
+        Expr::Unary(u) => rate_windows(&u.expr, mark),
+        Expr::Binary(b) => rate_windows(&b.lhs, mark) + rate_windows(&b.rhs, mark),
+        Expr::Subquery(s) => rate_windows(&s.expr, mark),
+        _ => 0,
+    }
+}
+
 /// Labels kept by the outermost aggregation of `query` (e.g. `route` for
 /// `sum by (route) (...)`), after `{{.window}}` substitution. Empty when
 /// the query does not parse, aggregates everything away, or uses
@@ -158,6 +207,28 @@ fn kept_labels(e: &Expr) -> Option<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_windows_read_only_by_rates() {
+        for q in [
+            "sum(rate(x{a=\"b\"}[{{.window}}]))",
+            "sum by (r) (rate(x[{{ .window }}])) / sum by (r) (rate(y[{{.window}}]))",
+            "1 - (sum(rate(h_bucket{le=\"0.3\"}[{{.window}}])) / sum(rate(h_count[{{.window}}])))",
+        ] {
+            assert!(windows_only_in_rates(q), "{q}");
+        }
+        for q in [
+            "avg_over_time(up[{{.window}}])",
+            "sum(increase(x[{{.window}}]))",
+            "sum(rate(x[{{.window}}] offset 1m))",
+            "sum(rate(x[{{.window}}])) / sum(avg_over_time(y[{{.window}}]))",
+            "rate(sum(x)[{{.window}}:1m])",
+            "sum(rate(x[5m]))",
+            "sum(rate(x[{{.window}}]",
+        ] {
+            assert!(!windows_only_in_rates(q), "{q}");
+        }
+    }
 
     #[test]
     fn substitutes_go_template_windows() {
