@@ -113,8 +113,9 @@ impl<C: QueryApi> Engine<C> {
     pub async fn cycle(&mut self, now: i64) -> usize {
         let started = Instant::now();
         // Windows end on a step boundary, where the plan's pieces can end;
-        // the snapshot says which instant its figures are for.
-        let now = crate::plan::evaluation_instant(now);
+        // the snapshot says which instant its figures are for. Alerts keep
+        // the clock: resends and pending times are not in steps.
+        let at = crate::plan::evaluation_instant(now);
         let client = self.client.clone();
         // Without a known semantics nothing can be spelt: probe first. A
         // re-probe runs beside the cycle (with the semantics known so far),
@@ -138,7 +139,7 @@ impl<C: QueryApi> Engine<C> {
         let (results, probed) = match semantics {
             Ok(semantics) => {
                 let evaluations = join_all(self.evaluators.iter_mut().map(|e| async {
-                    (e.slo().clone(), e.evaluate(&*client, now, semantics).await)
+                    (e.slo().clone(), e.evaluate(&*client, at, semantics).await)
                 }));
                 let probe = async {
                     if reprobe {
@@ -169,7 +170,7 @@ impl<C: QueryApi> Engine<C> {
                 tracing::warn!(service = %slo.service, slo = %slo.name, error = %e, "SLO evaluation failed");
             }
         }
-        let mut next = self.state.snapshot().next(now, results);
+        let mut next = self.state.snapshot().next(at, results);
         let observations = build::observations(&next, now, &self.alert_options);
         let was_firing = self.decider.firing().map(|(l, _)| l.clone()).collect();
         let notifications = self.decider.step(now, observations);
