@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::dataset::{world, START};
 use crate::events::{openmetrics, sum_events, Generated, HOUR, T0};
-use crate::expect::{assert_all, tolerance_for, Expected};
+use crate::expect::{assert_all, Expected, REL};
 use crate::fixtures::{slo, spec};
 use crate::harness::{self, poll, VictoriaMetrics, Workspace};
 
@@ -80,7 +80,7 @@ fn victoria_metrics_backend() {
         labels: vec![("team", "sre")],
         gens: pick(service),
         at: T0,
-        rel: tolerance_for(T0),
+        rel: REL,
     };
     assert_all(
         &doc,

@@ -148,10 +148,11 @@ impl Series {
 }
 
 impl Generated {
+    /// The minute whose sample is the last at or before `t`: between two
+    /// samples, what a counter proves ends at the earlier one.
     fn index(&self, t: i64) -> usize {
-        assert_eq!(t % MINUTE, 0, "instant {t} is not minute-aligned");
         assert!(t >= self.start, "instant {t} before data start");
-        ((t - self.start) / MINUTE) as usize
+        ((t - self.start).div_euclid(MINUTE)) as usize
     }
 
     /// (total, bad) events in (t − window, t].

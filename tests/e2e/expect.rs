@@ -2,17 +2,16 @@
 //! errbudget's JSON (CONTRACT.md "JSON").
 //!
 //! Tolerances, and why:
-//! - At a minute-aligned instant (`REL_ALIGNED`, 1e-9 relative): samples
-//!   sit on minute multiples, and errbudget counts every window as the
-//!   counter increase between the samples on its two sides (a direct query,
-//!   or the window's far edge, its 5-minute buckets and the head since the
-//!   last final bucket, which tile). No `rate()` extrapolation happens
-//!   (see `selftest`) and nothing is pro rata, so only float summation
-//!   order is left. Any real error fails, on every backend.
-//! - Elsewhere (`REL`, 1%): a window edge between two samples is
-//!   extrapolated by `rate()`; 1% is far below every effect a scenario
-//!   checks (an incident, traffic weighting, a reset each move figures by
-//!   ≥10%). Absolute floor 1e-6 for ratios near 0.
+//! - Every figure, at every instant (`REL`, 1e-9 relative): samples sit
+//!   on minute multiples, and errbudget counts every window as the counter
+//!   increase between the samples on its two sides (the window's far edge,
+//!   its 5-minute buckets and the head since the last final bucket, which
+//!   tile, or a direct query). An instant between two minutes sees the
+//!   events up to the minute before it, as the model counts them
+//!   (`Generated::events`). No `rate()` extrapolation happens (see
+//!   `selftest`) and nothing is pro rata, so only float summation order is
+//!   left. Any real error fails, on every backend. Absolute floor 1e-6 for
+//!   ratios near 0.
 //! - Event counts: the same relative tolerance (absolute 0.5 near 0).
 //! - Remaining-budget ratio: the period-ratio tolerance propagated:
 //!   |Δ| ≤ rel × period_ratio / (1 − objective) (+1e-9); seconds scale it by
@@ -25,8 +24,7 @@ use serde_json::Value;
 
 use crate::events::{sum_events, Generated, DAY, HOUR, MINUTE};
 
-pub const REL: f64 = 0.01;
-pub const REL_ALIGNED: f64 = 1e-9;
+pub const REL: f64 = 1e-9;
 pub const ABS_RATIO: f64 = 1e-6;
 
 /// The default burn-rate windows (CONTRACT "Alerts" table + 5m/30m/...).
@@ -58,17 +56,8 @@ pub struct Expected<'a> {
     pub labels: Vec<(&'a str, &'a str)>,
     pub gens: Vec<&'a Generated>,
     pub at: i64,
-    /// Relative tolerance: `tolerance_for(at)`.
+    /// Relative tolerance, `REL` but where a test says why not.
     pub rel: f64,
-}
-
-/// `REL_ALIGNED` at minute-aligned instants, `REL` elsewhere.
-pub fn tolerance_for(at: i64) -> f64 {
-    if at % 60 == 0 {
-        REL_ALIGNED
-    } else {
-        REL
-    }
 }
 
 fn ratio(total: u64, bad: u64) -> f64 {
