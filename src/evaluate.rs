@@ -2,11 +2,13 @@
 //! narrow client trait, keep the bucket history, and turn counts into
 //! figures with `budget`. The engine calls this; `eval` and `run` share it.
 //!
-//! Every count is an increase between samples (see `plan::with_range`), so
-//! pieces tile: a long window `(now - W, now]` is the partial edge
-//! `(now - W, e]` up to the first bucket end `e` (one short query), the
-//! final 5-minute buckets in `(e, last_final]` from memory, and the head
-//! `(last_final, now]` (one short query). None of it is pro rata.
+//! Every count is an increase between samples (see `plan::with_tile`), so
+//! pieces tile: a window `(now - W, now]` is the final 5-minute buckets
+//! after the boundary `b` at or before `now - W` (from memory), plus the
+//! head since the last final bucket, minus `(b, now - W]`. The final part
+//! of the head and each `(b, now - W]` are running sums grown by one slice
+//! a cycle, so a cycle reads only the last minute or so and one slice per
+//! window, whatever the window. None of it is pro rata.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -15,7 +17,7 @@ use futures::future::try_join_all;
 
 use crate::backend::Semantics;
 use crate::budget::{self, Events};
-use crate::history::{align_down, align_up, History};
+use crate::history::{align_down, History};
 use crate::model::{Slo, Window};
 use crate::plan::{
     self, Queries, BUCKET_SECS, DIRECT_MAX_SECS, MAX_POINTS_PER_RANGE_QUERY, STEP_SECS,
@@ -48,6 +50,10 @@ pub struct SloEvaluator {
     histories: BTreeMap<LabelSet, History>,
     start: Option<i64>,
     last_end: Option<i64>,
+    /// Running sums of the head's final part and of each window's far
+    /// edge, valid for the spelling they were counted with.
+    partials: Partials,
+    partials_spelling: Option<Spelling>,
 }
 
 impl SloEvaluator {
@@ -60,6 +66,8 @@ impl SloEvaluator {
             histories: BTreeMap::new(),
             start: None,
             last_end: None,
+            partials: Partials::default(),
+            partials_spelling: None,
         }
     }
 
@@ -104,6 +112,7 @@ impl SloEvaluator {
             Some(end) if end >= start && end <= last_final && self.start.is_some() => end,
             _ => {
                 self.histories.clear();
+                self.partials.clear();
                 self.start = Some(start);
                 self.last_end = Some(start);
                 start
@@ -120,33 +129,42 @@ impl SloEvaluator {
         }
         self.start = Some(start.max(self.start.unwrap_or(start)));
 
-        // A window is edge + buckets + head where pieces tile exactly (every
-        // window then reads only a few minutes of samples) and for windows
-        // longer than DIRECT_MAX; otherwise, or when it lies within the
-        // head, it is one query.
+        // A window `(from, now]` is the buckets after the boundary `b` at or
+        // before `from`, up to the last final one, plus the head since
+        // then, minus the events of `(b, from]`. Where pieces tile, the
+        // final part of the head and each `(b, from]` are running sums
+        // that each cycle extends by the slice since the last one, so a
+        // cycle reads the last SETTLE seconds and a slice per window,
+        // whatever the window. A window that cannot be pieced (or, where
+        // pieces would be estimates, one up to DIRECT_MAX) is one query.
         let windows = self.slo.windows();
-        let head = Span {
-            at: now,
-            secs: (now - last_final) as u64,
-        };
-        let direct = |secs: u64| {
-            now - secs as i64 >= last_final || (secs <= DIRECT_MAX_SECS && !spelling.tiles)
-        };
-        let mut spans: BTreeSet<Span> = BTreeSet::from([head]);
-        let mut long: Vec<u64> = vec![];
         let period_secs = self.slo.period.as_secs();
+        let direct = |secs: u64| {
+            secs % STEP_SECS != 0
+                || secs < SETTLE_SECS as u64
+                || (secs <= DIRECT_MAX_SECS && !spelling.tiles)
+        };
+        if self.partials_spelling != Some(spelling) {
+            self.partials.clear();
+            self.partials_spelling = spelling.tiles.then_some(spelling);
+        }
+        let settled = align_down(now - SETTLE_SECS, STEP_SECS).max(last_final);
+        let fresh = Span::between(settled, now);
+        let mut targets = BTreeMap::from([(Partial::Head, (last_final, settled))]);
+        let mut spans: BTreeSet<Span> = fresh.into_iter().collect();
         for secs in windows.iter().map(|w| w.secs()).chain([period_secs]) {
+            let from = now - secs as i64;
             if direct(secs) {
                 spans.insert(Span { at: now, secs });
-            } else {
-                long.push(secs);
+            } else if align_down(from, BUCKET_SECS) < from {
+                targets.insert(Partial::Edge(secs), (align_down(from, BUCKET_SECS), from));
             }
         }
-        for &secs in &long {
-            if let Some(edge) = edge(now, secs) {
-                spans.insert(edge);
-            }
-        }
+        let grown: BTreeMap<Partial, (Running, Option<Span>)> = targets
+            .iter()
+            .map(|(&p, &(base, to))| (p, self.partials.grow(p, base, to)))
+            .collect();
+        spans.extend(grown.values().filter_map(|(_, slice)| *slice));
         let spans: Vec<Span> = spans.into_iter().collect();
         let results = try_join_all(
             spans
@@ -155,10 +173,22 @@ impl SloEvaluator {
         )
         .await?;
         let by_span: BTreeMap<Span, Counts> = spans.iter().copied().zip(results).collect();
+        let partials: Partials = grown
+            .into_iter()
+            .map(|(p, (mut running, slice))| {
+                if let Some(counts) = slice.and_then(|s| by_span.get(&s)) {
+                    running.add(counts);
+                }
+                (p, running)
+            })
+            .collect();
 
         let mut groups: BTreeSet<LabelSet> = self.histories.keys().cloned().collect();
         for counts in by_span.values() {
             groups.extend(counts.keys().cloned());
+        }
+        for running in partials.0.values() {
+            groups.extend(running.counts.keys().cloned());
         }
         sli::check_instances(groups.len())?;
         let no_data = groups.is_empty();
@@ -167,50 +197,49 @@ impl SloEvaluator {
         }
 
         let mut out = Vec::new();
-        for group in groups {
-            let count = |span: Span| -> Events {
-                by_span
-                    .get(&span)
-                    .and_then(|c| c.get(&group))
+        for group in &groups {
+            let count = |span: Option<Span>| -> Events {
+                span.and_then(|s| by_span.get(&s))
+                    .and_then(|c| c.get(group))
                     .copied()
                     .unwrap_or_default()
             };
-            let history = self.histories.get(&group);
-            let from_history = |secs: u64| -> Events {
-                let from = now - secs as i64;
-                let edge_part = edge(now, secs).map(count).unwrap_or_default();
-                let buckets = history
-                    .map(|h| h.events_between(align_up(from, BUCKET_SECS), last_final))
-                    .unwrap_or_default();
-                edge_part + buckets + count(head)
-            };
-            let window_events = |win: Window| -> Events {
-                if direct(win.secs()) {
-                    count(Span {
-                        at: now,
-                        secs: win.secs(),
-                    })
-                } else {
-                    from_history(win.secs())
+            let history = self.histories.get(group);
+            let head = partials.events(Partial::Head, group) + count(fresh);
+            let events = |secs: u64| -> Events {
+                if direct(secs) {
+                    return count(Some(Span { at: now, secs }));
                 }
-            };
-            let period = if direct(self.slo.period.as_secs()) {
-                count(Span {
-                    at: now,
-                    secs: self.slo.period.as_secs(),
-                })
-            } else {
-                from_history(self.slo.period.as_secs())
+                let from = now - secs as i64;
+                let base = align_down(from, BUCKET_SECS);
+                let buckets = history
+                    .map(|h| h.events_between(base, last_final))
+                    .unwrap_or_default();
+                let outside = partials.events(Partial::Edge(secs), group);
+                Events::new(
+                    buckets.bad + head.bad - outside.bad,
+                    buckets.total + head.total - outside.total,
+                )
+                .non_negative()
             };
             let status = if no_data { Status::NoData } else { Status::Ok };
             // Before any final bucket holds data, the head is all there is.
-            let seen_now = by_span.values().any(|c| c.contains_key(&group));
+            let seen_now = by_span.values().any(|c| c.contains_key(group))
+                || partials.0.values().any(|r| r.counts.contains_key(group));
             let data_since = history
                 .and_then(History::data_since)
                 .or(seen_now.then_some(last_final));
-            let coverage = budget::Coverage::at(data_since, now, self.slo.period.as_secs() as f64);
-            let figures = self.figures(&windows, window_events, period, coverage);
-            out.push((group, status, figures));
+            let coverage = budget::Coverage::at(data_since, now, period_secs as f64);
+            let figures = self.figures(
+                &windows,
+                |w: Window| events(w.secs()),
+                events(period_secs),
+                coverage,
+            );
+            out.push((group.clone(), status, figures));
+        }
+        if spelling.tiles {
+            self.partials = partials;
         }
         Ok(out)
     }
@@ -422,7 +451,7 @@ impl SloEvaluator {
 }
 
 /// How this evaluation spells a count over `(t - secs, t]`.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 struct Spelling {
     semantics: Semantics,
     /// Pieces sum exactly: either the backend counts increases between
@@ -440,16 +469,86 @@ impl Spelling {
     }
 }
 
-/// The partial bucket at the far edge of a window `(now - secs, now]`:
-/// `(now - secs, e]` up to the first bucket end `e`, or none when the
-/// window starts on a bucket end.
-fn edge(now: i64, secs: u64) -> Option<Span> {
-    let from = now - secs as i64;
-    let end = align_up(from, BUCKET_SECS);
-    (end > from).then(|| Span {
-        at: end,
-        secs: (end - from) as u64,
-    })
+impl Span {
+    /// The span `(from, to]`, none when empty.
+    fn between(from: i64, to: i64) -> Option<Span> {
+        (to > from).then(|| Span {
+            at: to,
+            secs: (to - from) as u64,
+        })
+    }
+}
+
+/// A running sum the evaluator keeps between cycles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Partial {
+    /// `(last final bucket end, now - SETTLE]`.
+    Head,
+    /// `(b, now - secs]` for the bucket boundary `b` at or before it.
+    Edge(u64),
+}
+
+/// Events of every group in `(base, upto]`.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Running {
+    base: i64,
+    upto: i64,
+    counts: Counts,
+}
+
+impl Running {
+    fn add(&mut self, slice: &Counts) {
+        for (labels, e) in slice {
+            let sum = self.counts.entry(labels.clone()).or_default();
+            *sum = *sum + *e;
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Partials(BTreeMap<Partial, Running>);
+
+impl FromIterator<(Partial, Running)> for Partials {
+    fn from_iter<I: IntoIterator<Item = (Partial, Running)>>(iter: I) -> Self {
+        Partials(iter.into_iter().collect())
+    }
+}
+
+impl Partials {
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// The running sum of `(base, to]` so far and the slice still to be
+    /// counted into it: the part after what is held when it holds a start
+    /// of the same span, else the whole span.
+    fn grow(&self, p: Partial, base: i64, to: i64) -> (Running, Option<Span>) {
+        match self.0.get(&p) {
+            Some(r) if r.base == base && r.upto <= to => (
+                Running {
+                    upto: to,
+                    ..r.clone()
+                },
+                Span::between(r.upto, to),
+            ),
+            _ => (
+                Running {
+                    base,
+                    upto: to,
+                    counts: Counts::new(),
+                },
+                Span::between(base, to),
+            ),
+        }
+    }
+
+    fn events(&self, p: Partial, group: &LabelSet) -> Events {
+        self.0
+            .get(&p)
+            .and_then(|r| r.counts.get(group))
+            .copied()
+            .unwrap_or_default()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -649,22 +748,52 @@ mod tests {
     async fn reads_only_minutes(semantics: Semantics) {
         let prom = fake(31);
         let mut ev = SloEvaluator::new(slo(30));
-        let t0 = 31 * 86_400;
+        let t0 = 31 * 86_400 + 7;
         ev.evaluate(&prom, t0, semantics).await.unwrap();
+        ev.evaluate(&prom, t0 + 30, semantics).await.unwrap();
         prom.instant_ranges.lock().unwrap().clear();
-        for dt in [30, 90, 437] {
-            ev.evaluate(&prom, t0 + dt, semantics).await.unwrap();
+        // Twenty minutes of 30 s cycles: bucket ends, far edges crossing
+        // boundaries, the head restarting.
+        for k in 2..42 {
+            ev.evaluate(&prom, t0 + 30 * k, semantics).await.unwrap();
         }
         let ranges = prom.instant_ranges.lock().unwrap().clone();
-        // The head (at most a bucket and the settle time) and far edges
-        // (under a bucket) only: no window is re-read.
+        // The unsettled minute and one slice per running sum: no window,
+        // edge or head is re-read.
         assert!(!ranges.is_empty());
-        assert!(
-            ranges
-                .iter()
-                .all(|&r| r <= BUCKET_SECS as i64 + SETTLE_SECS),
-            "{ranges:?}"
-        );
+        let most = SETTLE_SECS + STEP_SECS as i64;
+        assert!(ranges.iter().all(|&r| r <= most), "{ranges:?}");
+    }
+
+    #[tokio::test]
+    async fn cycles_at_any_gap_keep_every_window_exact() {
+        for semantics in [Semantics::Closed, Semantics::LastBefore] {
+            let prom = fake(33);
+            let mut ev = SloEvaluator::new(slo(30));
+            let mut now = 32 * 86_400 + 11;
+            for gap in [10, 30, 47, 5, 300, 1_000, 61, 15, 3_600, 29] {
+                now += gap;
+                let out = ev.evaluate(&prom, now, semantics).await.unwrap();
+                let at = plan::evaluation_instant(now);
+                let f = &out[0].2;
+                for wf in &f.windows {
+                    let w = wf.window.secs() as i64;
+                    let bad = prom.events("bad", at - w, at);
+                    let total = prom.events("total", at - w, at);
+                    assert!(
+                        (wf.events.bad - bad).abs() <= bad * 1e-12
+                            && (wf.events.total - total).abs() <= total * 1e-12,
+                        "{semantics:?} {} at {now}: {:?} vs ({bad}, {total})",
+                        wf.window,
+                        wf.events
+                    );
+                }
+                let p = 30 * 86_400;
+                let total = prom.events("total", at - p, at);
+                let got = f.period_events.unwrap().total;
+                assert!((got - total).abs() <= total * 1e-12, "{got} vs {total}");
+            }
+        }
     }
 
     #[tokio::test]
