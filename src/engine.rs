@@ -112,7 +112,7 @@ impl<C: QueryApi> Engine<C> {
     /// number of SLOs that failed.
     pub async fn cycle(&mut self, now: i64) -> usize {
         let started = Instant::now();
-        // Windows end on a step boundary, where the plan's pieces can end;
+        // Pieced windows end on a step boundary (`SloEvaluator::evaluate`):
         // the snapshot says which instant its figures are for. Alerts keep
         // the clock: resends and pending times are not in steps.
         let at = crate::plan::evaluation_instant(now);
@@ -139,7 +139,7 @@ impl<C: QueryApi> Engine<C> {
         let (results, probed) = match semantics {
             Ok(semantics) => {
                 let evaluations = join_all(self.evaluators.iter_mut().map(|e| async {
-                    (e.slo().clone(), e.evaluate(&*client, at, semantics).await)
+                    (e.slo().clone(), e.evaluate(&*client, now, semantics).await)
                 }));
                 let probe = async {
                     if reprobe {

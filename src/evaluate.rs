@@ -37,6 +37,8 @@ type Counts = BTreeMap<LabelSet, Events>;
 struct Span {
     at: i64,
     secs: u64,
+    /// Counted as a piece (`plan::with_tile`) rather than as one query.
+    piece: bool,
 }
 
 /// The evaluation state of one SLO: its bucket history per instance.
@@ -101,6 +103,10 @@ impl SloEvaluator {
         semantics: Semantics,
     ) -> Result<Vec<(LabelSet, Status, Figures)>, EvalError> {
         let w = BUCKET_SECS as i64;
+        // Pieces end on a step boundary; a window counted by one query ends
+        // at the time asked, so that windows shorter than a step see every
+        // scrape.
+        let wall = now;
         let now = plan::evaluation_instant(now);
         let spelling = Spelling {
             semantics,
@@ -155,7 +161,7 @@ impl SloEvaluator {
         for secs in windows.iter().map(|w| w.secs()).chain([period_secs]) {
             let from = now - secs as i64;
             if direct(secs) {
-                spans.insert(Span { at: now, secs });
+                spans.insert(Span::whole(wall, secs));
             } else if align_down(from, BUCKET_SECS) < from {
                 targets.insert(Partial::Edge(secs), (align_down(from, BUCKET_SECS), from));
             }
@@ -208,7 +214,7 @@ impl SloEvaluator {
             let head = partials.events(Partial::Head, group) + count(fresh);
             let events = |secs: u64| -> Events {
                 if direct(secs) {
-                    return count(Some(Span { at: now, secs }));
+                    return count(Some(Span::whole(wall, secs)));
                 }
                 let from = now - secs as i64;
                 let base = align_down(from, BUCKET_SECS);
@@ -324,7 +330,12 @@ impl SloEvaluator {
     ) -> Result<Counts, EvalError> {
         let seconds = span.secs as f64;
         let mut counts = Counts::new();
-        match spelling.queries(&self.queries, span.secs) {
+        let queries = if span.piece {
+            spelling.queries(&self.queries, span.secs)
+        } else {
+            self.queries.at_range(span.secs, spelling.semantics)
+        };
+        match queries {
             Queries::Events { bad, total } => {
                 let (bad_v, total_v) = tokio::try_join!(
                     client.instant(&bad, span.at),
@@ -475,7 +486,17 @@ impl Span {
         (to > from).then(|| Span {
             at: to,
             secs: (to - from) as u64,
+            piece: true,
         })
+    }
+
+    /// The window `(at - secs, at]` as one query.
+    fn whole(at: i64, secs: u64) -> Span {
+        Span {
+            at,
+            secs,
+            piece: false,
+        }
     }
 }
 
