@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::dataset::World;
 use crate::events::{sum_events, Generated, DAY, HOUR, MINUTE, T0};
-use crate::expect::REL;
+use crate::expect::prometheus_rel;
 use crate::fixtures::{slo, spec};
 use crate::harness::{errbudget_bin, rfc3339, run_bounded, Workspace};
 
@@ -193,7 +193,7 @@ fn backtest_reports_the_incident_page_and_no_alert_for_a_calm_history() {
     let (total, bad) = sum_events(gens.iter().copied(), T0, 30 * DAY);
     let pr = bad as f64 / total as f64;
     let remaining = 1.0 - pr / budget;
-    let tol = REL * pr / budget + 1e-9;
+    let tol = prometheus_rel() * pr / budget + 1e-9;
     let got_rem = inc["error_budget_remaining_ratio"]
         .as_f64()
         .unwrap_or_else(|| panic!("remaining ratio: {inc}"));

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::dataset::World;
 use crate::events::{DAY, HOUR, MINUTE, T0};
-use crate::expect::{assert_all, Expected, REL, WINDOWS};
+use crate::expect::{assert_all, prometheus_rel, Expected, WINDOWS};
 use crate::fixtures::{latency_spec, slo, spec, Slo};
 use crate::harness::{self, rfc3339, Workspace};
 
@@ -33,7 +33,7 @@ fn expected<'a>(
         labels: vec![("team", "sre")],
         gens: w.service(service),
         at,
-        rel: REL,
+        rel: prometheus_rel(),
     }
 }
 
