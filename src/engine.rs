@@ -16,6 +16,7 @@ use crate::metrics::DaemonMetrics;
 use crate::model::Slo;
 use crate::prom::QueryApi;
 use crate::state::State;
+use crate::store;
 
 /// Where decided notifications go: the dispatcher in `run`, nowhere in
 /// `eval`. Must not block.
@@ -211,6 +212,43 @@ impl<C: QueryApi> Engine<C> {
             .collect();
     }
 
+    /// The state file's bytes: every SLO's histories and the alert state.
+    pub fn save(&self, now: i64) -> Vec<u8> {
+        let slos: Vec<store::SloState<'_>> = self
+            .evaluators
+            .iter()
+            .filter_map(|e| {
+                let (start, last_end, histories) = e.saved()?;
+                Some(store::SloState {
+                    key: definition_key(e.slo()),
+                    start,
+                    last_end,
+                    histories,
+                })
+            })
+            .collect();
+        store::encode(now, crate::plan::BUCKET_SECS, &slos, self.decider.tracked())
+    }
+
+    /// Resumes from a state file read at start-up: SLOs whose definition
+    /// is unchanged take their histories, and the alert state comes back.
+    /// Returns how many SLOs resumed and how many alerts were restored.
+    pub fn restore(&mut self, stored: store::Stored, now: i64) -> (usize, usize) {
+        let mut by_key: std::collections::BTreeMap<store::DefinitionKey, store::StoredSlo> =
+            stored.slos.into_iter().map(|s| (s.key, s)).collect();
+        let mut resumed = 0;
+        for e in &mut self.evaluators {
+            if let Some(s) = by_key.remove(&definition_key(e.slo())) {
+                resumed += usize::from(e.resume(s.start, s.last_end, s.histories, now));
+            }
+        }
+        let alerts = stored.alerts.len();
+        for (labels, tracked) in stored.alerts {
+            self.decider.restore(labels, tracked);
+        }
+        (resumed, alerts)
+    }
+
     pub fn set_client(&mut self, client: Arc<C>) {
         self.client = Arc::new(Batching::new(client));
         self.redetect = true;
@@ -223,4 +261,35 @@ fn same_definition(a: &Slo, b: &Slo) -> bool {
     let mut a = a.clone();
     a.origin = b.origin.clone();
     a == *b
+}
+
+/// A digest of what [`same_definition`] compares (all but the origin), to
+/// key stored state: a changed definition does not resume an old history.
+/// `Debug` spells every field; a build that spells them otherwise only
+/// costs one cold start.
+pub fn definition_key(slo: &Slo) -> store::DefinitionKey {
+    let mut s = slo.clone();
+    s.origin = Default::default();
+    let d = ring::digest::digest(&ring::digest::SHA256, format!("{s:?}").as_bytes());
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&d.as_ref()[..16]);
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_changed_definition_gets_another_key_a_moved_one_the_same() {
+        let slo = crate::model::test_slo("svc", "avail", 99.0, 30);
+        let mut moved = slo.clone();
+        moved.origin.line += 10;
+        assert_eq!(definition_key(&slo), definition_key(&moved));
+        let other = crate::model::test_slo("svc", "avail", 99.5, 30);
+        assert_ne!(definition_key(&slo), definition_key(&other));
+        let mut relabelled = slo.clone();
+        relabelled.labels.insert("team".into(), "a".into());
+        assert_ne!(definition_key(&slo), definition_key(&relabelled));
+    }
 }
