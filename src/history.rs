@@ -4,8 +4,8 @@
 //!
 //! Buckets are packed: counts of a counter SLI are almost always whole
 //! numbers (increases of integer counters), so a bucket is two varints,
-//! usually 2 to 5 bytes instead of two f64s (16). Any other value (a ratio
-//! SLI's error-seconds, a fraction) is kept as its exact f64 pair. Sums are
+//! usually 2 to 8 bytes instead of two f64s (16). Any other value (a ratio
+//! SLI's error-seconds, a fraction) is kept as its exact f64. Sums are
 //! therefore exact: the packed form loses nothing but rounding noise of
 //! `rate * seconds` (see [`whole`]). The packed bytes are also what the
 //! state file stores.
@@ -29,10 +29,10 @@ pub struct History {
     first_data: Option<i64>,
 }
 
-/// Whole counts up to here are packed (2^52, so `2 * total` fits a u64 and
+/// Whole counts up to here are packed (2^52, so `2 * v` fits a u64 and
 /// every such f64 is an exact integer).
 const MAX_WHOLE: f64 = (1u64 << 52) as f64;
-/// A bucket whose first varint is this holds two little-endian f64s.
+/// A value whose varint is this is followed by its little-endian f64.
 const EXACT_TAG: u64 = 1;
 /// Relative distance to the nearest integer taken as rounding noise of
 /// `rate * seconds` (a few ulps), far inside the 1e-9 the figures need.
@@ -65,43 +65,46 @@ fn get_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
     None
 }
 
-fn get_f64(bytes: &[u8], at: &mut usize) -> Option<f64> {
-    let b: [u8; 8] = bytes.get(*at..*at + 8)?.try_into().ok()?;
-    *at += 8;
-    Some(f64::from_le_bytes(b))
-}
-
-/// Appends one bucket in packed form.
-fn pack(out: &mut Vec<u8>, e: Events) {
-    match (whole(e.bad), whole(e.total)) {
-        (Some(bad), Some(total)) => {
-            put_varint(out, total << 1);
-            put_varint(out, bad);
-        }
-        _ => {
+/// One value: a whole one as the varint `2 v`, any other as the tag and
+/// its exact f64 (so a ratio SLI's fractional error-seconds cost 9 bytes
+/// and its whole seconds 2).
+fn put_value(out: &mut Vec<u8>, x: f64) {
+    match whole(x) {
+        Some(v) => put_varint(out, v << 1),
+        None => {
             put_varint(out, EXACT_TAG);
-            out.extend_from_slice(&e.bad.to_le_bytes());
-            out.extend_from_slice(&e.total.to_le_bytes());
+            out.extend_from_slice(&x.to_le_bytes());
         }
     }
+}
+
+fn get_value(bytes: &[u8], at: &mut usize) -> Option<f64> {
+    let first = get_varint(bytes, at)?;
+    if first & 1 == 0 {
+        return Some((first >> 1) as f64);
+    }
+    if first != EXACT_TAG {
+        return None;
+    }
+    let b: [u8; 8] = bytes.get(*at..*at + 8)?.try_into().ok()?;
+    *at += 8;
+    let x = f64::from_le_bytes(b);
+    // Only what `extend_to` stores: finite and not negative.
+    (x.is_finite() && x >= 0.0).then_some(x)
+}
+
+/// Appends one bucket in packed form: total, then bad.
+fn pack(out: &mut Vec<u8>, e: Events) {
+    put_value(out, e.total);
+    put_value(out, e.bad);
 }
 
 /// The bucket at `*at`, moving past it; `None` if the bytes end or are
 /// not a bucket.
 fn unpack(bytes: &[u8], at: &mut usize) -> Option<Events> {
-    let first = get_varint(bytes, at)?;
-    if first & 1 == 0 {
-        let bad = get_varint(bytes, at)?;
-        Some(Events::new(bad as f64, (first >> 1) as f64))
-    } else if first == EXACT_TAG {
-        let bad = get_f64(bytes, at)?;
-        let total = get_f64(bytes, at)?;
-        // Only what `extend_to` stores: finite and not negative.
-        let ok = |v: f64| v.is_finite() && v >= 0.0;
-        (ok(bad) && ok(total)).then(|| Events::new(bad, total))
-    } else {
-        None
-    }
+    let total = get_value(bytes, at)?;
+    let bad = get_value(bytes, at)?;
+    Some(Events::new(bad, total))
 }
 
 /// Why packed buckets read back from outside were refused.
@@ -407,8 +410,7 @@ mod tests {
                 assert!((g - w).abs() <= w * 1e-13, "bucket {i}: {g} vs {w}");
             }
         }
-        // A whole count is packed (5 bytes here), anything else is kept
-        // as two f64s.
+        // Whole counts are varints (4 bytes here), anything else an f64.
         let mut small = History::new(300);
         small.start_at(0);
         small.extend_to(300, |_| Events::new(3.0, 41_000.0));
@@ -446,7 +448,7 @@ mod tests {
         };
         assert_eq!(
             History::from_parts(fewer, 300),
-            Err(UnpackError::Trailing(17))
+            Err(UnpackError::Trailing(18))
         );
         let odd = Parts {
             last_end: 3_301,
@@ -460,9 +462,8 @@ mod tests {
             ..p.clone()
         };
         assert_eq!(History::from_parts(tag, 300), Err(UnpackError::Bucket(0)));
-        let mut nan = vec![1u8];
+        let mut nan = vec![2u8, 1];
         nan.extend_from_slice(&f64::NAN.to_le_bytes());
-        nan.extend_from_slice(&1.0f64.to_le_bytes());
         let nan = Parts {
             len: 1,
             packed: &nan,
