@@ -292,4 +292,63 @@ mod tests {
         relabelled.labels.insert("team".into(), "a".into());
         assert_ne!(definition_key(&slo), definition_key(&relabelled));
     }
+
+    struct NoBackend;
+
+    impl QueryApi for NoBackend {
+        async fn instant(
+            &self,
+            _: &str,
+            _: i64,
+        ) -> Result<Vec<crate::prom::Sample>, crate::prom::QueryError> {
+            Ok(vec![])
+        }
+        async fn range(
+            &self,
+            _: &str,
+            _: i64,
+            _: i64,
+            _: u64,
+        ) -> Result<Vec<crate::prom::RangeSeries>, crate::prom::QueryError> {
+            Ok(vec![])
+        }
+    }
+
+    #[test]
+    fn only_an_unchanged_definition_resumes_its_stored_history() {
+        let slo = crate::model::test_slo("svc", "avail", 99.0, 30);
+        let now = 40 * 86_400;
+        let last_end = crate::history::align_down(now - 600, 300);
+        let stored = |key| {
+            let mut h = crate::history::History::new(300);
+            h.start_at(last_end - 3_000);
+            h.extend_to(last_end, |_| crate::budget::Events::new(1.0, 10.0));
+            store::Stored {
+                saved_at: now - 300,
+                slos: vec![store::StoredSlo {
+                    key,
+                    start: last_end - 3_000,
+                    last_end,
+                    histories: [(crate::state::LabelSet::new(), h)].into(),
+                }],
+                alerts: vec![],
+            }
+        };
+        let engine = |s: Slo| {
+            Engine::new(
+                Arc::new(NoBackend),
+                vec![s],
+                Arc::new(State::new()),
+                Arc::new(DaemonMetrics::new()),
+            )
+        };
+        let mut same = engine(slo.clone());
+        assert_eq!(same.restore(stored(definition_key(&slo)), now), (1, 0));
+        assert!(same.evaluators[0].saved().is_some());
+        // The objective changed: the old buckets are not this SLO's.
+        let changed = crate::model::test_slo("svc", "avail", 99.9, 30);
+        let mut other = engine(changed);
+        assert_eq!(other.restore(stored(definition_key(&slo)), now), (0, 0));
+        assert!(other.evaluators[0].saved().is_none());
+    }
 }

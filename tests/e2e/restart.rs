@@ -286,3 +286,40 @@ fn a_damaged_state_file_is_a_cold_start_with_a_warning() {
     assert!(written.is_some(), "state file not rewritten");
     stop(d);
 }
+
+/// A write that fails (here the temporary file's name is taken by a
+/// directory, which fails as root too, as a full disk would) is a warning
+/// and a metric; evaluation goes on.
+#[test]
+fn a_failing_state_write_does_not_stop_evaluation() {
+    let prom = burning_world();
+    let ws = Workspace::new();
+    let state = ws.path("state");
+    std::fs::create_dir_all(state.join(".errbudget.state.tmp")).expect("mkdir");
+    let spec_text = spec(
+        "burning",
+        "sre",
+        &[slo("availability", "99.9", "burning", false)],
+    );
+    let cfg = ws.config(&prom.url(), "1s", &[("burning.yaml", &spec_text)]);
+    let d = start(&cfg, &state);
+    after_cycles(&d, 1);
+    let m = poll(Duration::from_secs(30), || {
+        let m = d.get("/metrics").body;
+        value(&m, "errbudget_storage_writes_total", "outcome=\"failure\"")
+            .is_some_and(|v| v >= 1.0)
+            .then_some(m)
+    })
+    .unwrap_or_else(|| panic!("no failed write counted\n{}", d.guard.log_tail()));
+    assert_eq!(
+        value(&m, "slo_evaluation_success", "slo=\"availability\""),
+        Some(1.0),
+        "{m}"
+    );
+    let (cycles, _) = cycles_and_samples(&d);
+    after_cycles(&d, cycles + 2);
+    let log = d.guard.log_tail();
+    assert!(log.contains("cannot write the state file"), "{log}");
+    assert!(!state.join("errbudget.state").exists());
+    stop(d);
+}
