@@ -263,7 +263,7 @@ fn same_definition(a: &Slo, b: &Slo) -> bool {
     a == *b
 }
 
-/// A digest of what [`same_definition`] compares (all but the origin), to
+/// A digest of what `same_definition` compares (all but the origin), to
 /// key stored state: a changed definition does not resume an old history.
 /// `Debug` spells every field; a build that spells them otherwise only
 /// costs one cold start.

@@ -7,7 +7,7 @@
 //! usually 2 to 8 bytes instead of two f64s (16). Any other value (a ratio
 //! SLI's error-seconds, a fraction) is kept as its exact f64. Sums are
 //! therefore exact: the packed form loses nothing but rounding noise of
-//! `rate * seconds` (see [`whole`]). The packed bytes are also what the
+//! `rate * seconds` (see `whole`). The packed bytes are also what the
 //! state file stores.
 
 use crate::budget::Events;
