@@ -242,11 +242,24 @@ impl<C: QueryApi> Engine<C> {
                 resumed += usize::from(e.resume(s.start, s.last_end, s.histories, now));
             }
         }
-        let alerts = stored.alerts.len();
-        for (labels, tracked) in stored.alerts {
+        // State older than every period is of another time: its alerts
+        // would be incidents nobody is working on any more.
+        let longest = self
+            .evaluators
+            .iter()
+            .map(|e| e.slo().period.as_secs() as i64)
+            .max()
+            .unwrap_or(0);
+        let alerts = if stored.saved_at >= now - longest {
+            stored.alerts
+        } else {
+            vec![]
+        };
+        let restored = alerts.len();
+        for (labels, tracked) in alerts {
             self.decider.restore(labels, tracked);
         }
-        (resumed, alerts)
+        (resumed, restored)
     }
 
     pub fn set_client(&mut self, client: Arc<C>) {
@@ -350,5 +363,36 @@ mod tests {
         let mut other = engine(changed);
         assert_eq!(other.restore(stored(definition_key(&slo)), now), (0, 0));
         assert!(other.evaluators[0].saved().is_none());
+
+        // Alerts come back unless the state is older than the period.
+        let firing = || {
+            let mut labels = crate::state::LabelSet::new();
+            labels.insert("alertname".into(), "x".into());
+            let t = crate::alert::decide::Tracked {
+                phase: crate::alert::decide::Phase::Firing {
+                    since: now - 900,
+                    last_sent: now - 310,
+                },
+                annotations: Default::default(),
+                generator_url: String::new(),
+                peak_burn_rate: 20.0,
+            };
+            vec![(labels, t)]
+        };
+        let mut recent = engine(slo.clone());
+        let s = store::Stored {
+            alerts: firing(),
+            ..stored(definition_key(&slo))
+        };
+        assert_eq!(recent.restore(s, now), (1, 1));
+        assert_eq!(recent.decider.firing().count(), 1);
+        let mut stale = engine(slo.clone());
+        let s = store::Stored {
+            saved_at: now - 31 * 86_400,
+            alerts: firing(),
+            ..stored(definition_key(&slo))
+        };
+        assert_eq!(stale.restore(s, now), (1, 0));
+        assert_eq!(stale.decider.firing().count(), 0);
     }
 }
