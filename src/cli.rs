@@ -59,6 +59,12 @@ pub enum Command {
         /// the host name for a wildcard address).
         #[arg(long = "web.external-url", value_parser = parse_external_url)]
         external_url: Option<String>,
+        /// Directory to keep state in across restarts (bucket histories,
+        /// alert state), so a restart reads only the gap from Prometheus
+        /// and firing alerts keep their start; overrides storage.path.
+        /// Unset: nothing is kept.
+        #[arg(long = "storage.path", value_name = "DIR")]
+        storage_path: Option<PathBuf>,
     },
     /// Validate settings and SLO specs; every problem as file:line:column: message.
     Check {

@@ -27,6 +27,7 @@ pub struct Settings {
     pub slo_files: Vec<String>,
     pub alerting: AlertingSettings,
     pub web: WebSettings,
+    pub storage: StorageSettings,
     /// The config file these settings came from.
     pub path: PathBuf,
 }
@@ -104,6 +105,12 @@ impl Default for AlertingSettings {
     }
 }
 
+/// Where `run` keeps its state across restarts; none: nothing is kept.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StorageSettings {
+    pub path: Option<PathBuf>,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct WebSettings {
     pub listen_address: String,
@@ -174,6 +181,7 @@ const TOP_KEYS: &[&str] = &[
     "slo_files",
     "alerting",
     "web",
+    "storage",
 ];
 const CLIENT_KEYS: &[&str] = &[
     "url",
@@ -200,6 +208,7 @@ const ALERTING_KEYS: &[&str] = &[
     "evaluation_failing_after",
 ];
 const WEB_KEYS: &[&str] = &["listen_address", "config_file", "external_url"];
+const STORAGE_KEYS: &[&str] = &["path"];
 
 /// Every settings key the parser accepts, as dotted paths
 /// (`alerting.alertmanagers.tls.ca_file`; list items add no index).
@@ -225,6 +234,9 @@ pub fn settings_keys() -> Vec<String> {
     client("alerting.webhooks", &[], &mut out);
     for k in WEB_KEYS {
         out.push(format!("web.{k}"));
+    }
+    for k in STORAGE_KEYS {
+        out.push(format!("storage.{k}"));
     }
     out
 }
@@ -312,6 +324,12 @@ impl Reader {
             None => Some(WebSettings::default()),
             Some(f) => self.web(cx, &f),
         };
+        let storage = match m.get("storage") {
+            None => Some(StorageSettings::default()),
+            Some(f) => f.map(cx, STORAGE_KEYS).map(|s| StorageSettings {
+                path: self.path(cx, &s, "path"),
+            }),
+        };
         let positions = globs.iter().map(|g| g.pos).collect();
         Some((
             Settings {
@@ -320,6 +338,7 @@ impl Reader {
                 slo_files: globs.into_iter().map(|g| g.value).collect(),
                 alerting: alerting?,
                 web: web?,
+                storage: storage?,
                 path: PathBuf::from(file),
             },
             positions,

@@ -29,6 +29,8 @@ pub struct RunOptions {
     pub web_config_file: Option<PathBuf>,
     /// Overrides `web.external_url`.
     pub external_url: Option<String>,
+    /// Overrides `storage.path`.
+    pub storage_path: Option<PathBuf>,
 }
 
 /// Settles the URL alerts and pages link to: the flag, else the config,
@@ -233,6 +235,14 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let state = Arc::new(State::new());
     // The pages query through the engine's client, and follow it on reload.
     let mut engine = Engine::new(client.clone(), slos, state.clone(), metrics.clone());
+    let storage_dir = opts
+        .storage_path
+        .clone()
+        .or_else(|| settings.storage.path.clone());
+    let mut persist = match storage_dir {
+        Some(dir) => Some(Persist::open(dir, &mut engine)?),
+        None => None,
+    };
     let trends = Arc::new(Trends::new(client, engine.backend()));
     configure_alerting(&mut engine, &settings);
     let mut dispatcher = new_dispatcher(&settings, &metrics)?;
@@ -286,6 +296,9 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         tokio::select! {
             _ = interval.tick() => {
                 engine.cycle(unix_now()).await;
+                if let Some(p) = &mut persist {
+                    p.write(&engine, &metrics, false).await;
+                }
             }
             Some(reply) = reload_rx.recv() => reloads.ask(Some(reply)),
             _ = hup.recv() => reloads.ask(None),
@@ -306,6 +319,9 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         }
     }
     tracing::info!("shutting down");
+    if let Some(p) = &mut persist {
+        p.write(&engine, &metrics, true).await;
+    }
     let _ = shutdown_tx.send(true);
     engine.set_sink(Box::new(|_| {}));
     stop_delivery(dispatcher, Duration::from_secs(5)).await;
@@ -320,6 +336,96 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         }
     }
     result
+}
+
+/// The state file is written after a cycle at most this often, and at
+/// shutdown: a crash loses at most this much, which the next start reads
+/// from Prometheus again.
+const WRITE_GAP: Duration = Duration::from_secs(30);
+
+/// The state kept under `--storage.path`.
+struct Persist {
+    dir: PathBuf,
+    last_write: Option<tokio::time::Instant>,
+}
+
+impl Persist {
+    /// Creates the directory if needed and resumes the engine from the
+    /// state file in it. A file that cannot be used is ignored with one
+    /// warning: the start is then cold, as without the flag.
+    fn open<C: crate::prom::QueryApi>(
+        dir: PathBuf,
+        engine: &mut Engine<C>,
+    ) -> anyhow::Result<Persist> {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create the storage directory {}", dir.display()))?;
+        let file = crate::store::path_in(&dir);
+        match crate::store::load(&dir, crate::plan::BUCKET_SECS) {
+            Ok(Some(stored)) => {
+                let saved_at = stored.saved_at;
+                let (slos, alerts) = engine.restore(stored, unix_now());
+                tracing::info!(file = %file.display(), saved_at, slos, alerts, "resuming from the stored state");
+            }
+            Ok(None) => {
+                tracing::info!(file = %file.display(), "no stored state yet; starting cold")
+            }
+            Err(e) => tracing::warn!(
+                file = %file.display(),
+                reason = %e,
+                "ignoring the stored state; starting cold"
+            ),
+        }
+        Ok(Persist {
+            dir,
+            last_write: None,
+        })
+    }
+
+    /// Writes the state file unless one was written less than
+    /// [`WRITE_GAP`] ago (`force`: at shutdown). A failed write (a full
+    /// disk) is a warning and a metric; evaluation goes on.
+    async fn write<C: crate::prom::QueryApi>(
+        &mut self,
+        engine: &Engine<C>,
+        metrics: &DaemonMetrics,
+        force: bool,
+    ) {
+        let now = tokio::time::Instant::now();
+        // A second of slack, so a 30 s interval writes every cycle.
+        let recent = self
+            .last_write
+            .is_some_and(|t| now.duration_since(t) + Duration::from_secs(1) < WRITE_GAP);
+        if recent && !force {
+            return;
+        }
+        self.last_write = Some(now);
+        let bytes = engine.save(unix_now());
+        let size = bytes.len();
+        let dir = self.dir.clone();
+        let written =
+            tokio::task::spawn_blocking(move || crate::store::write_atomic(&dir, &bytes)).await;
+        let outcome = match written {
+            Ok(Ok(())) => {
+                metrics
+                    .storage_last_write_bytes
+                    .with_label_values::<&str>(&[])
+                    .set(size as i64);
+                "success"
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(file = %crate::store::path_in(&self.dir).display(), error = %e, "cannot write the state file");
+                "failure"
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the state file write did not finish");
+                "failure"
+            }
+        };
+        metrics
+            .storage_writes_total
+            .with_label_values(&[outcome])
+            .inc();
+    }
 }
 
 fn new_interval(every: Duration) -> tokio::time::Interval {
@@ -420,6 +526,9 @@ async fn apply(
         } else {
             None
         };
+        if new.storage != settings.storage {
+            tracing::warn!("storage.path changed; it takes effect after a restart");
+        }
         if new.web.listen_address != settings.web.listen_address {
             tracing::warn!("web.listen_address changed; it takes effect after a restart");
         }

@@ -16,6 +16,7 @@ use crate::metrics::DaemonMetrics;
 use crate::model::Slo;
 use crate::prom::QueryApi;
 use crate::state::State;
+use crate::store;
 
 /// Where decided notifications go: the dispatcher in `run`, nowhere in
 /// `eval`. Must not block.
@@ -215,6 +216,56 @@ impl<C: QueryApi> Engine<C> {
             .collect();
     }
 
+    /// The state file's bytes: every SLO's histories and the alert state.
+    pub fn save(&self, now: i64) -> Vec<u8> {
+        let slos: Vec<store::SloState<'_>> = self
+            .evaluators
+            .iter()
+            .filter_map(|e| {
+                let (start, last_end, histories) = e.saved()?;
+                Some(store::SloState {
+                    key: definition_key(e.slo()),
+                    start,
+                    last_end,
+                    histories,
+                })
+            })
+            .collect();
+        store::encode(now, crate::plan::BUCKET_SECS, &slos, self.decider.tracked())
+    }
+
+    /// Resumes from a state file read at start-up: SLOs whose definition
+    /// is unchanged take their histories, and the alert state comes back.
+    /// Returns how many SLOs resumed and how many alerts were restored.
+    pub fn restore(&mut self, stored: store::Stored, now: i64) -> (usize, usize) {
+        let mut by_key: std::collections::BTreeMap<store::DefinitionKey, store::StoredSlo> =
+            stored.slos.into_iter().map(|s| (s.key, s)).collect();
+        let mut resumed = 0;
+        for e in &mut self.evaluators {
+            if let Some(s) = by_key.remove(&definition_key(e.slo())) {
+                resumed += usize::from(e.resume(s.start, s.last_end, s.histories, now));
+            }
+        }
+        // State older than every period is of another time: its alerts
+        // would be incidents nobody is working on any more.
+        let longest = self
+            .evaluators
+            .iter()
+            .map(|e| e.slo().period.as_secs() as i64)
+            .max()
+            .unwrap_or(0);
+        let alerts = if stored.saved_at >= now - longest {
+            stored.alerts
+        } else {
+            vec![]
+        };
+        let restored = alerts.len();
+        for (labels, tracked) in alerts {
+            self.decider.restore(labels, tracked);
+        }
+        (resumed, restored)
+    }
+
     pub fn set_client(&mut self, client: Arc<C>) {
         self.client = Arc::new(Batching::new(client));
         self.redetect = true;
@@ -227,4 +278,125 @@ fn same_definition(a: &Slo, b: &Slo) -> bool {
     let mut a = a.clone();
     a.origin = b.origin.clone();
     a == *b
+}
+
+/// A digest of what `same_definition` compares (all but the origin), to
+/// key stored state: a changed definition does not resume an old history.
+/// `Debug` spells every field; a build that spells them otherwise only
+/// costs one cold start.
+pub fn definition_key(slo: &Slo) -> store::DefinitionKey {
+    let mut s = slo.clone();
+    s.origin = Default::default();
+    let d = ring::digest::digest(&ring::digest::SHA256, format!("{s:?}").as_bytes());
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&d.as_ref()[..16]);
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_changed_definition_gets_another_key_a_moved_one_the_same() {
+        let slo = crate::model::test_slo("svc", "avail", 99.0, 30);
+        let mut moved = slo.clone();
+        moved.origin.line += 10;
+        assert_eq!(definition_key(&slo), definition_key(&moved));
+        let other = crate::model::test_slo("svc", "avail", 99.5, 30);
+        assert_ne!(definition_key(&slo), definition_key(&other));
+        let mut relabelled = slo.clone();
+        relabelled.labels.insert("team".into(), "a".into());
+        assert_ne!(definition_key(&slo), definition_key(&relabelled));
+    }
+
+    struct NoBackend;
+
+    impl QueryApi for NoBackend {
+        async fn instant(
+            &self,
+            _: &str,
+            _: i64,
+        ) -> Result<Vec<crate::prom::Sample>, crate::prom::QueryError> {
+            Ok(vec![])
+        }
+        async fn range(
+            &self,
+            _: &str,
+            _: i64,
+            _: i64,
+            _: u64,
+        ) -> Result<Vec<crate::prom::RangeSeries>, crate::prom::QueryError> {
+            Ok(vec![])
+        }
+    }
+
+    #[test]
+    fn only_an_unchanged_definition_resumes_its_stored_history() {
+        let slo = crate::model::test_slo("svc", "avail", 99.0, 30);
+        let now = 40 * 86_400;
+        let last_end = crate::history::align_down(now - 600, 300);
+        let stored = |key| {
+            let mut h = crate::history::History::new(300);
+            h.start_at(last_end - 3_000);
+            h.extend_to(last_end, |_| crate::budget::Events::new(1.0, 10.0));
+            store::Stored {
+                saved_at: now - 300,
+                slos: vec![store::StoredSlo {
+                    key,
+                    start: last_end - 3_000,
+                    last_end,
+                    histories: [(crate::state::LabelSet::new(), h)].into(),
+                }],
+                alerts: vec![],
+            }
+        };
+        let engine = |s: Slo| {
+            Engine::new(
+                Arc::new(NoBackend),
+                vec![s],
+                Arc::new(State::new()),
+                Arc::new(DaemonMetrics::new()),
+            )
+        };
+        let mut same = engine(slo.clone());
+        assert_eq!(same.restore(stored(definition_key(&slo)), now), (1, 0));
+        assert!(same.evaluators[0].saved().is_some());
+        // The objective changed: the old buckets are not this SLO's.
+        let changed = crate::model::test_slo("svc", "avail", 99.9, 30);
+        let mut other = engine(changed);
+        assert_eq!(other.restore(stored(definition_key(&slo)), now), (0, 0));
+        assert!(other.evaluators[0].saved().is_none());
+
+        // Alerts come back unless the state is older than the period.
+        let firing = || {
+            let mut labels = crate::state::LabelSet::new();
+            labels.insert("alertname".into(), "x".into());
+            let t = crate::alert::decide::Tracked {
+                phase: crate::alert::decide::Phase::Firing {
+                    since: now - 900,
+                    last_sent: now - 310,
+                },
+                annotations: Default::default(),
+                generator_url: String::new(),
+                peak_burn_rate: 20.0,
+            };
+            vec![(labels, t)]
+        };
+        let mut recent = engine(slo.clone());
+        let s = store::Stored {
+            alerts: firing(),
+            ..stored(definition_key(&slo))
+        };
+        assert_eq!(recent.restore(s, now), (1, 1));
+        assert_eq!(recent.decider.firing().count(), 1);
+        let mut stale = engine(slo.clone());
+        let s = store::Stored {
+            saved_at: now - 31 * 86_400,
+            alerts: firing(),
+            ..stored(definition_key(&slo))
+        };
+        assert_eq!(stale.restore(s, now), (1, 0));
+        assert_eq!(stale.decider.firing().count(), 0);
+    }
 }

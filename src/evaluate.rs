@@ -77,6 +77,43 @@ impl SloEvaluator {
         &self.slo
     }
 
+    /// The state to store: where the shared timeline starts and ends, and
+    /// the histories. `None` before the first successful fetch.
+    pub fn saved(&self) -> Option<(i64, i64, &BTreeMap<LabelSet, History>)> {
+        Some((self.start?, self.last_end?, &self.histories))
+    }
+
+    /// Resumes from stored state, so the next cycle fetches only the
+    /// buckets after `last_end`. Refused (`false`, nothing kept) when it
+    /// cannot be the state of this SLO at `now`: ending before the period
+    /// began or after the last final bucket (a clock set back), or with
+    /// histories that do not end where the timeline does.
+    pub fn resume(
+        &mut self,
+        start: i64,
+        last_end: i64,
+        histories: BTreeMap<LabelSet, History>,
+        now: i64,
+    ) -> bool {
+        let w = BUCKET_SECS as i64;
+        let period_start = align_down(now - self.span(), BUCKET_SECS);
+        let last_final = align_down(now - SETTLE_SECS, BUCKET_SECS);
+        let usable = start.rem_euclid(w) == 0
+            && last_end.rem_euclid(w) == 0
+            && start <= last_end
+            && last_end >= period_start
+            && last_end <= last_final
+            && histories
+                .values()
+                .all(|h| h.last_end() == Some(last_end) && h.first_end().is_none_or(|f| f > start));
+        if usable {
+            self.start = Some(start);
+            self.last_end = Some(last_end);
+            self.histories = histories;
+        }
+        usable
+    }
+
     /// Seconds of history needed: the period or the longest window.
     fn span(&self) -> i64 {
         let longest = self.slo.windows().last().map(|w| w.secs()).unwrap_or(0);
@@ -755,6 +792,45 @@ mod tests {
         let later = *prom.range_points.lock().unwrap() - first;
         // Two queries (bad, total) for the one bucket that completed.
         assert_eq!(later, 2);
+    }
+
+    #[tokio::test]
+    async fn a_resumed_evaluator_fetches_only_the_gap_and_agrees_with_a_cold_one() {
+        let prom = fake(33);
+        let t0 = 31 * 86_400;
+        let mut before = SloEvaluator::new(slo(30));
+        before.evaluate(&prom, t0, Semantics::Closed).await.unwrap();
+        let (start, last_end, histories) = before.saved().unwrap();
+        let histories = histories.clone();
+        // Down for two hours.
+        let t1 = t0 + 7_200 + 17;
+        let mut resumed = SloEvaluator::new(slo(30));
+        assert!(resumed.resume(start, last_end, histories.clone(), t1));
+        *prom.range_points.lock().unwrap() = 0;
+        let warm = resumed
+            .evaluate(&prom, t1, Semantics::Closed)
+            .await
+            .unwrap();
+        let gap = *prom.range_points.lock().unwrap();
+        assert_eq!(gap, 2 * 24, "bad and total for the 24 buckets of the gap");
+        let cold = SloEvaluator::new(slo(30))
+            .evaluate(&prom, t1, Semantics::Closed)
+            .await
+            .unwrap();
+        // Where data begins may differ before the period: the resumed one
+        // remembers the older start, as an evaluator that never stopped
+        // does; both cover the whole period.
+        let since = |o: &[(LabelSet, Status, Figures)]| o[0].2.coverage.data_since.unwrap();
+        assert!(since(&warm) <= since(&cold) && since(&cold) <= t1 - 30 * 86_400 + 3_600);
+        let mut warm = warm;
+        warm[0].2.coverage.data_since = cold[0].2.coverage.data_since;
+        assert_eq!(warm, cold);
+
+        // Too old (a month later), or ahead of the clock: not resumed.
+        let mut late = SloEvaluator::new(slo(30));
+        assert!(!late.resume(start, last_end, histories.clone(), t0 + 31 * 86_400));
+        assert!(late.saved().is_none());
+        assert!(!late.resume(start, last_end, histories, last_end - 300));
     }
 
     #[tokio::test]

@@ -38,6 +38,7 @@ pub mod rules;
 pub mod sli;
 pub mod spec;
 pub mod state;
+pub mod store;
 pub mod systemd;
 pub mod trend;
 pub mod version;

@@ -36,12 +36,14 @@ fn main() -> ExitCode {
                 listen_address,
                 web_config_file,
                 external_url,
+                storage_path,
             } => {
                 match daemon::run(daemon::RunOptions {
                     config_file,
                     listen_address,
                     web_config_file,
                     external_url,
+                    storage_path,
                 })
                 .await
                 {

@@ -24,6 +24,11 @@ pub struct DaemonMetrics {
     pub config_last_reload_success_timestamp: Gauge,
     /// `outcome` = `success` | `failure`.
     pub config_reloads_total: IntCounterVec,
+    /// State file writes, `outcome` = `success` | `failure`; no series
+    /// without `--storage.path`.
+    pub storage_writes_total: IntCounterVec,
+    /// Size of the last state file written.
+    pub storage_last_write_bytes: IntGaugeVec,
     /// Log lines that could not be written (full disk, closed stderr).
     pub log_lines_dropped: IntCounter,
 }
@@ -104,6 +109,20 @@ impl DaemonMetrics {
             ),
             &["outcome"],
         )?;
+        let storage_writes_total = IntCounterVec::new(
+            Opts::new(
+                "errbudget_storage_writes_total",
+                "Writes of the state file (--storage.path), by outcome.",
+            ),
+            &["outcome"],
+        )?;
+        let storage_last_write_bytes = IntGaugeVec::new(
+            Opts::new(
+                "errbudget_storage_last_write_bytes",
+                "Size in bytes of the last state file written.",
+            ),
+            &[],
+        )?;
         let log_lines_dropped = crate::logging::dropped_counter();
         registry.register(Box::new(build_info.clone()))?;
         registry.register(Box::new(backend_info.clone()))?;
@@ -119,6 +138,8 @@ impl DaemonMetrics {
         registry.register(Box::new(config_last_reload_successful.clone()))?;
         registry.register(Box::new(config_last_reload_success_timestamp.clone()))?;
         registry.register(Box::new(config_reloads_total.clone()))?;
+        registry.register(Box::new(storage_writes_total.clone()))?;
+        registry.register(Box::new(storage_last_write_bytes.clone()))?;
         for outcome in ["success", "error", "cancelled"] {
             queries_total.with_label_values(&[outcome]);
         }
@@ -137,6 +158,8 @@ impl DaemonMetrics {
             config_last_reload_successful,
             config_last_reload_success_timestamp,
             config_reloads_total,
+            storage_writes_total,
+            storage_last_write_bytes,
             log_lines_dropped,
         })
     }

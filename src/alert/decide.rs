@@ -104,15 +104,34 @@ impl Decider {
         std::mem::take(&mut self.ended)
     }
 
-    /// Restores an alert that was firing before a restart, so it is not a
-    /// new incident: same `since`, re-sent at the next step.
+    /// Every alert pending or firing, by label set: the state to store.
+    pub fn tracked(&self) -> impl Iterator<Item = (&LabelSet, &Tracked)> {
+        self.states.iter()
+    }
+
+    /// Restores an alert tracked before a restart, so it is not a new
+    /// incident: same `since`, and a firing one is re-sent at the next
+    /// step (Alertmanager may have let it lapse while errbudget was down).
+    /// It resolves as usual once its condition is gone.
+    pub fn restore(&mut self, labels: LabelSet, mut tracked: Tracked) {
+        if let Phase::Firing { since, .. } = tracked.phase {
+            tracked.phase = Phase::Firing {
+                since,
+                last_sent: i64::MIN / 2,
+            };
+        }
+        self.states.insert(labels, tracked);
+    }
+
+    /// Restores an alert that was firing before a restart, known only by
+    /// its labels and start.
     pub fn restore_firing(&mut self, labels: LabelSet, since: i64) {
-        self.states.insert(
+        self.restore(
             labels,
             Tracked {
                 phase: Phase::Firing {
                     since,
-                    last_sent: i64::MIN / 2,
+                    last_sent: 0,
                 },
                 annotations: LabelSet::new(),
                 generator_url: String::new(),
@@ -316,5 +335,24 @@ mod tests {
         let n = d.step(0, vec![obs(Condition::Firing)]);
         assert_eq!(n.len(), 1);
         assert_eq!(n[0].starts_at, -500);
+    }
+
+    #[test]
+    fn a_restored_alert_keeps_its_start_and_resolves_when_the_condition_is_gone() {
+        let mut d = Decider::new(0, 60);
+        d.step(0, vec![obs(Condition::Firing)]);
+        d.step(60, vec![obs(Condition::Firing)]);
+        let saved: Vec<(LabelSet, Tracked)> =
+            d.tracked().map(|(l, t)| (l.clone(), t.clone())).collect();
+        let mut after = Decider::new(0, 60);
+        for (l, t) in saved {
+            after.restore(l, t);
+        }
+        // Re-sent at once, though the last send is only 10 s old.
+        let n = after.step(70, vec![obs(Condition::Firing)]);
+        assert_eq!((n.len(), n[0].starts_at, n[0].resolved), (1, 0, false));
+        let n = after.step(100, vec![obs(Condition::Clear)]);
+        assert_eq!((n.len(), n[0].starts_at, n[0].resolved), (1, 0, true));
+        assert_eq!(n[0].generator_url, "http://errbudget/slo/a/b");
     }
 }

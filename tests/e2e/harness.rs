@@ -538,6 +538,11 @@ impl Daemon {
     /// As `start`, on a port chosen beforehand (e.g. one Prometheus already
     /// scrapes).
     pub fn start_on(cfg: &Path, port: u16) -> Daemon {
+        Daemon::start_with_args(cfg, port, &[])
+    }
+
+    /// As `start_on`, with more flags for `run`.
+    pub fn start_with_args(cfg: &Path, port: u16, args: &[&std::ffi::OsStr]) -> Daemon {
         let logdir = tempfile::tempdir().expect("tempdir");
         let guard = Guard::spawn(
             "errbudget",
@@ -546,7 +551,8 @@ impl Daemon {
                 .arg("--config.file")
                 .arg(cfg)
                 .arg("--web.listen-address")
-                .arg(format!("127.0.0.1:{port}")),
+                .arg(format!("127.0.0.1:{port}"))
+                .args(args),
             logdir.path().join("errbudget.log"),
         );
         let mut d = Daemon {

@@ -33,6 +33,7 @@ mod packaging;
 mod pages;
 mod realistic;
 mod recorded;
+mod restart;
 mod rules;
 mod scraped;
 mod selftest;
