@@ -86,8 +86,8 @@ fn instance_section(i: &Instance, grouped: bool) -> String {
         let spent = (i.slo.error_budget_seconds() - f.remaining_seconds).max(0.0);
         out.push_str(&format!(
             "<p class=\"note\"><b>The {c}</b>{}. Budget figures cover only that time: the \
-ratio left compares the error ratio so far with the objective; the time left counts only the failure \
-seen in it ({} spent), and so does the time to exhaustion.</p>\n",
+budget left, as a share and in time, counts only the failure seen in it ({} spent), and so does the \
+time to exhaustion.</p>\n",
             match f.coverage.data_since {
                 Some(t) => format!(" (data since <time>{}</time>)", escape(&rfc3339(t))),
                 None => String::new(),
@@ -97,13 +97,8 @@ seen in it ({} spent), and so does the time to exhaustion.</p>\n",
         ));
     }
     out.push_str(&format!(
-        "<div class=\"grid\"><div>Budget left{}{}</div><div>Budget left (time)<b>{}</b></div>\
+        "<div class=\"grid\"><div>Budget left{}</div><div>Budget left (time)<b>{}</b></div>\
 <div>Period error ratio<b>{}</b></div><div>Releases<b>{}</b></div><div>Firing<b>{}</b></div></div>\n",
-        if f.coverage.is_partial() {
-            " <span class=\"small muted\">(at the error ratio so far)</span>"
-        } else {
-            ""
-        },
         budget_bar(f.remaining_ratio),
         escape(&budget_time(i, f)),
         escape(&format!("{:.4}%", f.period_error_ratio * 100.0)),
@@ -366,8 +361,8 @@ pub(crate) mod tests {
     fn a_young_period_says_how_much_it_holds_and_starts_the_chart_there() {
         let mut i = instance("checkout");
         let f = i.figures.as_mut().unwrap();
-        f.remaining_ratio = -87.6;
         f.remaining_seconds = 2_538.84;
+        f.remaining_ratio = 2_538.84 / 2_592.0;
         f.coverage = crate::budget::Coverage::at(Some(9_400), 10_000, 2_592_000.0);
         let trend = Trend {
             start: 10_000 - 2_592_000,
