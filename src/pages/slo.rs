@@ -19,14 +19,16 @@ pub fn slo_page(
     instances: &[&Instance],
     evaluated_at: Option<i64>,
     trend: Option<Result<Trend, TrendError>>,
+    prefix: &str,
 ) -> String {
     let Some(first) = instances.first() else {
-        return not_found("");
+        return not_found("", prefix);
     };
     let slo = &first.slo;
     let title = format!("{} / {}", slo.service, slo.name);
     let mut body = format!(
-        "<p class=\"small\"><a href=\"/\">← all SLOs</a></p>\n<h1>{}</h1>\n",
+        "<p class=\"small\"><a href=\"{}/\">← all SLOs</a></p>\n<h1>{}</h1>\n",
+        escape(prefix),
         escape(&title)
     );
     if !slo.description.is_empty() {
@@ -273,12 +275,13 @@ fn trend_section(
 }
 
 /// The 404 page for an unknown SLO.
-pub fn not_found(path: &str) -> String {
+pub fn not_found(path: &str, prefix: &str) -> String {
     document(
         "SLO not found",
         &format!(
-            "<p class=\"small\"><a href=\"/\">← all SLOs</a></p><h1>SLO not found</h1>\
+            "<p class=\"small\"><a href=\"{}/\">← all SLOs</a></p><h1>SLO not found</h1>\
 <p>No SLO is configured at <code>{}</code>.</p>",
+            escape(prefix),
             escape(path)
         ),
     )
@@ -347,7 +350,7 @@ pub(crate) mod tests {
                 (120, Events::new(0.0, 500.0)),
             ],
         };
-        let html = slo_page(&[&i], Some(1_000), Some(Ok(trend)));
+        let html = slo_page(&[&i], Some(1_000), Some(Ok(trend)), "");
         assert!(html.contains("<b class=\"bad\">FIRING</b>"), "{html}");
         assert!(html.contains("<span class=\"pill page\">page 1h/5m</span>"));
         assert_eq!(html.matches("<svg ").count(), 2);
@@ -373,7 +376,7 @@ pub(crate) mod tests {
                 (10_000, Events::new(53.0, 600.0)),
             ],
         };
-        let html = slo_page(&[&i], Some(10_000), Some(Ok(trend)));
+        let html = slo_page(&[&i], Some(10_000), Some(Ok(trend)), "");
         assert!(html.contains("The period holds 10m of 30d"), "{html}");
         assert!(html.contains("<b>42m of 43m</b>"), "{html}");
         assert!(html.contains("53s spent"), "{html}");
@@ -388,6 +391,7 @@ pub(crate) mod tests {
             &[&i],
             Some(1_000),
             Some(Err(TrendError::Timeout(std::time::Duration::from_secs(10)))),
+            "",
         );
         assert!(html.contains("History unavailable: no answer from Prometheus within 10s"));
         assert!(html.contains("&lt;b&gt;svc&lt;/b&gt; / avail"));
@@ -397,7 +401,7 @@ pub(crate) mod tests {
 
     #[test]
     fn not_found_escapes_the_path() {
-        let html = not_found("/slo/<x>/y");
+        let html = not_found("/slo/<x>/y", "");
         assert!(html.contains("/slo/&lt;x&gt;/y"));
     }
 }

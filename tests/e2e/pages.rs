@@ -73,3 +73,117 @@ fn status_pages_in_headless_chromium() {
     let missing = w.daemon.get("/slo/burning/nope");
     assert_eq!(missing.status, 404, "{}", missing.body);
 }
+
+/// Behind a proxy at `http://host/errbudget/`, every link of the status
+/// pages starts with `/errbudget/`, and the pages answer there as at `/`
+/// (a proxy may strip the prefix or pass it on).
+#[test]
+fn links_follow_the_external_urls_path() {
+    use std::process::Command;
+    use std::time::Duration;
+
+    use crate::events::{openmetrics, Series, Traffic, HOUR, MINUTE, T0};
+    use crate::fixtures::{slo, spec};
+    use crate::harness::{self, backfill, errbudget_bin, free_port, loopback, poll, Prometheus};
+
+    let end = T0 + 3 * HOUR;
+    let g = Series {
+        service: "proxied",
+        labels: vec![],
+        traffic: Traffic::Steady {
+            base: 100,
+            spread: 10,
+            p: 0.001,
+            incidents: vec![],
+        },
+        resets: vec![],
+        seed: 5,
+        histogram: false,
+    }
+    .generate(end - 30 * MINUTE, end);
+    let (_tmp, blocks) = backfill(
+        &[openmetrics(
+            std::slice::from_ref(&g),
+            end - 30 * MINUTE,
+            end + 1,
+        )],
+        false,
+    );
+    let prom = Prometheus::start(&blocks);
+    let ws = harness::Workspace::new();
+    let cfg = ws.config(
+        &prom.url(),
+        "1h",
+        &[(
+            "proxied.yaml",
+            &spec(
+                "proxied",
+                "web",
+                &[slo("availability", "99.9", "proxied", false)],
+            ),
+        )],
+    );
+    let port = free_port();
+    let guard = harness::Guard::spawn(
+        "errbudget",
+        Command::new(errbudget_bin()).args([
+            "run",
+            "--config.file",
+            cfg.to_str().expect("utf-8 path"),
+            "--web.listen-address",
+            &format!("127.0.0.1:{port}"),
+            "--web.external-url",
+            &format!("http://127.0.0.1:{port}/errbudget/"),
+        ]),
+        ws.path("errbudget.log"),
+    );
+    let addr = loopback(port);
+    let get = |path: &str| {
+        crate::http::get(addr, path)
+            .ok()
+            .filter(|r| r.status == 200)
+    };
+    let overview = poll(Duration::from_secs(30), || {
+        get("/errbudget/").filter(|r| r.body.contains("proxied"))
+    })
+    .unwrap_or_else(|| {
+        let r = crate::http::get(addr, "/errbudget/");
+        panic!(
+            "no overview at /errbudget/: {:?}\n{}",
+            r.map(|r| (r.status, r.body)),
+            guard.log_tail()
+        )
+    })
+    .body;
+    let hrefs = |html: &str| -> Vec<String> {
+        html.split("href=\"")
+            .skip(1)
+            .filter_map(|s| s.split('"').next())
+            .map(str::to_string)
+            .collect()
+    };
+    let links = hrefs(&overview);
+    for want in [
+        "/errbudget/slo/proxied/availability",
+        "/errbudget/metrics",
+        "/errbudget/api/v1/slos",
+        "/errbudget/-/healthy",
+        "/errbudget/-/ready",
+    ] {
+        assert!(links.iter().any(|l| l == want), "{want} not in {links:?}");
+    }
+    let page = get("/errbudget/slo/proxied/availability")
+        .unwrap_or_else(|| panic!("no SLO page under the prefix\n{}", guard.log_tail()))
+        .body;
+    assert!(hrefs(&page).iter().any(|l| l == "/errbudget/"), "{page}");
+    // Every link the pages hold answers, under the prefix and without it.
+    for link in links.iter().chain(hrefs(&page).iter()) {
+        assert!(link.starts_with("/errbudget/"), "{link} outside the prefix");
+        assert!(get(link).is_some(), "{link} does not answer");
+        assert!(
+            get(&link["/errbudget".len()..]).is_some(),
+            "{link} unprefixed"
+        );
+    }
+    assert!(get("/errbudget").is_some(), "/errbudget without its slash");
+}
