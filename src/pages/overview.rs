@@ -69,7 +69,8 @@ fn footer(prefix: &str) -> String {
         "<p class=\"small muted\">errbudget {} · <a href=\"{p}/metrics\">/metrics</a> · \
 <a href=\"{p}/api/v1/slos\">/api/v1/slos</a> (JSON) · <a href=\"{p}/-/healthy\">/-/healthy</a> · \
 <a href=\"{p}/-/ready\">/-/ready</a></p>\n",
-        escape(env!("CARGO_PKG_VERSION"))
+        // The same facts as `errbudget_build_info` and `--version`.
+        escape(&crate::version::short())
     )
 }
 
@@ -196,7 +197,13 @@ mod tests {
         for link in ["/metrics", "/api/v1/slos", "/-/healthy", "/-/ready"] {
             assert!(html.contains(&format!("href=\"{link}\"")), "{link}");
         }
-        assert!(html.contains(concat!("errbudget ", env!("CARGO_PKG_VERSION"))));
+        let build: std::collections::BTreeMap<_, _> =
+            crate::version::labels().into_iter().collect();
+        let rev: String = build["revision"].chars().take(12).collect();
+        assert!(
+            html.contains(&format!("errbudget {} ({rev})", build["version"])),
+            "{html}"
+        );
     }
 
     #[test]

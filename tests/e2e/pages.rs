@@ -186,4 +186,25 @@ fn links_follow_the_external_urls_path() {
         );
     }
     assert!(get("/errbudget").is_some(), "/errbudget without its slash");
+
+    // The landing page names the build `errbudget_build_info` describes.
+    let metrics = get("/errbudget/metrics").expect("metrics").body;
+    let info = metrics
+        .lines()
+        .find(|l| l.starts_with("errbudget_build_info{"))
+        .unwrap_or_else(|| panic!("no errbudget_build_info:\n{metrics}"));
+    let label = |k: &str| -> String {
+        [format!("{{{k}=\""), format!(",{k}=\"")]
+            .iter()
+            .find_map(|p| info.split(p.as_str()).nth(1))
+            .and_then(|s| s.split('"').next())
+            .unwrap_or_else(|| panic!("no {k} in {info}"))
+            .to_string()
+    };
+    let rev: String = label("revision").chars().take(12).collect();
+    let named = format!("errbudget {} ({rev})", label("version"));
+    assert!(
+        overview.contains(&named),
+        "{named} not on the page:\n{overview}"
+    );
 }
