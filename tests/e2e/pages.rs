@@ -208,3 +208,100 @@ fn links_follow_the_external_urls_path() {
         "{named} not on the page:\n{overview}"
     );
 }
+
+/// Range queries a Prometheus has answered so far, from its own metrics.
+fn range_queries_answered(prom: &crate::harness::Prometheus) -> f64 {
+    let m = crate::http::get(prom.addr, "/metrics")
+        .expect("Prometheus metrics")
+        .body;
+    m.lines()
+        .filter(|l| {
+            l.starts_with("prometheus_http_requests_total{")
+                && l.contains("handler=\"/api/v1/query_range\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Fifty people opening an SLO's page at once cost the Prometheus behind
+/// it the range queries of one page (the SLI's bad and total events),
+/// counted by that Prometheus; the next fifty in the same evaluation cost
+/// nothing.
+#[test]
+fn fifty_viewers_of_a_page_cost_one_page_of_range_queries() {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use crate::events::{openmetrics, Series, Traffic, MINUTE};
+    use crate::fixtures::{slo, spec};
+    use crate::harness::{self, backfill, poll, Daemon, Prometheus};
+
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64;
+    let end = now - now.rem_euclid(MINUTE);
+    let start = end - 30 * MINUTE;
+    let g = Series {
+        service: "viewed",
+        labels: vec![],
+        traffic: Traffic::Steady {
+            base: 100,
+            spread: 10,
+            p: 0.01,
+            incidents: vec![],
+        },
+        resets: vec![],
+        seed: 9,
+        histogram: false,
+    }
+    .generate(start, end);
+    let (_tmp, blocks) = backfill(
+        &[openmetrics(std::slice::from_ref(&g), start, end + 1)],
+        false,
+    );
+    let prom = Prometheus::start(&blocks);
+    let ws = harness::Workspace::new();
+    // One evaluation in the whole test: every page load shares it.
+    let cfg = ws.config(
+        &prom.url(),
+        "1h",
+        &[(
+            "viewed.yaml",
+            &spec(
+                "viewed",
+                "web",
+                &[slo("availability", "99", "viewed", false)],
+            ),
+        )],
+    );
+    let daemon = Daemon::start(&cfg);
+    poll(Duration::from_secs(30), || {
+        (daemon.get("/-/ready").status == 200).then_some(())
+    })
+    .unwrap_or_else(|| panic!("never ready\n{}", daemon.guard.log_tail()));
+
+    let load_fifty = || {
+        let addr = daemon.addr;
+        let pages: Vec<_> = (0..50)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    crate::http::get(addr, "/slo/viewed/availability").map(|r| (r.status, r.body))
+                })
+            })
+            .collect();
+        for p in pages {
+            let (status, body) = p.join().expect("viewer").expect("page");
+            assert_eq!(status, 200, "{body}");
+            assert!(!body.contains("History unavailable"), "{body}");
+            assert_eq!(body.matches("<svg ").count(), 2, "{body}");
+        }
+    };
+    let before = range_queries_answered(&prom);
+    load_fifty();
+    let first = range_queries_answered(&prom) - before;
+    load_fifty();
+    let second = range_queries_answered(&prom) - before - first;
+    println!("50 concurrent page loads: {first} range queries; 50 more: {second}");
+    assert_eq!(first, 2.0, "bad and total of one page, for 50 viewers");
+    assert_eq!(second, 0.0, "the same evaluation's pages are cached");
+}
