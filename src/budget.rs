@@ -53,9 +53,25 @@ pub fn burn_rate(error_ratio: f64, budget_ratio: f64) -> f64 {
     error_ratio / budget_ratio
 }
 
-/// `1 − period_error_ratio / (1 − objective)`; below 0 once overspent.
-pub fn remaining_ratio(period_error_ratio: f64, budget_ratio: f64) -> f64 {
-    1.0 - burn_rate(period_error_ratio, budget_ratio)
+/// The budget left as a share of the period's budget:
+/// [`remaining_seconds`] / (period × (1 − objective)), so the ratio and the
+/// seconds always say the same. With the whole period covered this is
+/// `1 − period_error_ratio / (1 − objective)`; while coverage is partial
+/// only the failure the covered time holds is spent, so ten minutes of
+/// data at 9% errors leave 98% of a 30-day budget, not −8,760%. Below 0
+/// once overspent. An objective of 100% has no budget to share: the
+/// full-period form (1, nothing counted against it).
+pub fn remaining_ratio(
+    period_error_ratio: f64,
+    budget_ratio: f64,
+    period_secs: f64,
+    covered_secs: f64,
+) -> f64 {
+    let budget = period_secs * budget_ratio;
+    if budget.is_nan() || budget <= 0.0 {
+        return 1.0 - burn_rate(period_error_ratio, budget_ratio);
+    }
+    remaining_seconds(period_error_ratio, budget_ratio, period_secs, covered_secs) / budget
 }
 
 /// Seconds until the remaining budget reaches 0 if the burn rate holds.
@@ -192,8 +208,9 @@ mod tests {
             bad in 0.0..1e9f64, extra in 0.0..1e9f64, total in 1.0..1e12f64, pct in 50.0..99.999f64
         ) {
             let budget = crate::model::Objective::from_percent(pct).unwrap().budget_ratio();
-            let before = remaining_ratio(Events::new(bad, total).error_ratio(), budget);
-            let after = remaining_ratio(Events::new(bad + extra, total).error_ratio(), budget);
+            let p = 30.0 * 86_400.0;
+            let before = remaining_ratio(Events::new(bad, total).error_ratio(), budget, p, p);
+            let after = remaining_ratio(Events::new(bad + extra, total).error_ratio(), budget, p, p);
             prop_assert!(after <= before);
             prop_assert!(before <= 1.0 && before.is_finite() && after.is_finite());
         }
@@ -227,8 +244,9 @@ mod tests {
         // 99.9% over 30d, 0.05% errors: half the budget spent.
         let budget = 0.001;
         assert!((burn_rate(0.0005, budget) - 0.5).abs() < 1e-12);
-        assert!((remaining_ratio(0.0005, budget) - 0.5).abs() < 1e-12);
-        assert!((remaining_ratio(0.002, budget) + 1.0).abs() < 1e-12);
+        let p = 30.0 * 86_400.0;
+        assert!((remaining_ratio(0.0005, budget, p, p) - 0.5).abs() < 1e-12);
+        assert!((remaining_ratio(0.002, budget, p, p) + 1.0).abs() < 1e-12);
         // Half the budget left, burning at 14.4: 0.5 × 30d / 14.4 = 25h.
         let t = exhaustion_seconds(0.5, 14.4, 30.0 * 86_400.0);
         assert!((t - 90_000.0).abs() < 1e-6);
@@ -262,7 +280,7 @@ mod tests {
         assert!((remaining_seconds(1.0, 0.001, p, 600.0) - 1_992.0).abs() < 1e-9);
         // Full coverage: the contract's remaining ratio × budget seconds.
         let full = remaining_seconds(0.002, 0.001, p, p);
-        assert!((full - remaining_ratio(0.002, 0.001) * 2_592.0).abs() < 1e-9);
+        assert!((full - (1.0 - 0.002 / 0.001) * 2_592.0).abs() < 1e-9);
         // No data spends nothing.
         assert_eq!(remaining_seconds(0.0, 0.001, p, 0.0), 2_592.0);
         assert_eq!(remaining_seconds(f64::NAN, 0.001, p, 600.0), 2_592.0);
@@ -278,14 +296,50 @@ mod tests {
         assert_eq!(exhaustion_after(f64::NAN, 0.5), f64::INFINITY);
         // Agrees with the ratio form when the whole period is covered.
         let p = 30.0 * 86_400.0;
-        let rem = remaining_ratio(0.0005, 0.001);
+        let rem = remaining_ratio(0.0005, 0.001, p, p);
         let secs = remaining_seconds(0.0005, 0.001, p, p);
         let a = exhaustion_after(secs, 14.4 * 0.001);
         let b = exhaustion_seconds(rem, 14.4, p);
         assert!((a - b).abs() < 1e-6, "{a} vs {b}");
     }
 
+    #[test]
+    fn the_ratio_left_is_the_seconds_left_over_the_budget() {
+        // The same ten minutes at 8.86% errors on 99.9% over 30d: 53.16 s
+        // of 2592 s spent, so 97.949% left, not 1 − 88.6 = −8,760%.
+        let p = 30.0 * 86_400.0;
+        let r = remaining_ratio(0.0886, 0.001, p, 600.0);
+        assert!((r - (2_592.0 - 53.16) / 2_592.0).abs() < 1e-12, "{r}");
+        // A covered period: the full-period definition.
+        assert!((remaining_ratio(0.0886, 0.001, p, p) - (1.0 - 88.6)).abs() < 1e-9);
+        // Coverage beyond the period counts as the period.
+        assert_eq!(
+            remaining_ratio(0.0005, 0.001, p, 2.0 * p),
+            remaining_ratio(0.0005, 0.001, p, p)
+        );
+        // Overspent within the covered time: a day at 1% errors spends
+        // 864 s of a 7-day 99.9% budget of 604.8 s.
+        let week = 7.0 * 86_400.0;
+        let r = remaining_ratio(0.01, 0.001, week, 86_400.0);
+        assert!((r - (604.8 - 864.0) / 604.8).abs() < 1e-12, "{r}");
+        // No budget (100%): nothing to share, the full-period form.
+        assert_eq!(remaining_ratio(0.01, 0.0, p, 600.0), 1.0);
+        assert_eq!(remaining_ratio(0.0, 0.001, p, 0.0), 1.0);
+    }
+
     proptest! {
+        #[test]
+        fn ratio_and_seconds_left_always_agree(
+            ratio in any_f64(), covered in 0.0..1e9f64, pct in 50.0..99.999f64, period in 60.0..1e8f64
+        ) {
+            let budget = crate::model::Objective::from_percent(pct).unwrap().budget_ratio();
+            let secs = remaining_seconds(ratio, budget, period, covered);
+            let r = remaining_ratio(ratio, budget, period, covered);
+            let budget_secs = period * budget;
+            prop_assert!(r.is_finite() && r <= 1.0, "{r}");
+            prop_assert!((r * budget_secs - secs).abs() <= 1e-9 * budget_secs.max(secs.abs()), "{r} × {budget_secs} vs {secs}");
+        }
+
         #[test]
         fn covered_failure_is_bounded_by_covered_time(
             ratio in any_f64(), covered in 0.0..1e8f64, pct in 50.0..99.999f64, period in 60.0..1e8f64

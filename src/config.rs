@@ -127,6 +127,14 @@ impl WebSettings {
         self.external_url_on(None)
     }
 
+    /// The path of the external URL without its trailing slash (`""` or
+    /// `/errbudget`): behind a proxy at `http://host/errbudget/` every
+    /// link of the status pages starts with it, as Prometheus's own
+    /// `--web.external-url` prefixes its UI.
+    pub fn path_prefix(&self) -> String {
+        path_of(&self.external_url())
+    }
+
     /// As [`Self::external_url`], with a wildcard listen host (`:9465`,
     /// `0.0.0.0`, `[::]`) replaced by `hostname` (else `localhost`), as
     /// Prometheus derives its own external URL.
@@ -144,6 +152,15 @@ impl WebSettings {
         };
         format!("http://{host}:{port}")
     }
+}
+
+/// The path part of an absolute URL, without a trailing slash: what comes
+/// after `scheme://authority`, before any query or fragment.
+fn path_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let path = rest.find('/').map_or("", |i| &rest[i..]);
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    path.trim_end_matches('/').to_string()
 }
 
 /// True when `url` points at this machine only (127.0.0.0/8, ::1,
@@ -597,6 +614,18 @@ fn check_base_url(cx: &mut Cx<'_>, path: &str, u: Sp<String>) -> Option<String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_path_prefix_is_the_external_urls_path() {
+        for (url, want) in [
+            ("http://host/errbudget/", "/errbudget"),
+            ("https://host:8443/a/b?x=1#y", "/a/b"),
+            ("http://host:9465", ""),
+            ("http://host/", ""),
+        ] {
+            assert_eq!(path_of(url), want, "{url}");
+        }
+    }
 
     fn errors(text: &str) -> Vec<String> {
         parse_settings("etc/errbudget.yaml", text)

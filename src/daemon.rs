@@ -269,6 +269,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         reload: reload_tx,
         trends: Some(trends.clone()),
+        prefix: settings.web.path_prefix().into(),
     };
     let router = http::router(app);
     let servers: Vec<_> = listeners

@@ -297,7 +297,12 @@ impl SloEvaluator {
         let budget_ratio = self.slo.objective.budget_ratio();
         let period_secs = self.slo.period.as_secs() as f64;
         let period_error_ratio = period.error_ratio();
-        let remaining_ratio = budget::remaining_ratio(period_error_ratio, budget_ratio);
+        let remaining_ratio = budget::remaining_ratio(
+            period_error_ratio,
+            budget_ratio,
+            period_secs,
+            coverage.seconds,
+        );
         let remaining_seconds = budget::remaining_seconds(
             period_error_ratio,
             budget_ratio,

@@ -115,7 +115,7 @@ fn encode(families: &[MetricFamily], format: Format) -> Result<Vec<u8>, promethe
         Format::Text => {
             let mut buf = Vec::new();
             TextEncoder::new().encode(families, &mut buf)?;
-            Ok(buf)
+            Ok(spell_special_values(&buf))
         }
         Format::OpenMetrics => {
             let mut s = String::new();
@@ -123,6 +123,36 @@ fn encode(families: &[MetricFamily], format: Format) -> Result<Vec<u8>, promethe
             Ok(s.into_bytes())
         }
     }
+}
+
+/// The text format spells the special values `+Inf`, `-Inf` and `NaN`;
+/// the `prometheus` crate's encoder writes a sample with Rust's
+/// `f64::to_string`, which gives `inf` and `-inf` (Prometheus's parser
+/// happens to accept them, stricter ones do not). A sample line ends with
+/// its value after the last space (no timestamps here), and label values
+/// cannot hold a line break, so the last token of a line is the value.
+fn spell_special_values(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + 64);
+    for line in text.split_inclusive(|&b| b == b'\n') {
+        let body = line.strip_suffix(b"\n").unwrap_or(line);
+        let fixed = match body.iter().rposition(|&b| b == b' ') {
+            Some(i) if !body.starts_with(b"#") => match &body[i + 1..] {
+                b"inf" => Some(("+Inf", i)),
+                b"-inf" => Some(("-Inf", i)),
+                _ => None,
+            },
+            _ => None,
+        };
+        match fixed {
+            Some((value, i)) => {
+                out.extend_from_slice(&body[..=i]);
+                out.extend_from_slice(value.as_bytes());
+                out.extend_from_slice(&line[body.len()..]);
+            }
+            None => out.extend_from_slice(line),
+        }
+    }
+    out
 }
 
 /// The `slo_*` part of `/metrics` for the latest snapshot, per format,
@@ -482,7 +512,7 @@ mod tests {
             om.contains("errbudget_prometheus_queries_total{outcome=\"success\"} 0"),
             "{om}"
         );
-        // The same SLO samples in both formats (text writes +Inf as `inf`).
+        // The same SLO samples in both formats.
         let slo_lines = |s: &str| -> Vec<(String, f64)> {
             s.lines()
                 .filter(|l| l.starts_with("slo_"))
@@ -495,6 +525,17 @@ mod tests {
         let second = Arc::new(snapshot());
         cache.scrape(&metrics, &second, Format::Text).await.unwrap();
         assert_eq!(cache.renders(), 3);
+    }
+
+    #[test]
+    fn special_values_are_spelt_as_the_text_format_wants() {
+        let text =
+            "# HELP x inf\nx{a=\"inf\"} inf\nx{a=\"b -inf\"} -inf\nx NaN\nx 1\ny{le=\"+Inf\"} 3";
+        let out = String::from_utf8(spell_special_values(text.as_bytes())).unwrap();
+        assert_eq!(
+            out,
+            "# HELP x inf\nx{a=\"inf\"} +Inf\nx{a=\"b -inf\"} -Inf\nx NaN\nx 1\ny{le=\"+Inf\"} 3"
+        );
     }
 
     #[test]
@@ -519,7 +560,22 @@ mod tests {
         assert!(text.contains(r#"route="/pay""#));
         assert!(text.contains(r#"window="5m""#));
         assert!(text.contains("slo_error_budget_exhaustion_seconds{"));
-        assert!(text.contains("+Inf"));
+        // Not burning: +Inf, spelt as the text format spells it.
+        let exhaustion: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("slo_error_budget_exhaustion_seconds{"))
+            .collect();
+        assert!(
+            exhaustion.iter().any(|l| l.ends_with("} +Inf")),
+            "{exhaustion:?}"
+        );
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let value = line.rsplit(' ').next().unwrap_or_default();
+            assert!(
+                !value.eq_ignore_ascii_case("inf") && value != "-inf",
+                "{line}"
+            );
+        }
         assert!(text.contains(r#"kind="bad""#));
     }
 }

@@ -30,6 +30,10 @@ pub struct AppState {
     /// Range queries of the SLI for an SLO's page; without it the page
     /// shows the current figures only.
     pub trends: Option<Arc<dyn TrendSource>>,
+    /// The external URL's path (`""` or `/errbudget`): the pages' links
+    /// start with it, and every route is served under it too, so a proxy
+    /// may pass the prefix on or strip it.
+    pub prefix: Arc<str>,
 }
 
 pub fn router(app: AppState) -> Router {
@@ -40,7 +44,7 @@ pub fn router(app: AppState) -> Router {
         .no_br()
         .no_deflate()
         .no_zstd();
-    Router::new()
+    let routes = Router::new()
         .route("/", get(index))
         .route(
             "/metrics",
@@ -50,7 +54,17 @@ pub fn router(app: AppState) -> Router {
         .route("/-/ready", get(ready))
         .route("/-/reload", post(reload))
         .route("/api/v1/slos", get(slos))
-        .route("/slo/{service}/{slo}", get(slo_page))
+        .route("/slo/{service}/{slo}", get(slo_page));
+    let prefix = app.prefix.clone();
+    if prefix.is_empty() {
+        return routes.with_state(app);
+    }
+    // A nested "/" answers at `/errbudget` only; `/errbudget/` is the
+    // address people are given.
+    Router::new()
+        .route(&format!("{prefix}/"), get(index))
+        .nest(&prefix, routes.clone())
+        .merge(routes)
         .with_state(app)
 }
 
@@ -114,7 +128,7 @@ async fn slos(AxState(app): AxState<AppState>) -> Json<serde_json::Value> {
 }
 
 async fn index(AxState(app): AxState<AppState>) -> Html<String> {
-    Html(crate::pages::overview(&app.state.snapshot()))
+    Html(crate::pages::overview(&app.state.snapshot(), &app.prefix))
 }
 
 /// One SLO's page. The path segments arrive percent-decoded, so they
@@ -131,7 +145,11 @@ async fn slo_page(
         .collect();
     let Some(first) = instances.first() else {
         let path = crate::pages::slo_path(&service, &slo);
-        return (StatusCode::NOT_FOUND, Html(crate::pages::not_found(&path))).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            Html(crate::pages::not_found(&path, &app.prefix)),
+        )
+            .into_response();
     };
     // The history ends where the figures were taken, so the two agree.
     let trend = match (&app.trends, snapshot.evaluated_at) {
@@ -145,6 +163,7 @@ async fn slo_page(
         &instances,
         snapshot.evaluated_at,
         trend,
+        &app.prefix,
     ))
     .into_response()
 }
@@ -213,6 +232,7 @@ mod tests {
             metrics: Arc::new(DaemonMetrics::new()),
             reload,
             trends: Some(asked.clone()),
+            prefix: "".into(),
         })
         .await;
         let get = |path: &'static str| async move {

@@ -3,7 +3,9 @@
 //! `plan` and run through the same `prom` client the engine uses. Bounded
 //! in points and time so a page view can never weigh like an evaluation.
 //! Turns counts into a burn-down and burn rates with `budget`; writes no
-//! PromQL and renders nothing.
+//! PromQL and renders nothing. A trend is fetched once per SLO and
+//! evaluation ([`Trends`] keeps it until the next one), so fifty viewers
+//! of a page cost Prometheus what one does.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -35,6 +37,9 @@ pub enum TrendError {
     Sli(#[from] SliError),
     #[error(transparent)]
     Backend(#[from] backend::DetectError),
+    /// The failure of a fetch shared by every viewer of that evaluation.
+    #[error(transparent)]
+    Shared(Arc<TrendError>),
 }
 
 /// Events per step over the period, oldest first. Each point holds the
@@ -158,10 +163,22 @@ pub trait TrendSource: Send + Sync {
     fn trend(&self, slo: Arc<Slo>, now: i64) -> BoxFuture<'static, Result<Trend, TrendError>>;
 }
 
-/// The daemon's trend source: the engine's client, swapped on reload.
+type Cell = Arc<tokio::sync::OnceCell<Result<Trend, Arc<TrendError>>>>;
+
+/// The trends of one evaluation instant, by service and SLO name.
+#[derive(Default)]
+struct Cached {
+    at: i64,
+    slos: std::collections::HashMap<(String, String), Cell>,
+}
+
+/// The daemon's trend source: the engine's client, swapped on reload, and
+/// the trends of the latest evaluation. Concurrent page loads of one SLO
+/// wait for the same fetch; a newer evaluation replaces them all.
 pub struct Trends<C> {
     client: RwLock<Arc<C>>,
     backend: Detected,
+    cache: std::sync::Mutex<Cached>,
 }
 
 impl<C: QueryApi> Trends<C> {
@@ -171,7 +188,26 @@ impl<C: QueryApi> Trends<C> {
         Trends {
             client: RwLock::new(client),
             backend,
+            cache: std::sync::Mutex::new(Cached::default()),
         }
+    }
+
+    /// The shared slot of `slo` at `now`; `None` for an instant older than
+    /// the cached one (a page rendered from a snapshot just replaced).
+    fn cell(&self, slo: &Slo, now: i64) -> Option<Cell> {
+        let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if now > c.at {
+            *c = Cached {
+                at: now,
+                slos: Default::default(),
+            };
+        }
+        (now == c.at).then(|| {
+            c.slos
+                .entry((slo.service.clone(), slo.name.clone()))
+                .or_default()
+                .clone()
+        })
     }
 
     /// Follows a reload that changed the Prometheus settings.
@@ -180,6 +216,8 @@ impl<C: QueryApi> Trends<C> {
             Ok(mut g) => *g = client,
             Err(poisoned) => *poisoned.into_inner() = client,
         }
+        // What the old client fetched may come from another backend.
+        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = Cached::default();
     }
 
     fn client(&self) -> Arc<C> {
@@ -194,6 +232,7 @@ impl<C: QueryApi> TrendSource for Trends<C> {
     fn trend(&self, slo: Arc<Slo>, now: i64) -> BoxFuture<'static, Result<Trend, TrendError>> {
         let client = self.client();
         let known = self.backend.get().map(|b| b.semantics);
+        let cell = self.cell(&slo, now);
         Box::pin(async move {
             let work = async {
                 let semantics = match known {
@@ -202,10 +241,21 @@ impl<C: QueryApi> TrendSource for Trends<C> {
                 };
                 fetch(&*client, &slo, now, semantics).await
             };
-            match tokio::time::timeout(TIMEOUT, work).await {
-                Ok(result) => result,
-                Err(_) => Err(TrendError::Timeout(TIMEOUT)),
-            }
+            let bounded = async {
+                match tokio::time::timeout(TIMEOUT, work).await {
+                    Ok(result) => result,
+                    Err(_) => Err(TrendError::Timeout(TIMEOUT)),
+                }
+            };
+            let Some(cell) = cell else {
+                return bounded.await;
+            };
+            // Failures are kept too: a Prometheus that timed out for one
+            // viewer is not asked again by the next 49 in the same cycle.
+            let shared = cell
+                .get_or_init(|| async { bounded.await.map_err(Arc::new) })
+                .await;
+            shared.clone().map_err(TrendError::Shared)
         })
     }
 }
@@ -319,6 +369,39 @@ mod tests {
                 .to_string();
             assert!(err.contains(want), "{bad} {total}: {err}");
         }
+    }
+
+    #[tokio::test]
+    async fn one_fetch_per_slo_and_evaluation_for_any_number_of_viewers() {
+        let prom = Arc::new(Scripted {
+            bad: 0.1,
+            total: 10.0,
+            asked: Mutex::new(vec![]),
+        });
+        let detected = Detected::default();
+        detected.set(Some(crate::backend::BackendInfo {
+            semantics: Semantics::Closed,
+            product: "prometheus".into(),
+            version: String::new(),
+        }));
+        let trends = Trends::new(prom.clone(), detected);
+        let slo = Arc::new(test_slo("s", "a", 99.0, 30));
+        let other = Arc::new(test_slo("s", "b", 99.0, 30));
+        let asked = || prom.asked.lock().unwrap().len();
+        let views =
+            futures::future::join_all((0..50).map(|_| trends.trend(slo.clone(), 1_000_000))).await;
+        assert!(views.iter().all(|v| v.is_ok()));
+        assert_eq!(asked(), 2, "bad and total, once for 50 viewers");
+        trends.trend(other.clone(), 1_000_000).await.unwrap();
+        assert_eq!(asked(), 4, "another SLO has its own");
+        // The next evaluation fetches anew; a page of the older one still
+        // renders, uncached.
+        trends.trend(slo.clone(), 1_000_030).await.unwrap();
+        assert_eq!(asked(), 6);
+        trends.trend(slo.clone(), 1_000_000).await.unwrap();
+        assert_eq!(asked(), 8);
+        trends.trend(slo.clone(), 1_000_030).await.unwrap();
+        assert_eq!(asked(), 8);
     }
 
     #[test]

@@ -108,7 +108,7 @@ impl HttpClient {
             // A redirect would replay a POST as GET and could carry
             // credentials elsewhere; surface it as an HTTP error instead.
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("errbudget/", env!("CARGO_PKG_VERSION")))
+            .user_agent(format!("errbudget/{}", crate::version::VERSION))
             .build()
             .map_err(ClientError::Build)?;
         Ok(HttpClient {

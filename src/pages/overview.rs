@@ -9,7 +9,7 @@ use super::{
     labels_text, rate, slo_path,
 };
 
-pub fn overview(s: &Snapshot) -> String {
+pub fn overview(s: &Snapshot, prefix: &str) -> String {
     let mut rows: Vec<&Instance> = s.instances.iter().collect();
     rows.sort_by(|a, b| {
         let (ra, va) = badness(a);
@@ -46,7 +46,7 @@ pub fn overview(s: &Snapshot) -> String {
     );
     if rows.is_empty() {
         body.push_str("<p class=\"note\">No SLO evaluated yet.</p>\n");
-        body.push_str(&footer());
+        body.push_str(&footer(prefix));
         return document("errbudget", &body);
     }
     body.push_str(
@@ -54,28 +54,31 @@ pub fn overview(s: &Snapshot) -> String {
 <th>Firing alerts</th><th>Releases</th><th>Evaluated</th></tr></thead><tbody>\n",
     );
     for i in rows {
-        body.push_str(&row(i));
+        body.push_str(&row(i, prefix));
     }
     body.push_str("</tbody></table>\n");
-    body.push_str(&footer());
+    body.push_str(&footer(prefix));
     document("errbudget", &body)
 }
 
 /// What a monitoring engineer looks for on an exporter's landing page: the
 /// version and the machine-readable endpoints.
-fn footer() -> String {
+fn footer(prefix: &str) -> String {
+    let p = escape(prefix);
     format!(
-        "<p class=\"small muted\">errbudget {} · <a href=\"/metrics\">/metrics</a> · \
-<a href=\"/api/v1/slos\">/api/v1/slos</a> (JSON) · <a href=\"/-/healthy\">/-/healthy</a> · \
-<a href=\"/-/ready\">/-/ready</a></p>\n",
-        escape(env!("CARGO_PKG_VERSION"))
+        "<p class=\"small muted\">errbudget {} · <a href=\"{p}/metrics\">/metrics</a> · \
+<a href=\"{p}/api/v1/slos\">/api/v1/slos</a> (JSON) · <a href=\"{p}/-/healthy\">/-/healthy</a> · \
+<a href=\"{p}/-/ready\">/-/ready</a></p>\n",
+        // The same facts as `errbudget_build_info` and `--version`.
+        escape(&crate::version::short())
     )
 }
 
-fn row(i: &Instance) -> String {
+fn row(i: &Instance, prefix: &str) -> String {
     let slo = &i.slo;
     let mut name = format!(
-        "<a href=\"{}\"><b>{}</b> / {}</a>",
+        "<a href=\"{}{}\"><b>{}</b> / {}</a>",
+        escape(prefix),
         escape(&slo_path(&slo.service, &slo.name)),
         escape(&slo.service),
         escape(&slo.name)
@@ -184,7 +187,7 @@ mod tests {
                 instance("c", "burning", 0.8, true),
             ],
         };
-        let html = overview(&s);
+        let html = overview(&s, "");
         let pos = |needle: &str| html.find(needle).unwrap_or_else(|| panic!("{needle}"));
         assert!(pos("/slo/c/burning") < pos("/slo/b/low"));
         assert!(pos("/slo/b/low") < pos("/slo/a/fine"));
@@ -194,7 +197,13 @@ mod tests {
         for link in ["/metrics", "/api/v1/slos", "/-/healthy", "/-/ready"] {
             assert!(html.contains(&format!("href=\"{link}\"")), "{link}");
         }
-        assert!(html.contains(concat!("errbudget ", env!("CARGO_PKG_VERSION"))));
+        let build: std::collections::BTreeMap<_, _> =
+            crate::version::labels().into_iter().collect();
+        let rev: String = build["revision"].chars().take(12).collect();
+        assert!(
+            html.contains(&format!("errbudget {} ({rev})", build["version"])),
+            "{html}"
+        );
     }
 
     #[test]
@@ -209,10 +218,13 @@ mod tests {
         slo.description = "<img src=x onerror=alert(1)>".into();
         i.slo = Arc::new(slo);
         i.group.insert("route".into(), "</td><script>".into());
-        let html = overview(&Snapshot {
-            evaluated_at: Some(1),
-            instances: vec![i],
-        });
+        let html = overview(
+            &Snapshot {
+                evaluated_at: Some(1),
+                instances: vec![i],
+            },
+            "",
+        );
         assert!(!html.contains("<script>"), "{html}");
         assert!(!html.contains("<img"), "{html}");
         assert!(!html.contains("\"onmouseover"), "{html}");
@@ -224,6 +236,6 @@ mod tests {
 
     #[test]
     fn says_so_when_nothing_was_evaluated() {
-        assert!(overview(&Snapshot::default()).contains("No SLO evaluated yet"));
+        assert!(overview(&Snapshot::default(), "").contains("No SLO evaluated yet"));
     }
 }

@@ -19,14 +19,16 @@ pub fn slo_page(
     instances: &[&Instance],
     evaluated_at: Option<i64>,
     trend: Option<Result<Trend, TrendError>>,
+    prefix: &str,
 ) -> String {
     let Some(first) = instances.first() else {
-        return not_found("");
+        return not_found("", prefix);
     };
     let slo = &first.slo;
     let title = format!("{} / {}", slo.service, slo.name);
     let mut body = format!(
-        "<p class=\"small\"><a href=\"/\">← all SLOs</a></p>\n<h1>{}</h1>\n",
+        "<p class=\"small\"><a href=\"{}/\">← all SLOs</a></p>\n<h1>{}</h1>\n",
+        escape(prefix),
         escape(&title)
     );
     if !slo.description.is_empty() {
@@ -86,8 +88,8 @@ fn instance_section(i: &Instance, grouped: bool) -> String {
         let spent = (i.slo.error_budget_seconds() - f.remaining_seconds).max(0.0);
         out.push_str(&format!(
             "<p class=\"note\"><b>The {c}</b>{}. Budget figures cover only that time: the \
-ratio left compares the error ratio so far with the objective; the time left counts only the failure \
-seen in it ({} spent), and so does the time to exhaustion.</p>\n",
+budget left, as a share and in time, counts only the failure seen in it ({} spent), and so does the \
+time to exhaustion.</p>\n",
             match f.coverage.data_since {
                 Some(t) => format!(" (data since <time>{}</time>)", escape(&rfc3339(t))),
                 None => String::new(),
@@ -97,13 +99,8 @@ seen in it ({} spent), and so does the time to exhaustion.</p>\n",
         ));
     }
     out.push_str(&format!(
-        "<div class=\"grid\"><div>Budget left{}{}</div><div>Budget left (time)<b>{}</b></div>\
+        "<div class=\"grid\"><div>Budget left{}</div><div>Budget left (time)<b>{}</b></div>\
 <div>Period error ratio<b>{}</b></div><div>Releases<b>{}</b></div><div>Firing<b>{}</b></div></div>\n",
-        if f.coverage.is_partial() {
-            " <span class=\"small muted\">(at the error ratio so far)</span>"
-        } else {
-            ""
-        },
         budget_bar(f.remaining_ratio),
         escape(&budget_time(i, f)),
         escape(&format!("{:.4}%", f.period_error_ratio * 100.0)),
@@ -278,12 +275,13 @@ fn trend_section(
 }
 
 /// The 404 page for an unknown SLO.
-pub fn not_found(path: &str) -> String {
+pub fn not_found(path: &str, prefix: &str) -> String {
     document(
         "SLO not found",
         &format!(
-            "<p class=\"small\"><a href=\"/\">← all SLOs</a></p><h1>SLO not found</h1>\
+            "<p class=\"small\"><a href=\"{}/\">← all SLOs</a></p><h1>SLO not found</h1>\
 <p>No SLO is configured at <code>{}</code>.</p>",
+            escape(prefix),
             escape(path)
         ),
     )
@@ -352,7 +350,7 @@ pub(crate) mod tests {
                 (120, Events::new(0.0, 500.0)),
             ],
         };
-        let html = slo_page(&[&i], Some(1_000), Some(Ok(trend)));
+        let html = slo_page(&[&i], Some(1_000), Some(Ok(trend)), "");
         assert!(html.contains("<b class=\"bad\">FIRING</b>"), "{html}");
         assert!(html.contains("<span class=\"pill page\">page 1h/5m</span>"));
         assert_eq!(html.matches("<svg ").count(), 2);
@@ -366,8 +364,8 @@ pub(crate) mod tests {
     fn a_young_period_says_how_much_it_holds_and_starts_the_chart_there() {
         let mut i = instance("checkout");
         let f = i.figures.as_mut().unwrap();
-        f.remaining_ratio = -87.6;
         f.remaining_seconds = 2_538.84;
+        f.remaining_ratio = 2_538.84 / 2_592.0;
         f.coverage = crate::budget::Coverage::at(Some(9_400), 10_000, 2_592_000.0);
         let trend = Trend {
             start: 10_000 - 2_592_000,
@@ -378,7 +376,7 @@ pub(crate) mod tests {
                 (10_000, Events::new(53.0, 600.0)),
             ],
         };
-        let html = slo_page(&[&i], Some(10_000), Some(Ok(trend)));
+        let html = slo_page(&[&i], Some(10_000), Some(Ok(trend)), "");
         assert!(html.contains("The period holds 10m of 30d"), "{html}");
         assert!(html.contains("<b>42m of 43m</b>"), "{html}");
         assert!(html.contains("53s spent"), "{html}");
@@ -393,6 +391,7 @@ pub(crate) mod tests {
             &[&i],
             Some(1_000),
             Some(Err(TrendError::Timeout(std::time::Duration::from_secs(10)))),
+            "",
         );
         assert!(html.contains("History unavailable: no answer from Prometheus within 10s"));
         assert!(html.contains("&lt;b&gt;svc&lt;/b&gt; / avail"));
@@ -402,7 +401,7 @@ pub(crate) mod tests {
 
     #[test]
     fn not_found_escapes_the_path() {
-        let html = not_found("/slo/<x>/y");
+        let html = not_found("/slo/<x>/y", "");
         assert!(html.contains("/slo/&lt;x&gt;/y"));
     }
 }

@@ -313,9 +313,13 @@ fn slo_rules(slo: &Slo, interval: u64) -> Vec<Rule> {
         ),
         base_list.clone(),
     ));
+    // The budget left over the period's budget (budget::remaining_ratio):
+    // (B − e × c × P) / B with B = P × budget, so only the failure of the
+    // covered share c is spent; 1 − e / budget once the period is covered.
+    // Remaining seconds and exhaustion below follow from it.
     rules.push(record(
         "slo_error_budget_remaining_ratio",
-        format!("1 - slo_period_error_ratio{sel} / {budget}"),
+        format!("1 - slo_period_error_ratio{sel} * slo_period_coverage_ratio{sel} / {budget}"),
         base_list.clone(),
     ));
     rules.push(record(

@@ -22,15 +22,18 @@
 //!   10 s too and it writes its request in one go, so a real scraper never
 //!   meets the limit; a scraper idle for longer just reconnects;
 //! - 10 s for the TLS handshake, the same idea one layer down;
-//! - 256 connections at once; beyond that new ones wait in the kernel's
-//!   accept queue. With the 10 s timeouts, an attacker must keep 256
-//!   sockets busy to delay anyone, and memory stays bounded
-//!   (256 × ≤ 16 KiB head buffer + TLS state ≈ a few tens of MiB), well
-//!   under the usual 1024 open-files limit.
+//! - 256 connections at once. A client that connects at the cap closes
+//!   the oldest connection that serves no request (an idle keep-alive, or
+//!   one still sending its request head: [`conns`]), so sockets that say
+//!   nothing cannot make a scraper wait for their 10 s timeouts; only
+//!   when all 256 are serving requests does a new one wait for a slot.
+//!   Memory stays bounded (256 × ≤ 16 KiB head buffer + TLS state ≈ a
+//!   few tens of MiB), well under the usual 1024 open-files limit.
 //! - On shutdown, open requests get up to 10 s to finish.
 
 pub mod auth;
 pub mod config;
+mod conns;
 
 use std::future::Future;
 use std::path::Path;
@@ -123,16 +126,10 @@ pub async fn serve_with(
     let app = guarded(router, BasicAuth::new(users)?, headers, &limits);
     let builder = builder(&limits);
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let open = Arc::new(conns::Registry::default());
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        // Take a connection slot before accepting, so that at the cap new
-        // clients wait in the kernel's queue instead of in our memory.
-        let slot = tokio::select! {
-            s = slots.clone().acquire_owned() => s,
-            () = &mut shutdown => break,
-        };
-        let Ok(slot) = slot else { break };
         let accepted = tokio::select! {
             a = listener.accept() => a,
             () = &mut shutdown => break,
@@ -146,39 +143,73 @@ pub async fn serve_with(
                 continue;
             }
         };
+        // At the cap, make room by closing the oldest connection that
+        // serves no request; its slot frees as it closes. Only when every
+        // connection is serving one does this client wait (and, since no
+        // more are accepted meanwhile, the rest wait in the kernel's queue).
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(s) => s,
+            Err(_) => {
+                if open.shed_oldest_idle() {
+                    tracing::debug!(%peer, "at the connection cap: closed the oldest idle connection");
+                }
+                let s = tokio::select! {
+                    s = slots.clone().acquire_owned() => s,
+                    () = &mut shutdown => break,
+                };
+                let Ok(s) = s else { break };
+                s
+            }
+        };
         // Responses are small and written at once; don't let Nagle delay them.
         let _ = stream.set_nodelay(true);
         let watcher = graceful.watcher();
-        let svc = TowerToHyperService::new(app.clone().layer(axum::Extension(Peer(peer.ip()))));
+        let conn = open.register();
+        let svc = busy_tracking(
+            TowerToHyperService::new(app.clone().layer(axum::Extension(Peer(peer.ip())))),
+            conn.busy.clone(),
+        );
         let builder = builder.clone();
         let tls = tls.clone();
         let handshake_timeout = limits.tls_handshake_timeout;
         tokio::spawn(async move {
             let _slot = slot;
-            let result = match tls {
-                None => {
-                    watcher
-                        .watch(builder.serve_connection(TokioIo::new(stream), svc))
-                        .await
-                }
-                Some(acceptor) => {
-                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(s)) => {
-                            watcher
-                                .watch(builder.serve_connection(TokioIo::new(s), svc))
-                                .await
-                        }
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
+            let shed = conn.shed.clone();
+            let serve = async move {
+                match tls {
+                    None => {
+                        watcher
+                            .watch(builder.serve_connection(TokioIo::new(stream), svc))
+                            .await
+                    }
+                    Some(acceptor) => {
+                        match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await
+                        {
+                            Ok(Ok(s)) => {
+                                watcher
+                                    .watch(builder.serve_connection(TokioIo::new(s), svc))
+                                    .await
+                            }
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                Ok(())
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                Ok(())
+                            }
                         }
                     }
                 }
             };
+            let result = tokio::select! {
+                r = serve => r,
+                () = shed.notified() => {
+                    tracing::debug!(%peer, "idle connection closed to make room");
+                    return;
+                }
+            };
+            drop(conn);
             if let Err(e) = result {
                 // Header timeouts, resets, oversized heads: the client's
                 // problem, not worth more than a debug line.
@@ -213,6 +244,45 @@ fn log_config(w: &WebConfig) {
             tracing::warn!("basic authentication without TLS sends passwords in clear text");
         }
     }
+}
+
+/// `svc` with the connection counted busy from a request's head until its
+/// response body is written, so shedding never cuts an answer short.
+fn busy_tracking<S>(
+    svc: S,
+    busy: Arc<std::sync::atomic::AtomicUsize>,
+) -> impl hyper::service::Service<
+    hyper::Request<hyper::body::Incoming>,
+    Response = Response,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<Response, std::convert::Infallible>> + Send,
+> + Clone
+where
+    S: hyper::service::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    use http_body_util::BodyExt;
+    let svc = Arc::new(svc);
+    let f = move |req| {
+        let guard = conns::Busy::enter(&busy);
+        let answer = svc.call(req);
+        async move {
+            let resp = answer.await?;
+            Ok(resp.map(|body| {
+                axum::body::Body::new(body.map_frame(move |frame| {
+                    let _held = &guard;
+                    frame
+                }))
+            }))
+        }
+    };
+    hyper::service::service_fn(f)
 }
 
 /// The HTTP/1.1 connection settings from `limits`.

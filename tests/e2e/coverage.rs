@@ -10,7 +10,9 @@ use serde_json::Value;
 
 use crate::events::{openmetrics, Generated, Series, Traffic, HOUR, MINUTE, T0};
 use crate::fixtures::{slo, spec};
-use crate::harness::{backfill, eval_json, poll, rfc3339, Daemon, Prometheus, Workspace};
+use crate::harness::{
+    backfill, errbudget_bin, eval_json, poll, rfc3339, run_bounded, Daemon, Prometheus, Workspace,
+};
 
 const PERIOD: f64 = 30.0 * 86_400.0;
 /// 99.9% over 30d.
@@ -93,14 +95,20 @@ fn assert_honest(s: &Value, g: &Generated, since: i64, at: i64, events_end: i64)
         left >= BUDGET_SECS - covered,
         "more failure counted than {covered}s can hold: {s}"
     );
-    // The ratio keeps its definition: the error ratio so far against the
-    // objective.
+    // The ratio is the same quantity: the budget left over the budget, so
+    // ten minutes at 40× the allowed error ratio leave most of it, and no
+    // release freezes for it.
     let remaining = f(s, "error_budget_remaining_ratio");
-    let want = 1.0 - err / BUDGET_RATIO;
+    let want = (BUDGET_SECS - spent) / BUDGET_SECS;
     assert!(
-        (remaining - want).abs() <= want.abs() * 0.05,
+        (remaining - want).abs() <= (1.0 - want) * 0.05,
         "remaining ratio {remaining} vs {want}: {s}"
     );
+    assert!(
+        (remaining * BUDGET_SECS - left).abs() <= 1e-6 * BUDGET_SECS,
+        "ratio {remaining} and seconds {left} disagree: {s}"
+    );
+    assert_eq!(s["release_frozen"], false, "{s}");
     // Exhaustion at the 1h rate: the budget left over the error ratio the
     // hour holds (only the covered minutes have traffic).
     let ex = s["error_budget_exhaustion_seconds"]["1h"]
@@ -168,6 +176,21 @@ fn a_running_daemon_says_how_much_of_the_period_it_holds() {
         .map(|d| d.as_secs() as i64)
         .unwrap_or_else(|| panic!("last_success: {s}"));
     assert_honest(s, &g, start, at, end);
+
+    // The release gate reads the same ratio: ten minutes of an incident
+    // on a 30-day budget do not freeze releases.
+    let (code, out, err) = run_bounded(
+        std::process::Command::new(errbudget_bin()).args([
+            "gate",
+            "--url",
+            &format!("http://{}", daemon.addr),
+            "--service",
+            "young",
+        ]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, Some(0), "gate: {out}{err}");
+    assert!(out.contains("allowed: young/availability"), "{out}");
 
     let metrics = daemon.get("/metrics").body;
     let line = metrics

@@ -47,7 +47,7 @@ fn slo_samples(body: &str) -> Vec<String> {
     let mut v: Vec<String> = body
         .lines()
         .filter(|l| l.starts_with("slo_") && !l.starts_with("slo_last_evaluation"))
-        .map(|l| l.replace(" inf", " +Inf"))
+        .map(str::to_string)
         .collect();
     v.sort();
     v
@@ -139,6 +139,13 @@ fn prometheus_scrapes_openmetrics_gzipped_and_both_formats_agree() {
     assert_eq!(slo_samples(&unzipped), slo_samples(&om));
     assert_eq!(slo_samples(&plain), slo_samples(&om));
     assert!(!slo_samples(&om).is_empty());
+    // No traffic, no burn: exhaustion is +Inf, spelt so in both formats.
+    assert!(
+        plain
+            .lines()
+            .any(|l| l.starts_with("slo_error_budget_exhaustion_seconds{") && l.ends_with("} +Inf")),
+        "{plain}"
+    );
 
     // Prometheus' OpenMetrics parser took every sample we serve.
     let served = om.lines().filter(|l| !l.starts_with('#')).count() as f64;

@@ -214,22 +214,29 @@ fn model_value(
             .find(|(l, _)| *l == k)
             .map(|(_, s)| *s)
     };
-    let remaining = 1.0 - ratio(events(period)) / budget;
+    // The recorded increments start with the data: until a period has
+    // passed, only `t − START` of it is covered, and only the failure of
+    // that time is spent (budget seconds − error ratio × covered seconds).
+    let covered = span(period) as f64;
+    let budget_seconds = period as f64 * budget;
+    let remaining_seconds = budget_seconds - ratio(events(period)) * covered;
+    let remaining = remaining_seconds / budget_seconds;
     let l = |k: &str| labels.get(k).map(String::as_str).unwrap_or_default();
     match name {
         "slo_error_ratio" => Some(ratio(events(window(l("window"))?))),
         "slo_burn_rate" => Some(ratio(events(window(l("window"))?)) / budget),
         "slo_period_error_ratio" => Some(ratio(events(period))),
         "slo_error_budget_remaining_ratio" => Some(remaining),
-        "slo_error_budget_remaining_seconds" => Some(remaining * period as f64 * budget),
+        "slo_error_budget_remaining_seconds" => Some(remaining_seconds),
+        "slo_period_coverage_ratio" => Some(covered / period as f64),
         "slo_error_budget_exhaustion_seconds" => {
-            let burn = ratio(events(window(l("window"))?)) / budget;
-            Some(if remaining <= 0.0 {
+            let err = ratio(events(window(l("window"))?));
+            Some(if remaining_seconds <= 0.0 {
                 0.0
-            } else if burn <= 0.0 {
+            } else if err <= 0.0 {
                 f64::INFINITY
             } else {
-                remaining * period as f64 / burn
+                remaining_seconds / err
             })
         }
         "slo_period_events" => {
@@ -259,6 +266,7 @@ fn rel_err(a: f64, b: f64, floor: f64) -> f64 {
 /// to exhaustion in periods, counts in events.
 fn floor_for(name: &str, budget_seconds: f64) -> f64 {
     match name {
+        "slo_period_coverage_ratio" => 1.0,
         "slo_error_budget_remaining_ratio" => 1.0,
         "slo_error_budget_remaining_seconds" => budget_seconds,
         "slo_error_budget_exhaustion_seconds" => PERIOD as f64,
@@ -395,21 +403,6 @@ fn recorded_series_match_the_model_and_eval_on_this_prometheus() {
                         failures.push(format!("{id}: label {k} {:?}, want {v:?}", labels.get(k)));
                     }
                 }
-            }
-            // While the backend holds less than a period, the daemon bounds
-            // budget-in-time and exhaustion by the covered time (README,
-            // "While the period is not yet covered"); the rules keep the
-            // full-period definition, still checked against the events.
-            let partial = s["period_coverage_ratio"].as_f64().is_some_and(|c| c < 1.0);
-            if partial
-                && matches!(
-                    name.as_str(),
-                    "slo_error_budget_exhaustion_seconds"
-                        | "slo_error_budget_remaining_seconds"
-                        | "slo_period_coverage_ratio"
-                )
-            {
-                continue;
             }
             let Some(e) = eval_value(s, name, labels) else {
                 failures.push(format!("{id}: eval has no such figure"));

@@ -673,3 +673,83 @@ async fn evaluations(c: &reqwest::Client, url: &str) -> u64 {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no evaluation count in:\n{body}"))
 }
+
+/// 300 sockets that connect and say nothing, more than the 256-connection
+/// cap, and a few keep-alive connections idle after one answer: a scraper
+/// that connects meanwhile is still answered at once, because a client at
+/// the cap makes room by closing the oldest idle connection. Without that
+/// it waited in the accept queue until the header timeout freed slots
+/// (~9.5 s, as long as Prometheus' default scrape timeout).
+#[test]
+fn idle_sockets_past_the_cap_do_not_delay_a_scrape() {
+    const IDLE: usize = 300;
+    const KEEP_ALIVE: usize = 20;
+    /// A fresh connection and one answer take milliseconds on loopback;
+    /// 1 s leaves room for a loaded 2-core machine and is a tenth of the
+    /// header timeout a scrape would otherwise wait out.
+    const SCRAPE_BUDGET: Duration = Duration::from_secs(1);
+    let ws = Workspace::new();
+    let cfg = offline_config(&ws);
+    let s = Server::start(&cfg, None);
+    let addr = loopback(s.port);
+    let up = harness::poll(Duration::from_secs(30), || {
+        crate::http::get(addr, "/-/healthy")
+            .ok()
+            .filter(|r| r.status == 200)
+    });
+    assert!(up.is_some(), "not healthy\n{}", s.guard.log_tail());
+
+    let started = Instant::now();
+    let mut held: Vec<TcpStream> = vec![];
+    for _ in 0..KEEP_ALIVE {
+        let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        c.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("request");
+        let mut buf = [0u8; 512];
+        let n = c.read(&mut buf).expect("answer");
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+        held.push(c);
+    }
+    for _ in 0..IDLE {
+        held.push(TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect"));
+    }
+    // Scrape while every socket is held, well inside the 10 s header
+    // timeout that would otherwise free them.
+    let mut latencies = vec![];
+    while latencies.len() < 10 && started.elapsed() < HEADER_TIMEOUT - Duration::from_secs(3) {
+        let t = Instant::now();
+        let r = crate::http::get(addr, "/metrics").expect("scrape past the cap");
+        latencies.push(t.elapsed());
+        assert_eq!(r.status, 200);
+        assert!(r.body.contains("errbudget_build_info"));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The connections shed are the oldest idle ones: the keep-alive ones
+    // first, then the earliest silent ones; they see the close.
+    let mut closed = 0;
+    for c in held.iter_mut().take(KEEP_ALIVE + 10) {
+        c.set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        let mut buf = [0u8; 16];
+        if matches!(c.read(&mut buf), Ok(0) | Err(_)) && c.peer_addr().is_ok() {
+            closed += 1;
+        }
+    }
+    latencies.sort();
+    let max = *latencies.last().expect("some scrapes");
+    println!(
+        "idle past the cap: {IDLE} silent + {KEEP_ALIVE} keep-alive sockets held, cap 256; \
+         {} scrapes, p50 {:?}, max {max:?}",
+        latencies.len(),
+        latencies[latencies.len() / 2],
+    );
+    assert!(
+        latencies.len() >= 5,
+        "too few scrapes in time: {latencies:?}"
+    );
+    assert!(max < SCRAPE_BUDGET, "a scrape took {max:?} past the cap");
+    assert!(closed > 0, "no idle connection was closed");
+    drop(held);
+}
