@@ -57,10 +57,10 @@ profile=default
 step "current backends (Debian sid, unpacked into .cache/backends)"
 sid_env="$(scripts/backends.sh --env)"
 
-# The release binaries, the static build and the Debian package the
-# packaging tests install and run.
-step "scripts/package.sh"
-scripts/package.sh
+# The static release build and the Debian package the packaging tests
+# install and run (the glibc build is for releases, not tested here).
+step "scripts/package.sh --static-only"
+scripts/package.sh --static-only
 
 step "unit and integration tests (bookworm: Prometheus $(/usr/bin/prometheus --version 2>&1 | head -1 | awk '{print $3}'))"
 cargo nextest run --profile "$profile"
