@@ -3,10 +3,11 @@
 //!
 //! Cost design: a naive plan asks Prometheus for `sum(rate(x[W]))` for every
 //! window including the 30-day period, every cycle, reading every raw sample
-//! of the period each time. Instead, windows up to [`DIRECT_MAX`] are queried
-//! directly (they decide pages and must be exact), and longer windows and the
-//! period are summed from 5-minute buckets that are fetched once and then
-//! extended by one bucket at a time.
+//! of the period each time. Instead every window is summed from pieces that
+//! tile exactly (`with_tile`): 5-minute buckets fetched once, and running
+//! sums grown by a slice a cycle (see `evaluate`). Only windows that cannot
+//! be pieced are queried whole, and on backends where pieces would be
+//! estimates, up to [`DIRECT_MAX_SECS`].
 
 use crate::backend::Semantics;
 use crate::model::{Sli, Slo, Window};
@@ -14,7 +15,9 @@ use crate::spec::promql::windows_only_in_rates;
 
 /// Width of the history buckets kept in memory.
 pub const BUCKET_SECS: u64 = 300;
-/// Windows up to this length are queried directly each cycle.
+/// Where pieces would be estimates (a template read through something
+/// other than `rate()` on Prometheus without `anchored`), windows up to
+/// this length are queried whole each cycle.
 pub const DIRECT_MAX_SECS: u64 = 6 * 3_600;
 /// Start-up range queries are split into 1-day chunks (288 points a
 /// series): far below Prometheus' limit of 11,000 points per series, and
