@@ -73,14 +73,17 @@ impl Queries {
     /// The same expressions with `{{.window}}` filled in: what the engine
     /// runs for a window, and what the status page runs over a range.
     pub fn at_window(&self, window: &str) -> Queries {
+        self.map(|q| with_window(q, window))
+    }
+
+    /// The same expressions, each rewritten by `f`.
+    fn map(&self, f: impl Fn(&str) -> String) -> Queries {
         match self {
             Queries::Events { bad, total } => Queries::Events {
-                bad: with_window(bad, window),
-                total: with_window(total, window),
+                bad: f(bad),
+                total: f(total),
             },
-            Queries::Ratio { ratio } => Queries::Ratio {
-                ratio: with_window(ratio, window),
-            },
+            Queries::Ratio { ratio } => Queries::Ratio { ratio: f(ratio) },
         }
     }
 }
@@ -102,14 +105,7 @@ impl Queries {
     /// pieces of a window. Needs `tile_on_any_backend` or a backend whose
     /// semantics tile exactly.
     pub fn at_tile(&self, secs: u64, semantics: Semantics) -> Queries {
-        let fill = |q: &str| with_tile(q, secs, semantics);
-        match self {
-            Queries::Events { bad, total } => Queries::Events {
-                bad: fill(bad),
-                total: fill(total),
-            },
-            Queries::Ratio { ratio } => Queries::Ratio { ratio: fill(ratio) },
-        }
+        self.map(|q| with_tile(q, secs, semantics))
     }
 }
 
@@ -137,14 +133,7 @@ impl Queries {
     /// The expressions counting the events of `(t - secs, t]` on a backend
     /// with these range semantics: what the engine and the pages run.
     pub fn at_range(&self, secs: u64, semantics: Semantics) -> Queries {
-        let fill = |q: &str| with_range(q, secs, semantics);
-        match self {
-            Queries::Events { bad, total } => Queries::Events {
-                bad: fill(bad),
-                total: fill(total),
-            },
-            Queries::Ratio { ratio } => Queries::Ratio { ratio: fill(ratio) },
-        }
+        self.map(|q| with_range(q, secs, semantics))
     }
 }
 

@@ -14,7 +14,7 @@ use crate::harness::{poll, Alertmanager, Daemon, Prometheus, Workspace};
 /// One day of data ending at the current minute; the last 70 minutes at
 /// 40% errors, so at "now" every default window pair burns far above its
 /// factor (1h ≈ 400×, 5m ≈ 400× against 14.4).
-fn burning_world() -> Prometheus {
+pub fn burning_world() -> Prometheus {
     let (prom, _) = day_ending_now(|end| {
         vec![Series {
             service: "burning",

@@ -3,7 +3,6 @@
 //! signals.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -184,15 +183,7 @@ fn serves_contract_endpoints() {
     assert_eq!(slo_names(&d), vec!["availability".to_string()]);
 
     // The daemon and `eval` at the same instant over the same data agree.
-    let at = doc["evaluated_at"].as_str().expect("evaluated_at");
-    let (code, out, err) = harness::run_bounded(
-        Command::new(harness::errbudget_bin())
-            .args(["eval", "--output", "json", "--at", at, "--config.file"])
-            .arg(&cfg),
-        Duration::from_secs(60),
-    );
-    assert_eq!(code, Some(0), "eval: {out}\n{err}");
-    let ev: Value = serde_json::from_str(&out).expect("eval JSON");
+    let ev = harness::eval_json(&cfg, harness::evaluated_at(&doc));
     let (a, b) = (&doc["slos"][0], &ev["slos"][0]);
     for f in ["period_error_ratio", "error_budget_remaining_ratio"] {
         let (x, y) = (

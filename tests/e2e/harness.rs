@@ -518,6 +518,16 @@ pub fn eval_json(cfg: &Path, t: i64) -> Value {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("eval JSON: {e}\n{out}\n{err}"))
 }
 
+/// The `evaluated_at` of an `eval` or `/api/v1/slos` answer, in unix seconds.
+pub fn evaluated_at(doc: &Value) -> i64 {
+    let text = doc["evaluated_at"].as_str().expect("evaluated_at");
+    humantime::parse_rfc3339(text)
+        .expect("evaluated_at in RFC 3339")
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as i64
+}
+
 pub fn rfc3339(t: i64) -> String {
     let st = std::time::UNIX_EPOCH + Duration::from_secs(t as u64);
     humantime::format_rfc3339_seconds(st).to_string()

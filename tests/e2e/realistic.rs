@@ -279,12 +279,7 @@ fn check(w: &World, doc: &Value, at: i64, what: &str) -> f64 {
 /// The instant the figures are for: the 15-second boundary at or before
 /// the one asked for, where every piece of a window can end.
 fn evaluated_at(doc: &Value, asked: i64) -> i64 {
-    let text = doc["evaluated_at"].as_str().expect("evaluated_at");
-    let at = humantime::parse_rfc3339(text)
-        .expect("evaluated_at in RFC 3339")
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("after 1970")
-        .as_secs() as i64;
+    let at = harness::evaluated_at(doc);
     assert!(
         at <= asked && asked - at < 15 && at % 15 == 0,
         "evaluated at {at} when asked for {asked}"

@@ -5,36 +5,14 @@
 
 use std::ffi::OsStr;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::events::{Series, Traffic, MINUTE};
+use crate::alerts::burning_world;
 use crate::fixtures::{slo, spec};
 use crate::harness::Workspace;
-use crate::harness::{self, day_ending_now, free_port, poll, Alertmanager, Daemon, Prometheus};
-
-/// One day ending now, the last 70 minutes at 40 % errors: every default
-/// window pair burns far above its factor, so the 1h/5m page fires.
-fn burning_world() -> Prometheus {
-    let (prom, _) = day_ending_now(|end| {
-        vec![Series {
-            service: "burning",
-            labels: vec![],
-            traffic: Traffic::Steady {
-                base: 500,
-                spread: 50,
-                p: 0.001,
-                incidents: vec![(end - 70 * MINUTE, end, 0.4)],
-            },
-            resets: vec![],
-            seed: 21,
-            histogram: false,
-        }]
-    });
-    prom
-}
+use crate::harness::{self, free_port, poll, Alertmanager, Daemon};
 
 /// A value of an unlabelled (or first labelled) series in a scrape.
 fn value(body: &str, name: &str, label: &str) -> Option<f64> {
@@ -214,15 +192,7 @@ fn a_restart_reads_only_the_gap_agrees_with_a_cold_start_and_keeps_the_pages_sta
 
     // The same figures as a cold `eval` at the instant it evaluated.
     let api: Value = serde_json::from_str(&second.get("/api/v1/slos").body).expect("JSON");
-    let at = api["evaluated_at"].as_str().expect("evaluated_at");
-    let (code, out, err) = harness::run_bounded(
-        Command::new(harness::errbudget_bin())
-            .args(["eval", "--output", "json", "--at", at, "--config.file"])
-            .arg(&cfg),
-        Duration::from_secs(60),
-    );
-    assert_eq!(code, Some(0), "eval: {out}\n{err}");
-    let cold_eval: Value = serde_json::from_str(&out).expect("eval JSON");
+    let cold_eval = harness::eval_json(&cfg, harness::evaluated_at(&api));
     assert_same_figures(&api["slos"], &cold_eval["slos"], "slos");
 
     // The page comes back with the start it had before the restart.
