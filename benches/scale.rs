@@ -362,6 +362,7 @@ struct Figures {
     prom_cpu: f64,
     rss: f64,
     hwm: f64,
+    first_scrape: f64,
     metrics_plain: (usize, f64),
     metrics_gzip: (usize, f64),
     restart: Option<(f64, f64)>,
@@ -399,7 +400,11 @@ fn measure(cfg: &Path, prom_pid: u32, cycles: u64, storage: bool, gap: u64) -> F
         }
     }
     let (c1, p1) = (cpu_secs(d.pid()), cpu_secs(prom_pid));
+    // The first scrape after a cycle renders the new snapshot; the
+    // following ones are served from the exposition cache.
+    let t = Instant::now();
     let (s1, q1) = d.counters();
+    let first_scrape = t.elapsed().as_secs_f64();
     min = min.min(s1 - prev);
     max = max.max(s1 - prev);
     let n = cycles as f64;
@@ -432,6 +437,7 @@ fn measure(cfg: &Path, prom_pid: u32, cycles: u64, storage: bool, gap: u64) -> F
         prom_cpu: (p1 - p0) / n,
         rss,
         hwm,
+        first_scrape,
         metrics_plain: pick(&plain),
         metrics_gzip: pick(&gz),
         restart,
@@ -481,7 +487,7 @@ fn pct(a: f64, b: f64) -> String {
 }
 
 fn print_figures(f: &Figures, slos: usize, naive: f64, naive_note: &str, targets: bool) {
-    let row = |k: &str, v: String| println!("  {k:<44} {v}");
+    let row = |k: &str, v: String| println!("  {k:<52} {v}");
     row(
         "cold start: samples read",
         format!("{:.0}", f.cold_samples),
@@ -550,16 +556,24 @@ fn print_figures(f: &Figures, slos: usize, naive: f64, naive_note: &str, targets
         ),
     );
     row(
-        "/metrics plain: bytes / render+transfer",
+        "/metrics first scrape after a cycle",
         format!(
-            "{} / {:.1} ms{}",
-            f.metrics_plain.0,
-            f.metrics_plain.1 * 1e3,
+            "{:.1} ms{}",
+            f.first_scrape * 1e3,
             t(" (target <= 200 ms at 10,000)")
         ),
     );
     row(
-        "/metrics gzip: bytes / render+transfer",
+        "/metrics plain: bytes / cached scrape",
+        format!(
+            "{} / {:.1} ms{}",
+            f.metrics_plain.0,
+            f.metrics_plain.1 * 1e3,
+            ""
+        ),
+    );
+    row(
+        "/metrics gzip: bytes / scrape",
         format!("{} / {:.1} ms", f.metrics_gzip.0, f.metrics_gzip.1 * 1e3),
     );
 }
@@ -641,7 +655,7 @@ fn main() {
             );
             print_figures(&fc, n, naive_c * n as f64, "measured, 30 d", false);
             println!(
-                "  {:<44} {:.0} (target <= 1,500)",
+                "  {:<52} {:.0} (target <= 1,500)",
                 "samples/minute, 50 SLOs over 30 days at 60 s",
                 fc.samples * 60.0 / INTERVAL as f64
             );
