@@ -182,7 +182,8 @@ fn backfill(gens: &mut [Gen], start: i64, end: i64) -> (Option<tempfile::TempDir
     let mut from = start;
     while from < end {
         let to = (from - from.rem_euclid(BLOCK) + BLOCK).min(end);
-        let mut s = String::from("# HELP http_requests Requests served.\n# TYPE http_requests counter\n");
+        let mut s =
+            String::from("# HELP http_requests Requests served.\n# TYPE http_requests counter\n");
         for g in gens.iter_mut() {
             g.write(&mut s, from, to);
         }
@@ -322,8 +323,13 @@ impl Daemon {
 fn scrape(addr: SocketAddr, gzip: bool) -> (usize, f64) {
     let t = Instant::now();
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
-    let enc = if gzip { "Accept-Encoding: gzip\r\n" } else { "" };
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let enc = if gzip {
+        "Accept-Encoding: gzip\r\n"
+    } else {
+        ""
+    };
     write!(
         s,
         "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n{enc}Connection: close\r\n\r\n"
@@ -478,7 +484,10 @@ fn config(ws: &Workspace, prom: &Prometheus, services: &[&'static str]) -> PathB
             (format!("{s}.yaml"), fixtures::spec(s, "bench", &[slo]))
         })
         .collect();
-    let refs: Vec<(&str, &str)> = specs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let refs: Vec<(&str, &str)> = specs
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     ws.config(&prom.url(), &format!("{INTERVAL}s"), &refs)
 }
 
@@ -488,10 +497,7 @@ fn pct(a: f64, b: f64) -> String {
 
 fn print_figures(f: &Figures, slos: usize, naive: f64, naive_note: &str, targets: bool) {
     let row = |k: &str, v: String| println!("  {k:<52} {v}");
-    row(
-        "cold start: samples read",
-        format!("{:.0}", f.cold_samples),
-    );
+    row("cold start: samples read", format!("{:.0}", f.cold_samples));
     row(
         "cold start: first cycle / until done",
         format!("{:.2} s / {:.2} s", f.cold_secs, f.cold_ready_secs),
@@ -504,7 +510,10 @@ fn print_figures(f: &Figures, slos: usize, naive: f64, naive_note: &str, targets
                 pct(s, f.cold_samples)
             ),
         ),
-        None => row("restart after a few minutes", "n/a (no --storage.path)".into()),
+        None => row(
+            "restart after a few minutes",
+            "n/a (no --storage.path)".into(),
+        ),
     }
     row(
         &format!("steady: samples/cycle (mean of {})", f.cycles),
@@ -516,7 +525,10 @@ fn print_figures(f: &Figures, slos: usize, naive: f64, naive_note: &str, targets
             f.samples / slos as f64
         ),
     );
-    row("steady: queries (HTTP requests)/cycle", format!("{:.1}", f.queries));
+    row(
+        "steady: queries (HTTP requests)/cycle",
+        format!("{:.1}", f.queries),
+    );
     row(
         &format!("naive plan samples/cycle ({naive_note})"),
         format!("{naive:.0}"),
@@ -533,7 +545,13 @@ fn print_figures(f: &Figures, slos: usize, naive: f64, naive_note: &str, targets
         "steady samples/minute",
         format!("{:.0}", f.samples * 60.0 / INTERVAL as f64),
     );
-    let t = |s: &str| if targets { s.to_string() } else { String::new() };
+    let t = |s: &str| {
+        if targets {
+            s.to_string()
+        } else {
+            String::new()
+        }
+    };
     row(
         "cycle duration mean / max",
         format!(
@@ -543,7 +561,10 @@ fn print_figures(f: &Figures, slos: usize, naive: f64, naive_note: &str, targets
             t(" (target at 10,000: <= 3 s)")
         ),
     );
-    row("failed SLO evaluations in those cycles", f.failed.to_string());
+    row(
+        "failed SLO evaluations in those cycles",
+        f.failed.to_string(),
+    );
     row("daemon CPU/cycle", format!("{:.3} s", f.cpu));
     row("Prometheus CPU/cycle", format!("{:.3} s", f.prom_cpu));
     row(
@@ -607,10 +628,18 @@ fn main() {
     println!(
         "  errbudget {} (release), evaluation interval {INTERVAL}s, --storage.path {}",
         harness::errbudget_bin(),
-        if storage { "available" } else { "not available" }
+        if storage {
+            "available"
+        } else {
+            "not available"
+        }
     );
     let mut naive_30d: Option<f64> = None;
-    for sc in scenarios.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+    for sc in scenarios
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         let began = Instant::now();
         let now = unix_now();
         let now = now - now.rem_euclid(MINUTE);
@@ -663,6 +692,7 @@ fn main() {
                 "\n[cost] 50 SLOs, 31 days at 60 s, the last {fine_hours} h at 5 s (same Prometheus, run beside the first)"
             );
             print_figures(&ff, n, naive_f * n as f64, "measured, 30 d", false);
+            println!("  (Prometheus CPU above is for both daemons of [cost] together)");
             println!(
                 "  naive per SLO: {naive_c:.0} (60 s), {naive_f:.0} (5 s tail); 3 x W/60 s would be {:.0}",
                 naive_analytic()
@@ -671,8 +701,7 @@ fn main() {
             let Ok(n) = sc.parse::<usize>() else {
                 panic!("unknown scenario {sc:?}: cost or a number of SLOs");
             };
-            let services: Vec<&'static str> =
-                (0..n).map(|i| leak(format!("svc{i:05}"))).collect();
+            let services: Vec<&'static str> = (0..n).map(|i| leak(format!("svc{i:05}"))).collect();
             let mut gens: Vec<Gen> = services
                 .iter()
                 .enumerate()
