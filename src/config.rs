@@ -272,7 +272,7 @@ pub(crate) fn parse_settings_with_positions(
 ) -> Result<(Settings, Vec<Pos>), Vec<Diagnostic>> {
     let docs = yaml::load(text)
         .map_err(|(pos, msg)| vec![Diagnostic::new(file, pos.line, pos.column, msg)])?;
-    let mut cx = Cx::new(file);
+    let mut cx = Cx::of_text(file, text);
     let base = Path::new(file)
         .parent()
         .unwrap_or(Path::new(""))
@@ -614,6 +614,22 @@ fn check_base_url(cx: &mut Cx<'_>, path: &str, u: Sp<String>) -> Option<String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_key_at_the_end_is_reported_inside_the_file() {
+        // Found by the settings fuzz target: the parser placed the empty
+        // key past the last line of a file without a final newline.
+        let text = include_str!("../tests/fixtures/fuzz-found/settings-empty-key-at-end.yaml");
+        let lines = text.split('\n').count();
+        let diags = parse_settings("f.yaml", text).expect_err("invalid settings");
+        assert!(
+            diags.iter().all(|d| d.line >= 1 && d.line <= lines),
+            "{lines} lines: {diags:?}"
+        );
+        assert!(diags
+            .iter()
+            .any(|d| d.message.contains("keys must be strings, found null")));
+    }
 
     #[test]
     fn the_path_prefix_is_the_external_urls_path() {

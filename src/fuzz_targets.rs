@@ -8,7 +8,11 @@ use crate::spec::Diagnostic;
 /// Every diagnostic points inside the text (or at the file as a whole).
 /// Lines are counted as YAML breaks them: `\r\n`, `\n` and a lone `\r`.
 fn inside(text: &str, diags: &[Diagnostic]) {
-    let lines = text.replace("\r\n", "\n").split(['\n', '\r']).count().max(1);
+    let lines = text
+        .replace("\r\n", "\n")
+        .split(['\n', '\r'])
+        .count()
+        .max(1);
     for d in diags {
         assert!(
             d.line == 0 || (d.line <= lines && d.column >= 1),

@@ -180,6 +180,8 @@ fn inside(text: &str, line: usize, column: usize) -> Pos {
 pub struct Cx<'f> {
     pub file: &'f str,
     pub diags: Vec<Diagnostic>,
+    /// The file's text, when known: positions are kept inside it.
+    text: Option<&'f str>,
 }
 
 impl<'f> Cx<'f> {
@@ -187,10 +189,21 @@ impl<'f> Cx<'f> {
         Cx {
             file,
             diags: Vec::new(),
+            text: None,
+        }
+    }
+
+    /// Diagnostics of `text`: a node the parser places past the last line
+    /// (an empty key at the end of the file) is reported at its end.
+    pub fn of_text(file: &'f str, text: &'f str) -> Self {
+        Cx {
+            text: Some(text),
+            ..Cx::new(file)
         }
     }
 
     pub fn err(&mut self, pos: Pos, message: impl Into<String>) {
+        let pos = self.text.map_or(pos, |t| inside(t, pos.line, pos.column));
         self.diags
             .push(Diagnostic::new(self.file, pos.line, pos.column, message));
     }

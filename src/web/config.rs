@@ -173,7 +173,7 @@ pub fn parse(file: &str, text: &str) -> Result<RawWebConfig, Vec<Diagnostic>> {
         .parent()
         .unwrap_or(Path::new(""))
         .to_path_buf();
-    let mut cx = Cx::new(file);
+    let mut cx = Cx::of_text(file, text);
     let raw = match docs.as_slice() {
         // An empty file is valid: plain HTTP, no auth (as the toolkit).
         [] => Some(RawWebConfig {
