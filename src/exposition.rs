@@ -213,9 +213,10 @@ pub struct Exposition {
     pub encoding: Encoding,
 }
 
-/// The `slo_*` part of `/metrics` for the latest snapshot, per format,
-/// built by the first scrape that asks for it after an evaluation, and
-/// compressed by the first one that asks for gzip.
+/// The `slo_*` part of `/metrics` for the latest snapshot: its sample
+/// lines, the same in both formats, built by the first scrape after an
+/// evaluation, and each format's body compressed by the first scrape
+/// that asks for that format in gzip.
 #[derive(Default)]
 pub struct Cache {
     slot: tokio::sync::Mutex<Option<Rendered>>,
@@ -225,14 +226,49 @@ pub struct Cache {
 
 struct Rendered {
     of: Weak<Snapshot>,
+    families: Vec<SloFamily>,
     text: Option<Arc<Part>>,
     openmetrics: Option<Arc<Part>>,
 }
 
-/// One format's `slo_*` part of one snapshot.
+/// One family's sample lines, as both formats write them.
+struct SloFamily {
+    name: &'static str,
+    help: &'static str,
+    samples: Bytes,
+}
+
+/// One format's `slo_*` part of one snapshot: each family's header, then
+/// its samples (shared with the other format).
 struct Part {
-    plain: Bytes,
+    chunks: Vec<Bytes>,
     gzip: tokio::sync::OnceCell<gzip::Piece>,
+}
+
+impl Part {
+    fn new(families: &[SloFamily], format: Format) -> Part {
+        let mut chunks = Vec::with_capacity(2 * families.len());
+        for f in families {
+            let help = match format {
+                Format::Text => escape_text_help(f.help),
+                Format::OpenMetrics => openmetrics::escape(f.help),
+            };
+            let (help, kind) = (
+                format!("# HELP {} {help}\n", f.name),
+                format!("# TYPE {} gauge\n", f.name),
+            );
+            let header = match format {
+                Format::Text => help + &kind,
+                Format::OpenMetrics => kind + &help,
+            };
+            chunks.push(Bytes::from(header));
+            chunks.push(f.samples.clone());
+        }
+        Part {
+            chunks,
+            gzip: tokio::sync::OnceCell::new(),
+        }
+    }
 }
 
 impl Cache {
@@ -253,7 +289,9 @@ impl Cache {
         };
         let chunks = match encoding {
             Encoding::Identity => {
-                let mut chunks = vec![Bytes::from(own), slos.plain.clone()];
+                let mut chunks = Vec::with_capacity(slos.chunks.len() + 2);
+                chunks.push(Bytes::from(own));
+                chunks.extend(slos.chunks.iter().cloned());
                 if !tail.is_empty() {
                     chunks.push(Bytes::from_static(tail.as_bytes()));
                 }
@@ -262,7 +300,7 @@ impl Cache {
             Encoding::Gzip => {
                 let slos = self.compressed(&slos).await?;
                 // A few kilobytes: compressed here, at every scrape.
-                let own = gzip::Piece::new(&own).map_err(ScrapeError::Compress)?;
+                let own = gzip::Piece::new(&[own]).map_err(ScrapeError::Compress)?;
                 gzip::member(&[&own, slos], tail.as_bytes()).map_err(ScrapeError::Compress)?
             }
         };
@@ -282,35 +320,38 @@ impl Cache {
             .and_then(|r| r.of.upgrade())
             .is_some_and(|s| Arc::ptr_eq(&s, snapshot));
         if !current {
-            // Drops the previous snapshot's bodies, compressed or not.
+            // The previous snapshot's bodies, compressed or not, go before
+            // the new ones take as much memory again.
+            *slot = None;
+            // Over 100 ms at 10,000 SLOs: not on an async worker.
+            let of = snapshot.clone();
+            let families = tokio::task::spawn_blocking(move || slo_families(&of))
+                .await
+                .map_err(ScrapeError::Task)?;
+            self.renders.fetch_add(1, Ordering::Relaxed);
             *slot = Some(Rendered {
                 of: Arc::downgrade(snapshot),
+                families,
                 text: None,
                 openmetrics: None,
             });
         }
-        let Some(r) = slot.as_mut() else {
+        let Some(Rendered {
+            families,
+            text,
+            openmetrics,
+            ..
+        }) = slot.as_mut()
+        else {
             unreachable!("filled above");
         };
         let cached = match format {
-            Format::Text => &mut r.text,
-            Format::OpenMetrics => &mut r.openmetrics,
+            Format::Text => text,
+            Format::OpenMetrics => openmetrics,
         };
-        if let Some(part) = cached {
-            return Ok(part.clone());
-        }
-        // Hundreds of milliseconds at 10,000 SLOs: not on an async worker.
-        let of = snapshot.clone();
-        let body = tokio::task::spawn_blocking(move || slo_exposition(&of, format))
-            .await
-            .map_err(ScrapeError::Task)?;
-        self.renders.fetch_add(1, Ordering::Relaxed);
-        let part = Arc::new(Part {
-            plain: Bytes::from(body),
-            gzip: tokio::sync::OnceCell::new(),
-        });
-        *cached = Some(part.clone());
-        Ok(part)
+        Ok(cached
+            .get_or_insert_with(|| Arc::new(Part::new(families, format)))
+            .clone())
     }
 
     /// The part's gzip piece, compressed by the first scrape that asks;
@@ -318,8 +359,8 @@ impl Cache {
     async fn compressed<'a>(&self, part: &'a Part) -> Result<&'a gzip::Piece, ScrapeError> {
         part.gzip
             .get_or_try_init(|| async {
-                let plain = part.plain.clone();
-                let piece = tokio::task::spawn_blocking(move || gzip::Piece::new(&plain))
+                let chunks = part.chunks.clone();
+                let piece = tokio::task::spawn_blocking(move || gzip::Piece::new(&chunks))
                     .await
                     .map_err(ScrapeError::Task)?
                     .map_err(ScrapeError::Compress)?;
@@ -329,60 +370,58 @@ impl Cache {
             .await
     }
 
-    /// How many times the `slo_*` part was built, for tests.
+    /// How many times the `slo_*` sample lines were built, for tests.
     pub fn renders(&self) -> usize {
         self.renders.load(Ordering::Relaxed)
     }
 
-    /// How many times a `slo_*` part was compressed, for tests.
+    /// How many times a format's `slo_*` part was compressed, for tests.
     pub fn compressions(&self) -> usize {
         self.compressions.load(Ordering::Relaxed)
     }
 }
 
 /// The `slo_*` families of `snapshot` in `format`, without the closing
-/// `# EOF` of OpenMetrics. Written directly rather than through the
-/// `prometheus` crate's metric families: at 10,000 SLOs those are
-/// 400,000 series, each a struct with its own label strings, that the
-/// encoder then escapes label by label.
-///
-/// Families are sorted by name, as the registry sorts the daemon's own;
-/// within a family the series follow the snapshot's instances. Apart from
-/// the family headers the two formats spell samples alike (label values
-/// escape `\`, `"` and line feeds in both, special values are `+Inf`,
-/// `-Inf` and `NaN`), so the sample lines are written once per family.
+/// `# EOF` of OpenMetrics.
 fn slo_exposition(snapshot: &Snapshot, format: Format) -> Vec<u8> {
+    Part::new(&slo_families(snapshot), format).chunks.concat()
+}
+
+/// The sample lines of every `slo_*` family, sorted by name as the
+/// registry sorts the daemon's own; within a family the series follow the
+/// snapshot's instances. Written directly rather than through the
+/// `prometheus` crate's metric families: at 10,000 SLOs those are 400,000
+/// series, each a struct with its own label strings, that the encoder
+/// then escapes label by label. Apart from the family headers the two
+/// formats spell samples alike (label values escape `\`, `"` and line
+/// feeds in both; special values are `+Inf`, `-Inf` and `NaN`).
+fn slo_families(snapshot: &Snapshot) -> Vec<SloFamily> {
     let mut f = Families::default();
-    for i in &snapshot.instances {
+    let mut instances = snapshot.instances.iter();
+    if let Some(first) = instances.next() {
+        instance_series(&mut f, first);
+        // Instances are much alike: room for all of them at the size of
+        // the first and a tenth more spares growing each buffer by
+        // doubling (copies and page faults of tens of megabytes).
+        let more = snapshot.instances.len() - 1;
+        for fam in f.0.values_mut() {
+            fam.samples.reserve(fam.samples.len() * more / 10 * 11);
+        }
+    }
+    for i in instances {
         instance_series(&mut f, i);
     }
-    let size: usize =
-        f.0.iter()
-            .map(|(name, fam)| 2 * name.len() + fam.help.len() + fam.samples.len() + 32)
-            .sum();
-    let mut out = String::with_capacity(size);
-    for (name, fam) in &f.0 {
-        match format {
-            Format::Text => {
-                for s in ["# HELP ", name, " ", &escape_text_help(fam.help), "\n"] {
-                    out.push_str(s);
-                }
-                for s in ["# TYPE ", name, " gauge\n"] {
-                    out.push_str(s);
-                }
+    f.0.into_iter()
+        .map(|(name, fam)| {
+            let mut samples = fam.samples;
+            samples.shrink_to_fit();
+            SloFamily {
+                name,
+                help: fam.help,
+                samples: Bytes::from(samples),
             }
-            Format::OpenMetrics => {
-                for s in ["# TYPE ", name, " gauge\n"] {
-                    out.push_str(s);
-                }
-                for s in ["# HELP ", name, " ", &openmetrics::escape(fam.help), "\n"] {
-                    out.push_str(s);
-                }
-            }
-        }
-        out.push_str(&fam.samples);
-    }
-    out.into_bytes()
+        })
+        .collect()
 }
 
 /// Help text in the text format escapes backslashes and line feeds only.
@@ -932,7 +971,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn slo_series_are_built_once_per_snapshot_and_format() {
+    async fn slo_series_are_built_once_per_snapshot_for_both_formats() {
         let metrics = DaemonMetrics::new();
         let cache = Cache::default();
         let first = Arc::new(snapshot());
@@ -946,7 +985,7 @@ mod tests {
                 bodies.push((format, answer.chunks.concat()));
             }
         }
-        assert_eq!(cache.renders(), 2);
+        assert_eq!(cache.renders(), 1);
         let (_, text) = &bodies[0];
         let (_, om) = &bodies[1];
         let text = String::from_utf8_lossy(text);
@@ -977,7 +1016,7 @@ mod tests {
             .scrape(&metrics, &second, Format::Text, Encoding::Identity)
             .await
             .unwrap();
-        assert_eq!(cache.renders(), 3);
+        assert_eq!(cache.renders(), 2);
     }
 
     #[test]

@@ -36,11 +36,18 @@ pub struct Piece {
 }
 
 impl Piece {
-    pub fn new(data: &[u8]) -> Result<Piece, CompressError> {
+    /// `parts` one after the other, compressed as one piece.
+    pub fn new<B: AsRef<[u8]>>(parts: &[B]) -> Result<Piece, CompressError> {
+        let mut crc = crc32fast::Hasher::new();
+        let mut len = 0;
+        for p in parts {
+            crc.update(p.as_ref());
+            len += p.as_ref().len() as u64;
+        }
         Ok(Piece {
-            deflate: Bytes::from(deflate(data, FlushCompress::Sync)?),
-            crc: crc(data),
-            len: data.len() as u64,
+            deflate: Bytes::from(deflate(parts, FlushCompress::Sync)?),
+            crc,
+            len,
         })
     }
 
@@ -62,9 +69,11 @@ pub fn member(pieces: &[&Piece], tail: &[u8]) -> Result<Vec<Bytes>, CompressErro
         sum.combine(&p.crc);
         len += p.len;
     }
-    sum.combine(&crc(tail));
+    let mut tail_crc = crc32fast::Hasher::new();
+    tail_crc.update(tail);
+    sum.combine(&tail_crc);
     len += tail.len() as u64;
-    let mut last = deflate(tail, FlushCompress::Finish)?;
+    let mut last = deflate(&[tail], FlushCompress::Finish)?;
     last.extend_from_slice(&sum.finalize().to_le_bytes());
     // ISIZE is the length modulo 2^32.
     last.extend_from_slice(&(len as u32).to_le_bytes());
@@ -72,30 +81,45 @@ pub fn member(pieces: &[&Piece], tail: &[u8]) -> Result<Vec<Bytes>, CompressErro
     Ok(chunks)
 }
 
-fn crc(data: &[u8]) -> crc32fast::Hasher {
-    let mut h = crc32fast::Hasher::new();
-    h.update(data);
-    h
-}
-
-/// Raw deflate of `data`, ended by `flush`: `Sync` for a piece that more
-/// data follows, `Finish` for the last.
-fn deflate(data: &[u8], flush: FlushCompress) -> Result<Vec<u8>, CompressError> {
+/// Raw deflate of `parts` one after the other, ended by `flush`: `Sync`
+/// for a piece that more data follows, `Finish` for the last.
+fn deflate<B: AsRef<[u8]>>(parts: &[B], flush: FlushCompress) -> Result<Vec<u8>, CompressError> {
     let mut c = Compress::new(Compression::new(LEVEL), false);
+    let size: usize = parts.iter().map(|p| p.as_ref().len()).sum();
     // Text shrinks about tenfold; the buffer grows when it does not.
-    let mut out = Vec::with_capacity(data.len() / 8 + 64);
+    let mut out = Vec::with_capacity(size / 8 + 64);
+    // Every call below has output space, so each one reads input or
+    // writes output: the loops end.
+    for part in parts {
+        let data = part.as_ref();
+        let start = c.total_in();
+        loop {
+            let read = (c.total_in() - start) as usize;
+            if read == data.len() {
+                break;
+            }
+            grow(&mut out);
+            c.compress_vec(&data[read..], &mut out, FlushCompress::None)?;
+        }
+    }
     loop {
-        let read = c.total_in() as usize;
-        let status = c.compress_vec(&data[read..], &mut out, flush)?;
+        grow(&mut out);
+        let status = c.compress_vec(&[], &mut out, flush)?;
         let done = match flush {
             FlushCompress::Finish => status == Status::StreamEnd,
             // As with zlib's deflate(): the flush is complete once a call
             // returns with output space left.
-            _ => c.total_in() as usize == data.len() && out.len() < out.capacity(),
+            _ => out.len() < out.capacity(),
         };
         if done {
             return Ok(out);
         }
+    }
+}
+
+/// Room for more output when there is none left.
+fn grow(out: &mut Vec<u8>) {
+    if out.len() == out.capacity() {
         out.reserve(out.capacity().max(4096));
     }
 }
@@ -141,7 +165,10 @@ mod tests {
             noise(300_000),
             text.into_bytes(),
         ];
-        let pieces: Vec<Piece> = parts.iter().map(|p| Piece::new(p).unwrap()).collect();
+        let mut pieces: Vec<Piece> = parts.iter().map(|p| Piece::new(&[p]).unwrap()).collect();
+        // A piece of several parts.
+        pieces.push(Piece::new(&parts).unwrap());
+        let parts = [&parts[..], &parts[..]].concat();
         let refs: Vec<&Piece> = pieces.iter().collect();
         for tail in [&b"# EOF\n"[..], b""] {
             let chunks = member(&refs, tail).unwrap();
