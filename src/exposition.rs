@@ -4,19 +4,24 @@
 //! shared buffer and concurrent scrapes do not each build the text.
 //! A scrape never queries Prometheus.
 //!
-//! Formats: text 0.0.4 (the `prometheus` crate's encoder) and
-//! OpenMetrics 1.0 (`openmetrics`), chosen from the scraper's `Accept`.
+//! Formats: text 0.0.4 and OpenMetrics 1.0, chosen from the scraper's
+//! `Accept`; the daemon's own series go through the `prometheus` crate's
+//! encoder and `openmetrics`, the `slo_*` series are written directly.
+//! gzip when `Accept-Encoding` asks for it: the `slo_*` part is compressed
+//! once per snapshot and format as well, and joined with the own series,
+//! compressed at each scrape, into one gzip member (`gzip`).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
-use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::proto::MetricFamily;
 use prometheus::{Encoder, TextEncoder};
 
 use crate::metrics::DaemonMetrics;
-use crate::openmetrics;
-use crate::state::{Instance, LabelSet, Snapshot};
+use crate::state::{Instance, Snapshot};
+use crate::{gzip, openmetrics};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -81,7 +86,6 @@ impl Format {
     }
 }
 
-/// Renders the daemon's own series and every SLO series as text, at once.
 /// Every `slo_*` series an event SLO with the default policy is exposed
 /// with; `rules` records the same set.
 pub const SLO_SERIES: [&str; 17] = [
@@ -104,10 +108,11 @@ pub const SLO_SERIES: [&str; 17] = [
     "slo_last_evaluation_timestamp_seconds",
 ];
 
+/// Renders the daemon's own series and every SLO series as text, at once.
 pub fn render(metrics: &DaemonMetrics, snapshot: &Snapshot) -> Result<String, prometheus::Error> {
-    let mut families = metrics.registry.gather();
-    families.extend(slo_families(snapshot));
-    encode(&families, Format::Text).map(|b| String::from_utf8_lossy(&b).into_owned())
+    let mut out = encode(&metrics.registry.gather(), Format::Text)?;
+    out.extend_from_slice(&slo_exposition(snapshot, Format::Text));
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 fn encode(families: &[MetricFamily], format: Format) -> Result<Vec<u8>, prometheus::Error> {
@@ -155,42 +160,158 @@ fn spell_special_values(text: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The `slo_*` part of `/metrics` for the latest snapshot, per format,
-/// built by the first scrape that asks for it after an evaluation.
+/// Whether the body goes out gzip-compressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    Identity,
+    Gzip,
+}
+
+impl Encoding {
+    /// gzip when `Accept-Encoding` names it (or `x-gzip`, or `*`) with a
+    /// q-value above 0 (RFC 9110 §12.5.3: a coding named outright wins
+    /// over `*`); the body as it is otherwise.
+    pub fn negotiate(accept_encoding: Option<&str>) -> Encoding {
+        let (mut gzip, mut any) = (None::<f64>, None::<f64>);
+        for item in accept_encoding.unwrap_or("").split(',') {
+            let mut parts = item.split(';').map(str::trim);
+            let coding = parts.next().unwrap_or("").to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.split_once('='))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+                .map_or(1.0, |(_, v)| v.trim().parse().unwrap_or(0.0));
+            let slot = match coding.as_str() {
+                "gzip" | "x-gzip" => &mut gzip,
+                "*" => &mut any,
+                _ => continue,
+            };
+            *slot = Some(slot.map_or(q, |old: f64| old.max(q)));
+        }
+        if gzip.or(any).is_some_and(|q| q > 0.0) {
+            Encoding::Gzip
+        } else {
+            Encoding::Identity
+        }
+    }
+}
+
+/// Why a scrape failed: a server error, the scraper gets a 500.
+#[derive(Debug, thiserror::Error)]
+pub enum ScrapeError {
+    #[error("encoding the daemon's own series: {0}")]
+    Encode(prometheus::Error),
+    #[error("compressing the exposition: {0}")]
+    Compress(flate2::CompressError),
+    #[error("rendering the exposition did not finish: {0}")]
+    Task(tokio::task::JoinError),
+}
+
+/// An answer to a scrape: chunks to send one after the other, compressed
+/// as `encoding` says.
+pub struct Exposition {
+    pub chunks: Vec<Bytes>,
+    pub encoding: Encoding,
+}
+
+/// The `slo_*` part of `/metrics` for the latest snapshot: its sample
+/// lines, the same in both formats, built by the first scrape after an
+/// evaluation, and each format's body compressed by the first scrape
+/// that asks for that format in gzip.
 #[derive(Default)]
 pub struct Cache {
     slot: tokio::sync::Mutex<Option<Rendered>>,
-    renders: std::sync::atomic::AtomicUsize,
+    renders: AtomicUsize,
+    compressions: AtomicUsize,
 }
 
 struct Rendered {
     of: Weak<Snapshot>,
-    text: Option<Bytes>,
-    openmetrics: Option<Bytes>,
+    families: Vec<SloFamily>,
+    text: Option<Arc<Part>>,
+    openmetrics: Option<Arc<Part>>,
+}
+
+/// One family's sample lines, as both formats write them.
+struct SloFamily {
+    name: &'static str,
+    help: &'static str,
+    samples: Bytes,
+}
+
+/// One format's `slo_*` part of one snapshot: each family's header, then
+/// its samples (shared with the other format).
+struct Part {
+    chunks: Vec<Bytes>,
+    gzip: tokio::sync::OnceCell<gzip::Piece>,
+}
+
+impl Part {
+    fn new(families: &[SloFamily], format: Format) -> Part {
+        let mut chunks = Vec::with_capacity(2 * families.len());
+        for f in families {
+            let help = match format {
+                Format::Text => escape_text_help(f.help),
+                Format::OpenMetrics => openmetrics::escape(f.help),
+            };
+            let (help, kind) = (
+                format!("# HELP {} {help}\n", f.name),
+                format!("# TYPE {} gauge\n", f.name),
+            );
+            let header = match format {
+                Format::Text => help + &kind,
+                Format::OpenMetrics => kind + &help,
+            };
+            chunks.push(Bytes::from(header));
+            chunks.push(f.samples.clone());
+        }
+        Part {
+            chunks,
+            gzip: tokio::sync::OnceCell::new(),
+        }
+    }
 }
 
 impl Cache {
-    /// The exposition as chunks to send one after the other.
+    /// The exposition: the daemon's own series gathered now, the `slo_*`
+    /// part of `snapshot` from the cache.
     pub async fn scrape(
         &self,
         metrics: &DaemonMetrics,
         snapshot: &Arc<Snapshot>,
         format: Format,
-    ) -> Result<Vec<Bytes>, prometheus::Error> {
-        let own = Bytes::from(encode(&metrics.registry.gather(), format)?);
+        encoding: Encoding,
+    ) -> Result<Exposition, ScrapeError> {
+        let own = encode(&metrics.registry.gather(), format).map_err(ScrapeError::Encode)?;
         let slos = self.slo_part(snapshot, format).await?;
-        let mut chunks = vec![own, slos];
-        if format == Format::OpenMetrics {
-            chunks.push(Bytes::from_static(openmetrics::EOF.as_bytes()));
-        }
-        Ok(chunks)
+        let tail = match format {
+            Format::Text => "",
+            Format::OpenMetrics => openmetrics::EOF,
+        };
+        let chunks = match encoding {
+            Encoding::Identity => {
+                let mut chunks = Vec::with_capacity(slos.chunks.len() + 2);
+                chunks.push(Bytes::from(own));
+                chunks.extend(slos.chunks.iter().cloned());
+                if !tail.is_empty() {
+                    chunks.push(Bytes::from_static(tail.as_bytes()));
+                }
+                chunks
+            }
+            Encoding::Gzip => {
+                let slos = self.compressed(&slos).await?;
+                // A few kilobytes: compressed here, at every scrape.
+                let own = gzip::Piece::new(&[own]).map_err(ScrapeError::Compress)?;
+                gzip::member(&[&own, slos], tail.as_bytes()).map_err(ScrapeError::Compress)?
+            }
+        };
+        Ok(Exposition { chunks, encoding })
     }
 
     async fn slo_part(
         &self,
         snapshot: &Arc<Snapshot>,
         format: Format,
-    ) -> Result<Bytes, prometheus::Error> {
+    ) -> Result<Arc<Part>, ScrapeError> {
         // Held while rendering: scrapes that arrive meanwhile wait for
         // this render instead of making their own.
         let mut slot = self.slot.lock().await;
@@ -199,122 +320,271 @@ impl Cache {
             .and_then(|r| r.of.upgrade())
             .is_some_and(|s| Arc::ptr_eq(&s, snapshot));
         if !current {
+            // The previous snapshot's bodies, compressed or not, go before
+            // the new ones take as much memory again.
+            *slot = None;
+            // Over 100 ms at 10,000 SLOs: not on an async worker.
+            let of = snapshot.clone();
+            let families = tokio::task::spawn_blocking(move || slo_families(&of))
+                .await
+                .map_err(ScrapeError::Task)?;
+            self.renders.fetch_add(1, Ordering::Relaxed);
             *slot = Some(Rendered {
                 of: Arc::downgrade(snapshot),
+                families,
                 text: None,
                 openmetrics: None,
             });
         }
-        let Some(r) = slot.as_mut() else {
+        let Some(Rendered {
+            families,
+            text,
+            openmetrics,
+            ..
+        }) = slot.as_mut()
+        else {
             unreachable!("filled above");
         };
         let cached = match format {
-            Format::Text => &mut r.text,
-            Format::OpenMetrics => &mut r.openmetrics,
+            Format::Text => text,
+            Format::OpenMetrics => openmetrics,
         };
-        if let Some(b) = cached {
-            return Ok(b.clone());
-        }
-        let body = Bytes::from(encode(&slo_families(snapshot), format)?);
-        self.renders
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        *cached = Some(body.clone());
-        Ok(body)
+        Ok(cached
+            .get_or_insert_with(|| Arc::new(Part::new(families, format)))
+            .clone())
     }
 
-    /// How many times the `slo_*` part was built, for tests.
-    pub fn renders(&self) -> usize {
-        self.renders.load(std::sync::atomic::Ordering::Relaxed)
+    /// The part's gzip piece, compressed by the first scrape that asks;
+    /// the others wait for it.
+    async fn compressed<'a>(&self, part: &'a Part) -> Result<&'a gzip::Piece, ScrapeError> {
+        part.gzip
+            .get_or_try_init(|| async {
+                let chunks = part.chunks.clone();
+                let piece = tokio::task::spawn_blocking(move || gzip::Piece::new(&chunks))
+                    .await
+                    .map_err(ScrapeError::Task)?
+                    .map_err(ScrapeError::Compress)?;
+                self.compressions.fetch_add(1, Ordering::Relaxed);
+                Ok(piece)
+            })
+            .await
     }
+
+    /// How many times the `slo_*` sample lines were built, for tests.
+    pub fn renders(&self) -> usize {
+        self.renders.load(Ordering::Relaxed)
+    }
+
+    /// How many times a format's `slo_*` part was compressed, for tests.
+    pub fn compressions(&self) -> usize {
+        self.compressions.load(Ordering::Relaxed)
+    }
+}
+
+/// The `slo_*` families of `snapshot` in `format`, without the closing
+/// `# EOF` of OpenMetrics.
+fn slo_exposition(snapshot: &Snapshot, format: Format) -> Vec<u8> {
+    Part::new(&slo_families(snapshot), format).chunks.concat()
+}
+
+/// The sample lines of every `slo_*` family, sorted by name as the
+/// registry sorts the daemon's own; within a family the series follow the
+/// snapshot's instances. Written directly rather than through the
+/// `prometheus` crate's metric families: at 10,000 SLOs those are 400,000
+/// series, each a struct with its own label strings, that the encoder
+/// then escapes label by label. Apart from the family headers the two
+/// formats spell samples alike (label values escape `\`, `"` and line
+/// feeds in both; special values are `+Inf`, `-Inf` and `NaN`).
+fn slo_families(snapshot: &Snapshot) -> Vec<SloFamily> {
+    let mut f = Families::default();
+    let mut instances = snapshot.instances.iter();
+    if let Some(first) = instances.next() {
+        instance_series(&mut f, first);
+        // Instances are much alike: room for all of them at the size of
+        // the first and a tenth more spares growing each buffer by
+        // doubling (copies and page faults of tens of megabytes).
+        let more = snapshot.instances.len() - 1;
+        for fam in f.0.values_mut() {
+            fam.samples.reserve(fam.samples.len() * more / 10 * 11);
+        }
+    }
+    for i in instances {
+        instance_series(&mut f, i);
+    }
+    f.0.into_iter()
+        .map(|(name, fam)| {
+            let mut samples = fam.samples;
+            samples.shrink_to_fit();
+            SloFamily {
+                name,
+                help: fam.help,
+                samples: Bytes::from(samples),
+            }
+        })
+        .collect()
+}
+
+/// Help text in the text format escapes backslashes and line feeds only.
+fn escape_text_help(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains(['\\', '\n']) {
+        return s.into();
+    }
+    s.replace('\\', "\\\\").replace('\n', "\\n").into()
 }
 
 struct Family {
     help: &'static str,
-    metrics: Vec<Metric>,
+    /// Sample lines, one per series.
+    samples: String,
 }
 
 #[derive(Default)]
 struct Families(BTreeMap<&'static str, Family>);
 
-impl Families {
-    fn add(&mut self, name: &'static str, help: &'static str, labels: &LabelSet, value: f64) {
-        let pairs = labels
-            .iter()
-            .map(|(k, v)| {
-                let mut p = LabelPair::default();
-                p.set_name(k.clone());
-                p.set_value(v.clone());
-                p
-            })
-            .collect();
-        let mut g = Gauge::default();
-        g.set_value(value);
-        let mut m = Metric::from_label(pairs);
-        m.set_gauge(g);
-        self.0
+/// A label on every series of one instance, its value escaped once.
+struct Label<'a> {
+    name: &'a str,
+    // Read by the tests' reference encoding.
+    #[cfg_attr(not(test), allow(dead_code))]
+    value: &'a str,
+    escaped: std::borrow::Cow<'a, str>,
+}
+
+/// Where the series of an instance go.
+trait Sink {
+    /// One sample: the instance's labels (`base`, sorted by name) and
+    /// `extra` (sorted by name; an extra label replaces an instance label
+    /// of the same name).
+    fn add(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        base: &[Label<'_>],
+        extra: &[(&str, &str)],
+        value: f64,
+    );
+}
+
+impl Sink for Families {
+    fn add(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        base: &[Label<'_>],
+        extra: &[(&str, &str)],
+        value: f64,
+    ) {
+        debug_assert!(extra.is_sorted_by_key(|(k, _)| *k), "{extra:?}");
+        let out = &mut self
+            .0
             .entry(name)
             .or_insert_with(|| Family {
                 help,
-                metrics: Vec::new(),
+                samples: String::new(),
             })
-            .metrics
-            .push(m);
+            .samples;
+        out.push_str(name);
+        let mut sep = '{';
+        let mut label = |k: &str, v: &str| {
+            out.push(sep);
+            sep = ',';
+            for s in [k, "=\"", v, "\""] {
+                out.push_str(s);
+            }
+        };
+        let (mut b, mut e) = (base.iter().peekable(), extra.iter().peekable());
+        loop {
+            match (b.peek(), e.peek()) {
+                (Some(l), Some((k, v))) if *k <= l.name => {
+                    if *k == l.name {
+                        b.next();
+                    }
+                    label(k, &openmetrics::escape(v));
+                    e.next();
+                }
+                (Some(l), _) => {
+                    label(l.name, &l.escaped);
+                    b.next();
+                }
+                (None, Some((k, v))) => {
+                    label(k, &openmetrics::escape(v));
+                    e.next();
+                }
+                (None, None) => break,
+            }
+        }
+        if sep == ',' {
+            out.push('}');
+        }
+        out.push(' ');
+        openmetrics::write_value(out, value);
+        out.push('\n');
     }
 }
 
-fn with(base: &LabelSet, extra: &[(&str, String)]) -> LabelSet {
-    let mut l = base.clone();
-    for (k, v) in extra {
-        l.insert((*k).to_string(), v.clone());
-    }
-    l
-}
-
-fn instance_series(f: &mut Families, i: &Instance) {
+fn instance_series(f: &mut impl Sink, i: &Instance) {
     let slo = &i.slo;
-    let mut base = i.labels();
-    base.insert("service".into(), slo.service.clone());
-    base.insert("slo".into(), slo.name.clone());
-    let info = with(
-        &base,
+    let mut labels = i.labels();
+    labels.insert("service".into(), slo.service.clone());
+    labels.insert("slo".into(), slo.name.clone());
+    let base: Vec<Label<'_>> = labels
+        .iter()
+        .map(|(k, v)| Label {
+            name: k,
+            value: v,
+            escaped: openmetrics::escape(v),
+        })
+        .collect();
+    let base = &base[..];
+    let objective = slo.objective.ratio().to_string();
+    let period = crate::duration::format(slo.period);
+    f.add(
+        "slo_info",
+        "SLO definition, value 1.",
+        base,
         &[
-            ("objective", slo.objective.ratio().to_string()),
-            ("period", crate::duration::format(slo.period)),
-            ("sli_type", slo.sli.kind().to_string()),
-            ("description", slo.description.clone()),
+            ("description", &slo.description),
+            ("objective", &objective),
+            ("period", &period),
+            ("sli_type", slo.sli.kind()),
         ],
+        1.0,
     );
-    f.add("slo_info", "SLO definition, value 1.", &info, 1.0);
     f.add(
         "slo_objective_ratio",
         "SLO target as a ratio, e.g. 0.999.",
-        &base,
+        base,
+        &[],
         slo.objective.ratio(),
     );
     f.add(
         "slo_period_seconds",
         "SLO compliance period in seconds.",
-        &base,
+        base,
+        &[],
         slo.period.as_secs() as f64,
     );
     f.add(
         "slo_error_budget_seconds",
         "Error budget of the period in seconds of full failure: period × (1 − objective).",
-        &base,
+        base,
+        &[],
         slo.error_budget_seconds(),
     );
     let ok = i.status != crate::state::Status::Error;
     f.add(
         "slo_evaluation_success",
         "1 if the last evaluation of this SLO succeeded.",
-        &base,
+        base,
+        &[],
         if ok { 1.0 } else { 0.0 },
     );
     if let Some(t) = i.last_success {
         f.add(
             "slo_last_evaluation_timestamp_seconds",
             "Unix time of the last successful evaluation of this SLO.",
-            &base,
+            base,
+            &[],
             t as f64,
         );
     }
@@ -322,48 +592,56 @@ fn instance_series(f: &mut Families, i: &Instance) {
         return;
     };
     for w in &fig.windows {
-        let l = with(&base, &[("window", w.window.to_string())]);
+        let window = w.window.to_string();
+        let l = &[("window", window.as_str())];
         f.add(
             "slo_error_ratio",
             "Bad events / total events over the window.",
-            &l,
+            base,
+            l,
             w.error_ratio,
         );
         f.add(
             "slo_burn_rate",
             "Error ratio over the window / (1 − objective).",
-            &l,
+            base,
+            l,
             w.burn_rate,
         );
         f.add(
             "slo_error_budget_exhaustion_seconds",
             "Seconds until the remaining budget reaches 0 at the window's burn rate (+Inf if not burning).",
-            &l,
+            base,
+            l,
             w.exhaustion_seconds,
         );
     }
     f.add(
         "slo_period_error_ratio",
         "Bad events / total events over the whole period.",
-        &base,
+        base,
+        &[],
         fig.period_error_ratio,
     );
     f.add(
         "slo_error_budget_remaining_ratio",
         "1 − period error ratio / (1 − objective); below 0 once overspent.",
-        &base,
+        base,
+        &[],
         fig.remaining_ratio,
     );
     f.add(
         "slo_error_budget_remaining_seconds",
         "Error budget seconds minus the failure seen in the covered part of the period (remaining ratio × budget seconds once the period is covered).",
-        &base,
+        base,
+        &[],
         fig.remaining_seconds,
     );
     f.add(
         "slo_period_coverage_ratio",
         "Share of the period the backend holds data for (1 once the data is at least a period old).",
-        &base,
+        base,
+        &[],
         fig.coverage.ratio,
     );
     if let Some(e) = fig.period_events {
@@ -371,56 +649,41 @@ fn instance_series(f: &mut Families, i: &Instance) {
             f.add(
                 "slo_period_events",
                 "Events over the period, by kind (total, bad).",
-                &with(&base, &[("kind", kind.to_string())]),
+                base,
+                &[("kind", kind)],
                 v,
             );
         }
     }
     for a in &fig.alerts {
-        let l = with(
-            &base,
-            &[
-                ("severity", a.severity.as_str().to_string()),
-                ("long_window", a.long.to_string()),
-                ("short_window", a.short.to_string()),
-            ],
-        );
+        let (long, short) = (a.long.to_string(), a.short.to_string());
+        let l = &[
+            ("long_window", long.as_str()),
+            ("severity", a.severity.as_str()),
+            ("short_window", short.as_str()),
+        ];
         f.add(
             "slo_alert_firing",
             "1 while this multiwindow burn-rate alert fires.",
-            &l,
+            base,
+            l,
             if a.firing { 1.0 } else { 0.0 },
         );
         f.add(
             "slo_alert_burn_rate_threshold",
             "Burn rate both windows must exceed for this alert to fire (the policy's factor).",
-            &l,
+            base,
+            l,
             a.burn_rate_threshold,
         );
     }
     f.add(
         "slo_release_frozen",
         "1 while the remaining budget ratio is below the release-freeze policy.",
-        &base,
+        base,
+        &[],
         if fig.release_frozen { 1.0 } else { 0.0 },
     );
-}
-
-fn slo_families(snapshot: &Snapshot) -> Vec<MetricFamily> {
-    let mut f = Families::default();
-    for i in &snapshot.instances {
-        instance_series(&mut f, i);
-    }
-    f.0.into_iter()
-        .map(|(name, fam)| {
-            let mut mf = MetricFamily::default();
-            mf.set_name(name.to_string());
-            mf.set_help(fam.help.to_string());
-            mf.set_field_type(MetricType::GAUGE);
-            mf.set_metric(fam.metrics);
-            mf
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -428,7 +691,7 @@ mod tests {
     use super::*;
     use crate::budget::Events;
     use crate::model::{test_slo, Severity, Window};
-    use crate::state::{AlertStatus, Figures, SloOutcome, Status, WindowFigures};
+    use crate::state::{AlertStatus, Figures, LabelSet, SloOutcome, Status, WindowFigures};
     use std::sync::Arc;
 
     fn snapshot() -> Snapshot {
@@ -466,6 +729,229 @@ mod tests {
         Snapshot::default().next(1_764_118_800, vec![(Arc::new(slo), ok)])
     }
 
+    /// Two more instances beside `snapshot()`'s: a grouped one whose
+    /// group and spec labels share names with the labels errbudget adds
+    /// (errbudget's win, as on every series), with special and extreme
+    /// values, and a failed one that never had figures.
+    fn varied_snapshot() -> Snapshot {
+        let first = snapshot().instances.remove(0);
+        let Some(figures) = first.figures.clone() else {
+            unreachable!("snapshot() has figures");
+        };
+        let mut grouped = (*first.slo).clone();
+        grouped.name = "latency".into();
+        grouped.labels.insert("period".into(), "spec's own".into());
+        grouped.labels.insert("a".into(), String::new());
+        grouped.labels.insert("zz".into(), "ü \\\"".into());
+        let mut extreme = figures.clone();
+        extreme.windows.push(WindowFigures {
+            window: Window::from_secs(86_400).unwrap(),
+            events: Events::new(0.0, 0.0),
+            error_ratio: f64::NAN,
+            burn_rate: 1e21,
+            exhaustion_seconds: f64::NEG_INFINITY,
+        });
+        extreme.remaining_ratio = -0.0;
+        extreme.remaining_seconds = -1.5e-7;
+        let mut group = LabelSet::new();
+        group.insert("route".into(), "/a\nb".into());
+        group.insert("window".into(), "group's own".into());
+        let results: Vec<(Arc<crate::model::Slo>, SloOutcome)> = vec![
+            (first.slo, Ok(vec![(first.group, Status::Ok, figures)])),
+            (
+                Arc::new(grouped),
+                Ok(vec![(group, Status::NoData, extreme)]),
+            ),
+            (
+                Arc::new(test_slo("down", "avail", 99.0, 7)),
+                Err("query failed".into()),
+            ),
+        ];
+        Snapshot::default().next(1_764_118_830, results)
+    }
+
+    /// The `slo_*` series as `prometheus` metric families, with labels
+    /// merged in a `LabelSet`, encoded by the `prometheus` crate (text)
+    /// and by `openmetrics::encode`: what the direct writer replaced, and
+    /// must match byte for byte.
+    #[derive(Default)]
+    struct Reference(BTreeMap<&'static str, (&'static str, Vec<prometheus::proto::Metric>)>);
+
+    impl Sink for Reference {
+        fn add(
+            &mut self,
+            name: &'static str,
+            help: &'static str,
+            base: &[Label<'_>],
+            extra: &[(&str, &str)],
+            value: f64,
+        ) {
+            use prometheus::proto::{Gauge, LabelPair, Metric};
+            let mut labels: LabelSet = base
+                .iter()
+                .map(|l| (l.name.to_string(), l.value.to_string()))
+                .collect();
+            for (k, v) in extra {
+                labels.insert(k.to_string(), v.to_string());
+            }
+            let pairs = labels
+                .into_iter()
+                .map(|(k, v)| {
+                    let mut p = LabelPair::default();
+                    p.set_name(k);
+                    p.set_value(v);
+                    p
+                })
+                .collect();
+            let mut g = Gauge::default();
+            g.set_value(value);
+            let mut m = Metric::from_label(pairs);
+            m.set_gauge(g);
+            self.0.entry(name).or_insert((help, Vec::new())).1.push(m);
+        }
+    }
+
+    fn reference(snapshot: &Snapshot, format: Format) -> Vec<u8> {
+        let mut r = Reference::default();
+        for i in &snapshot.instances {
+            instance_series(&mut r, i);
+        }
+        let families: Vec<MetricFamily> =
+            r.0.into_iter()
+                .map(|(name, (help, metrics))| {
+                    let mut mf = MetricFamily::default();
+                    mf.set_name(name.to_string());
+                    mf.set_help(help.to_string());
+                    mf.set_field_type(prometheus::proto::MetricType::GAUGE);
+                    mf.set_metric(metrics);
+                    mf
+                })
+                .collect();
+        encode(&families, format).unwrap()
+    }
+
+    #[test]
+    fn slo_series_are_written_as_the_prometheus_crate_encodes_them() {
+        let snap = varied_snapshot();
+        for format in [Format::Text, Format::OpenMetrics] {
+            let got = String::from_utf8(slo_exposition(&snap, format)).unwrap();
+            let want = String::from_utf8(reference(&snap, format)).unwrap();
+            assert_eq!(got, want, "{format:?}");
+        }
+        let text = String::from_utf8(slo_exposition(&snap, Format::Text)).unwrap();
+        // What the snapshot was built to hold, so the comparison above
+        // covers it.
+        for expected in [
+            r#"window="1d""#,
+            r#"period="30d""#,
+            r#"zz="ü \\\"""#,
+            r#"route="/a\nb""#,
+            "} NaN\n",
+            "} -Inf\n",
+            "} 1000000000000000000000\n",
+            "} -0\n",
+            "} -0.00000015\n",
+            r#"slo_evaluation_success{service="down",slo="avail"} 0"#,
+        ] {
+            assert!(text.contains(expected), "{expected} not in\n{text}");
+        }
+        // Where errbudget adds a label the instance has too, it wins.
+        for line in text.lines() {
+            if line.starts_with("slo_info{") {
+                assert!(!line.contains("spec's own"), "{line}");
+            }
+            if line.starts_with("slo_burn_rate{") {
+                assert!(!line.contains("group's own"), "{line}");
+            }
+        }
+        assert!(text.contains(r#"slo_objective_ratio{a="",period="spec's own""#));
+    }
+
+    fn gunzip(chunks: &[Bytes]) -> String {
+        use std::io::Read;
+        let body = chunks.concat();
+        // Reads one member only: the answer must be a single one.
+        let mut d = flate2::read::GzDecoder::new(&body[..]);
+        let mut out = String::new();
+        d.read_to_string(&mut out).expect("gzip");
+        assert!(d.into_inner().is_empty(), "bytes after the gzip member");
+        out
+    }
+
+    /// The exposition without the process's own series, which change from
+    /// one scrape to the next (CPU time, memory).
+    fn steady(body: &str) -> String {
+        body.lines()
+            .filter(|l| !l.contains("process_"))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn gzip_answers_decode_to_the_plain_ones_and_are_compressed_once_per_snapshot() {
+        let metrics = DaemonMetrics::new();
+        let first = Arc::new(snapshot());
+        let second = Arc::new(varied_snapshot());
+        for format in [Format::Text, Format::OpenMetrics] {
+            let cache = Cache::default();
+            let scrape = |snap: &Arc<Snapshot>, encoding| {
+                let (cache, metrics, snap) = (&cache, &metrics, snap.clone());
+                async move {
+                    let answer = cache
+                        .scrape(metrics, &snap, format, encoding)
+                        .await
+                        .unwrap();
+                    assert_eq!(answer.encoding, encoding);
+                    answer.chunks
+                }
+            };
+            let plain = scrape(&first, Encoding::Identity).await.concat();
+            assert_ne!(plain[..2], [0x1f, 0x8b]);
+            let plain = String::from_utf8(plain).unwrap();
+            assert!(plain.contains("slo_burn_rate{"), "{plain}");
+            for _ in 0..3 {
+                let gz = scrape(&first, Encoding::Gzip).await;
+                assert_eq!(steady(&gunzip(&gz)), steady(&plain));
+            }
+            assert_eq!((cache.renders(), cache.compressions()), (1, 1));
+            // A new snapshot replaces both bodies.
+            let gz = scrape(&second, Encoding::Gzip).await;
+            assert_eq!((cache.renders(), cache.compressions()), (2, 2));
+            let plain2 = scrape(&second, Encoding::Identity).await.concat();
+            let plain2 = String::from_utf8(plain2).unwrap();
+            assert_eq!(steady(&gunzip(&gz)), steady(&plain2));
+            assert!(plain2.contains(r#"slo="latency""#));
+            assert!(!plain.contains(r#"slo="latency""#));
+            // Nothing of the first is kept: going back renders again.
+            let gz = scrape(&first, Encoding::Gzip).await;
+            assert_eq!((cache.renders(), cache.compressions()), (3, 3));
+            assert_eq!(steady(&gunzip(&gz)), steady(&plain));
+        }
+    }
+
+    #[test]
+    fn gzip_only_when_the_scraper_accepts_it() {
+        let cases = [
+            (None, Encoding::Identity),
+            (Some(""), Encoding::Identity),
+            (Some("identity"), Encoding::Identity),
+            (Some("br, deflate"), Encoding::Identity),
+            // Prometheus, as Go's net/http sends it.
+            (Some("gzip"), Encoding::Gzip),
+            (Some("deflate, GZIP;q=0.5"), Encoding::Gzip),
+            (Some("x-gzip"), Encoding::Gzip),
+            (Some("*"), Encoding::Gzip),
+            (Some("gzip;q=0"), Encoding::Identity),
+            (Some("gzip; q=0.000"), Encoding::Identity),
+            (Some("gzip;q=0, *"), Encoding::Identity),
+            (Some("*;q=0, gzip"), Encoding::Gzip),
+            (Some("gzip;q=nonsense"), Encoding::Identity),
+        ];
+        for (header, want) in cases {
+            assert_eq!(Encoding::negotiate(header), want, "{header:?}");
+        }
+    }
+
     #[test]
     fn openmetrics_only_when_the_scraper_prefers_it() {
         let cases = [
@@ -485,18 +971,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn slo_series_are_built_once_per_snapshot_and_format() {
+    async fn slo_series_are_built_once_per_snapshot_for_both_formats() {
         let metrics = DaemonMetrics::new();
         let cache = Cache::default();
         let first = Arc::new(snapshot());
         let mut bodies = Vec::new();
         for _ in 0..5 {
             for format in [Format::Text, Format::OpenMetrics] {
-                let chunks = cache.scrape(&metrics, &first, format).await.unwrap();
-                bodies.push((format, chunks.concat()));
+                let answer = cache
+                    .scrape(&metrics, &first, format, Encoding::Identity)
+                    .await
+                    .unwrap();
+                bodies.push((format, answer.chunks.concat()));
             }
         }
-        assert_eq!(cache.renders(), 2);
+        assert_eq!(cache.renders(), 1);
         let (_, text) = &bodies[0];
         let (_, om) = &bodies[1];
         let text = String::from_utf8_lossy(text);
@@ -523,8 +1012,11 @@ mod tests {
         assert_eq!(slo_lines(&text), slo_lines(&om));
         // A new evaluation is rendered anew.
         let second = Arc::new(snapshot());
-        cache.scrape(&metrics, &second, Format::Text).await.unwrap();
-        assert_eq!(cache.renders(), 3);
+        cache
+            .scrape(&metrics, &second, Format::Text, Encoding::Identity)
+            .await
+            .unwrap();
+        assert_eq!(cache.renders(), 2);
     }
 
     #[test]

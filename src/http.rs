@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::exposition::Format;
+use crate::exposition::{Encoding, Format};
 use crate::metrics::DaemonMetrics;
 use crate::output;
 use crate::state::State;
@@ -38,17 +38,11 @@ pub struct AppState {
 
 pub fn router(app: AppState) -> Router {
     let cache = Arc::new(crate::exposition::Cache::default());
-    // gzip when the scraper accepts it, compressed as the body streams out.
-    let compression = tower_http::compression::CompressionLayer::new()
-        .gzip(true)
-        .no_br()
-        .no_deflate()
-        .no_zstd();
     let routes = Router::new()
         .route("/", get(index))
         .route(
             "/metrics",
-            get(move |app, headers| metrics(app, headers, cache.clone())).layer(compression),
+            get(move |app, headers| metrics(app, headers, cache.clone())),
         )
         .route("/-/healthy", get(|| async { "OK\n" }))
         .route("/-/ready", get(ready))
@@ -75,21 +69,40 @@ async fn metrics(
 ) -> Response {
     let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
     let format = Format::negotiate(header(header::ACCEPT));
+    let encoding = Encoding::negotiate(header(header::ACCEPT_ENCODING));
     tracing::debug!(
         format = format.name(),
-        gzip = header(header::ACCEPT_ENCODING).is_some_and(|e| e.contains("gzip")),
+        gzip = encoding == Encoding::Gzip,
         user_agent = header(header::USER_AGENT).unwrap_or(""),
         "metrics scraped"
     );
     match cache
-        .scrape(&app.metrics, &app.state.snapshot(), format)
+        .scrape(&app.metrics, &app.state.snapshot(), format, encoding)
         .await
     {
-        Ok(chunks) => {
+        Ok(answer) => {
             let body = Body::from_stream(futures::stream::iter(
-                chunks.into_iter().map(Ok::<_, std::convert::Infallible>),
+                answer
+                    .chunks
+                    .into_iter()
+                    .map(Ok::<_, std::convert::Infallible>),
             ));
-            ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
+            let mut response = (
+                [
+                    (header::CONTENT_TYPE, format.content_type()),
+                    // Caches keep the gzip and the plain answer apart.
+                    (header::VARY, "accept-encoding"),
+                ],
+                body,
+            )
+                .into_response();
+            if answer.encoding == Encoding::Gzip {
+                response.headers_mut().insert(
+                    header::CONTENT_ENCODING,
+                    axum::http::HeaderValue::from_static("gzip"),
+                );
+            }
+            response
         }
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
     }
@@ -254,5 +267,71 @@ mod tests {
         let (status, body) = get("/slo/check%20out/nope").await;
         assert_eq!(status, 404);
         assert!(body.contains("SLO not found"));
+    }
+
+    #[tokio::test]
+    async fn metrics_are_gzipped_only_for_scrapers_that_accept_it() {
+        let state = Arc::new(State::new());
+        state.publish(Snapshot::default().next(
+            5_000,
+            vec![(
+                Arc::new(test_slo("checkout", "avail", 99.9, 30)),
+                Ok(vec![(
+                    LabelSet::new(),
+                    Status::Ok,
+                    crate::pages::test_figures(0.5, false),
+                )]),
+            )],
+        ));
+        let (reload, _rx) = mpsc::channel(1);
+        let addr = serve(AppState {
+            state,
+            metrics: Arc::new(DaemonMetrics::new()),
+            reload,
+            trends: None,
+            prefix: "".into(),
+        })
+        .await;
+        // reqwest is built without its gzip feature: it sends the header
+        // as given and hands back the body as it came.
+        let get = |path: &'static str, accept_encoding: Option<&'static str>| async move {
+            let mut req = reqwest::Client::new().get(format!("http://{addr}{path}"));
+            if let Some(e) = accept_encoding {
+                req = req.header("accept-encoding", e);
+            }
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            let header = |name| {
+                r.headers()
+                    .get(name)
+                    .map(|v| v.to_str().unwrap().to_string())
+            };
+            let (encoding, vary) = (header("content-encoding"), header("vary"));
+            (encoding, vary, r.bytes().await.unwrap())
+        };
+        let steady = |body: &str| -> Vec<String> {
+            body.lines()
+                .filter(|l| !l.contains("process_"))
+                .map(str::to_string)
+                .collect()
+        };
+        let (encoding, vary, plain) = get("/metrics", None).await;
+        assert_eq!(encoding, None);
+        assert_eq!(vary.as_deref(), Some("accept-encoding"));
+        let plain = String::from_utf8(plain.to_vec()).unwrap();
+        assert!(plain.contains("slo_objective_ratio{service=\"checkout\",slo=\"avail\"} 0.999"));
+        let (encoding, _, refused) = get("/metrics", Some("gzip;q=0, br")).await;
+        assert_eq!(encoding, None);
+        assert_eq!(steady(&String::from_utf8_lossy(&refused)), steady(&plain));
+        let (encoding, vary, gz) = get("/metrics", Some("gzip")).await;
+        assert_eq!(encoding.as_deref(), Some("gzip"));
+        assert_eq!(vary.as_deref(), Some("accept-encoding"));
+        let mut unzipped = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut unzipped)
+            .unwrap();
+        assert_eq!(steady(&unzipped), steady(&plain));
+        // The other endpoints answer as they are.
+        let (encoding, _, body) = get("/-/healthy", Some("gzip")).await;
+        assert_eq!((encoding, &body[..]), (None, &b"OK\n"[..]));
     }
 }

@@ -22,6 +22,7 @@ pub mod exposition;
 pub mod fuzz_targets;
 #[cfg(test)]
 mod fuzzing;
+pub mod gzip;
 pub mod history;
 pub mod http;
 pub mod httpclient;

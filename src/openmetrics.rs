@@ -138,12 +138,13 @@ fn sample(
         out.push('}');
     }
     out.push(' ');
-    out.push_str(&value(v));
+    write_value(out, v);
     out.push('\n');
 }
 
 /// Label values and help text: backslash, double quote and line feed.
-fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+/// The text format escapes label values alike.
+pub(crate) fn escape(s: &str) -> std::borrow::Cow<'_, str> {
     if !s.contains(['\\', '"', '\n']) {
         return s.into();
     }
@@ -160,14 +161,22 @@ fn escape(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 fn value(v: f64) -> String {
+    let mut s = String::new();
+    write_value(&mut s, v);
+    s
+}
+
+/// A sample value as both formats spell it: `NaN`, `+Inf`, `-Inf`, else
+/// Rust's shortest round-trip form (`1`, `0.999`, `1e-7`).
+pub(crate) fn write_value(out: &mut String, v: f64) {
     if v.is_nan() {
-        "NaN".into()
+        out.push_str("NaN");
     } else if v == f64::INFINITY {
-        "+Inf".into()
+        out.push_str("+Inf");
     } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
+        out.push_str("-Inf");
     } else {
-        v.to_string()
+        let _ = write!(out, "{v}");
     }
 }
 
