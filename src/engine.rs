@@ -114,8 +114,9 @@ impl<C: QueryApi> Engine<C> {
     pub async fn cycle(&mut self, now: i64) -> usize {
         let started = Instant::now();
         // Pieced windows end on a step boundary (`SloEvaluator::evaluate`):
-        // the snapshot says which instant its figures are for. Alerts keep
-        // the clock: resends and pending times are not in steps.
+        // the snapshot's `evaluated_at` says which instant its figures are
+        // for. Everything else keeps the clock: resends, pending times and
+        // how long evaluations have been failing are not in steps.
         let at = crate::plan::evaluation_instant(now);
         let client = self.client.clone();
         // Without a known semantics nothing can be spelt: probe first. A
@@ -171,7 +172,10 @@ impl<C: QueryApi> Engine<C> {
                 tracing::warn!(service = %slo.service, slo = %slo.name, error = %e, "SLO evaluation failed");
             }
         }
-        let mut next = self.state.snapshot().next(at, results);
+        let mut next = self.state.snapshot().next(now, results);
+        // Successes and failures are dated by the clock (alerts on failing
+        // evaluations count from them); the figures are for `at`.
+        next.evaluated_at = Some(at);
         let observations = build::observations(&next, now, &self.alert_options);
         let was_firing = self.decider.firing().map(|(l, _)| l.clone()).collect();
         let notifications = self.decider.step(now, observations);
