@@ -157,13 +157,18 @@ pub async fn detect<C: QueryApi>(client: &C, now: i64) -> Result<BackendInfo, De
             .map_err(|error| DetectError::Probe { query, error })?;
         Ok::<_, DetectError>(samples.first().map(|s| s.value))
     };
-    let (count, base, hints) = tokio::join!(value(probe::COUNT), value(probe::BASE), async {
-        client.buildinfo().await.ok().flatten()
-    });
+    // All at once: against a backend that hangs, detection costs one
+    // query timeout, not one per probe.
+    let (count, base, hints, anchored) = tokio::join!(
+        value(probe::COUNT),
+        value(probe::BASE),
+        async { client.buildinfo().await.ok().flatten() },
+        client.instant(probe::ANCHORED, at)
+    );
     let (count, base) = (count?, base?);
     // A backend that does not know the modifier says so with a parse error:
     // that is an answer, not a failure.
-    let anchored = match client.instant(probe::ANCHORED, at).await {
+    let anchored = match anchored {
         Ok(samples) => samples.first().map(|s| s.value),
         Err(QueryError::Api { .. }) | Err(QueryError::Http { .. }) => None,
         Err(error) => {
