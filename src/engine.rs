@@ -208,15 +208,18 @@ impl<C: QueryApi> Engine<C> {
     /// Replaces the SLO set. Unchanged SLOs keep their bucket history, so a
     /// reload does not re-read the period from Prometheus.
     pub fn replace_slos(&mut self, slos: Vec<Slo>) {
-        let mut old: Vec<SloEvaluator> = std::mem::take(&mut self.evaluators);
+        let mut old: std::collections::BTreeMap<store::DefinitionKey, SloEvaluator> =
+            std::mem::take(&mut self.evaluators)
+                .into_iter()
+                .map(|e| (e.key(), e))
+                .collect();
         self.evaluators = slos
             .into_iter()
-            .map(
-                |s| match old.iter().position(|e| same_definition(e.slo(), &s)) {
-                    Some(i) => old.swap_remove(i),
-                    None => SloEvaluator::new(Arc::new(s)),
-                },
-            )
+            .map(|s| {
+                let key = store::definition_key(&s);
+                old.remove(&key)
+                    .unwrap_or_else(|| SloEvaluator::new(Arc::new(s)))
+            })
             .collect();
     }
 
@@ -228,7 +231,7 @@ impl<C: QueryApi> Engine<C> {
             .filter_map(|e| {
                 let (start, last_end, histories) = e.saved()?;
                 Some(store::SloState {
-                    key: definition_key(e.slo()),
+                    key: e.key(),
                     start,
                     last_end,
                     histories,
@@ -246,7 +249,7 @@ impl<C: QueryApi> Engine<C> {
             stored.slos.into_iter().map(|s| (s.key, s)).collect();
         let mut resumed = 0;
         for e in &mut self.evaluators {
-            if let Some(s) = by_key.remove(&definition_key(e.slo())) {
+            if let Some(s) = by_key.remove(&e.key()) {
                 resumed += usize::from(e.resume(s.start, s.last_end, s.histories, now));
             }
         }
@@ -276,27 +279,6 @@ impl<C: QueryApi> Engine<C> {
     }
 }
 
-/// Equal but for where it was written: moving an SLO within its file must
-/// not throw away its history.
-fn same_definition(a: &Slo, b: &Slo) -> bool {
-    let mut a = a.clone();
-    a.origin = b.origin.clone();
-    a == *b
-}
-
-/// A digest of what `same_definition` compares (all but the origin), to
-/// key stored state: a changed definition does not resume an old history.
-/// `Debug` spells every field; a build that spells them otherwise only
-/// costs one cold start.
-pub fn definition_key(slo: &Slo) -> store::DefinitionKey {
-    let mut s = slo.clone();
-    s.origin = Default::default();
-    let d = ring::digest::digest(&ring::digest::SHA256, format!("{s:?}").as_bytes());
-    let mut key = [0u8; 16];
-    key.copy_from_slice(&d.as_ref()[..16]);
-    key
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,12 +288,15 @@ mod tests {
         let slo = crate::model::test_slo("svc", "avail", 99.0, 30);
         let mut moved = slo.clone();
         moved.origin.line += 10;
-        assert_eq!(definition_key(&slo), definition_key(&moved));
+        assert_eq!(store::definition_key(&slo), store::definition_key(&moved));
         let other = crate::model::test_slo("svc", "avail", 99.5, 30);
-        assert_ne!(definition_key(&slo), definition_key(&other));
+        assert_ne!(store::definition_key(&slo), store::definition_key(&other));
         let mut relabelled = slo.clone();
         relabelled.labels.insert("team".into(), "a".into());
-        assert_ne!(definition_key(&slo), definition_key(&relabelled));
+        assert_ne!(
+            store::definition_key(&slo),
+            store::definition_key(&relabelled)
+        );
     }
 
     struct NoBackend;
@@ -364,12 +349,18 @@ mod tests {
             )
         };
         let mut same = engine(slo.clone());
-        assert_eq!(same.restore(stored(definition_key(&slo)), now), (1, 0));
+        assert_eq!(
+            same.restore(stored(store::definition_key(&slo)), now),
+            (1, 0)
+        );
         assert!(same.evaluators[0].saved().is_some());
         // The objective changed: the old buckets are not this SLO's.
         let changed = crate::model::test_slo("svc", "avail", 99.9, 30);
         let mut other = engine(changed);
-        assert_eq!(other.restore(stored(definition_key(&slo)), now), (0, 0));
+        assert_eq!(
+            other.restore(stored(store::definition_key(&slo)), now),
+            (0, 0)
+        );
         assert!(other.evaluators[0].saved().is_none());
 
         // Alerts come back unless the state is older than the period.
@@ -390,7 +381,7 @@ mod tests {
         let mut recent = engine(slo.clone());
         let s = store::Stored {
             alerts: firing(),
-            ..stored(definition_key(&slo))
+            ..stored(store::definition_key(&slo))
         };
         assert_eq!(recent.restore(s, now), (1, 1));
         assert_eq!(recent.decider.firing().count(), 1);
@@ -398,7 +389,7 @@ mod tests {
         let s = store::Stored {
             saved_at: now - 31 * 86_400,
             alerts: firing(),
-            ..stored(definition_key(&slo))
+            ..stored(store::definition_key(&slo))
         };
         assert_eq!(stale.restore(s, now), (1, 0));
         assert_eq!(stale.decider.firing().count(), 0);

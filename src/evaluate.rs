@@ -44,6 +44,8 @@ struct Span {
 /// The evaluation state of one SLO: its bucket history per instance.
 pub struct SloEvaluator {
     slo: Arc<Slo>,
+    /// What the stored state and reloads know this definition by.
+    key: crate::store::DefinitionKey,
     queries: Queries,
     /// The queries read their windows only through `rate()`, so pieces
     /// tile on every backend (`plan::with_tile`).
@@ -62,6 +64,7 @@ impl SloEvaluator {
     pub fn new(slo: Arc<Slo>) -> Self {
         let queries = Queries::for_slo(&slo);
         SloEvaluator {
+            key: crate::store::definition_key(&slo),
             slo,
             rates_only: queries.tile_on_any_backend(),
             queries,
@@ -75,6 +78,10 @@ impl SloEvaluator {
 
     pub fn slo(&self) -> &Arc<Slo> {
         &self.slo
+    }
+
+    pub fn key(&self) -> crate::store::DefinitionKey {
+        self.key
     }
 
     /// The state to store: where the shared timeline starts and ends, and

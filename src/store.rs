@@ -41,6 +41,20 @@ pub const STATE: Kind = Kind {
 /// its old history is not reused.
 pub type DefinitionKey = [u8; 16];
 
+/// A digest of an SLO's definition, all but where it was written (moving an SLO
+/// within its file keeps its history), to
+/// key stored state: a changed definition does not resume an old history.
+/// `Debug` spells every field; a build that spells them otherwise only
+/// costs one cold start.
+pub fn definition_key(slo: &crate::model::Slo) -> DefinitionKey {
+    let mut s = slo.clone();
+    s.origin = Default::default();
+    let d = ring::digest::digest(&ring::digest::SHA256, format!("{s:?}").as_bytes());
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&d.as_ref()[..16]);
+    key
+}
+
 /// One SLO's stored evaluation state, borrowed for encoding.
 pub struct SloState<'a> {
     pub key: DefinitionKey,
