@@ -225,6 +225,20 @@ impl Server {
 
 /// A config whose Prometheus is unreachable: the web server does not need
 /// one, and every evaluation just fails quickly.
+/// A server without Prometheus, once it answers `/-/healthy`.
+fn healthy_offline_server(ws: &Workspace) -> (Server, std::net::SocketAddr) {
+    let cfg = offline_config(ws);
+    let s = Server::start(&cfg, None);
+    let addr = loopback(s.port);
+    let up = harness::poll(Duration::from_secs(30), || {
+        crate::http::get(addr, "/-/healthy")
+            .ok()
+            .filter(|r| r.status == 200)
+    });
+    assert!(up.is_some(), "not healthy\n{}", s.guard.log_tail());
+    (s, addr)
+}
+
 fn offline_config(ws: &Workspace) -> PathBuf {
     ws.config(
         "http://127.0.0.1:9",
@@ -438,15 +452,7 @@ fn a_slow_loris_does_not_starve_metrics() {
     /// default 10 s scrape timeout; 1 s is ample on loopback.
     const SCRAPE_BUDGET: Duration = Duration::from_secs(1);
     let ws = Workspace::new();
-    let cfg = offline_config(&ws);
-    let s = Server::start(&cfg, None);
-    let addr = loopback(s.port);
-    let up = harness::poll(Duration::from_secs(30), || {
-        crate::http::get(addr, "/-/healthy")
-            .ok()
-            .filter(|r| r.status == 200)
-    });
-    assert!(up.is_some(), "not healthy\n{}", s.guard.log_tail());
+    let (_server, addr) = healthy_offline_server(&ws);
 
     // Each slow client sends one byte of a never-ending header per second
     // and reports how long the server kept it.
@@ -689,15 +695,7 @@ fn idle_sockets_past_the_cap_do_not_delay_a_scrape() {
     /// header timeout a scrape would otherwise wait out.
     const SCRAPE_BUDGET: Duration = Duration::from_secs(1);
     let ws = Workspace::new();
-    let cfg = offline_config(&ws);
-    let s = Server::start(&cfg, None);
-    let addr = loopback(s.port);
-    let up = harness::poll(Duration::from_secs(30), || {
-        crate::http::get(addr, "/-/healthy")
-            .ok()
-            .filter(|r| r.status == 200)
-    });
-    assert!(up.is_some(), "not healthy\n{}", s.guard.log_tail());
+    let (_server, addr) = healthy_offline_server(&ws);
 
     let started = Instant::now();
     let mut held: Vec<TcpStream> = vec![];
