@@ -442,8 +442,14 @@ fn scrape(d: &Daemon) -> String {
 #[derive(Default)]
 struct Pace {
     last: Option<(u64, f64)>,
+    /// The longest cycle seen alone between two scrapes. When a scrape
+    /// comes late, two cycles may end between them and their durations
+    /// cannot be told apart: those count in `cycles`, not here.
     longest: f64,
     cycles: u64,
+    /// Cycles over 5 s (the histogram bucket above the bound), whenever
+    /// they ended: this count misses no cycle.
+    over_5s: u64,
     first_at: Option<Instant>,
     last_at: Option<Instant>,
 }
@@ -452,9 +458,18 @@ impl Pace {
     fn observe(&mut self, body: &str) {
         let count = cycles(body);
         let sum = metric(body, "errbudget_evaluation_duration_seconds_sum", &[]).unwrap_or(0.0);
+        let within_5s = metric(
+            body,
+            "errbudget_evaluation_duration_seconds_bucket",
+            &[("le", "5")],
+        )
+        .unwrap_or(0.0) as u64;
+        self.over_5s = count.saturating_sub(within_5s);
         if let Some((c, s)) = self.last {
             if count > c {
                 self.cycles += count - c;
+            }
+            if count == c + 1 {
                 self.longest = self.longest.max(sum - s);
             }
         }
@@ -762,6 +777,7 @@ fn assert_pace(pace: &Pace) {
         "a cycle took {:.2} s, more than interval + timeout",
         pace.longest
     );
+    assert_eq!(pace.over_5s, 0, "cycles over 5 s");
 }
 
 /// One SLO evaluated every 2 s with `prometheus.timeout: 1s`, through the
