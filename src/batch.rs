@@ -18,12 +18,17 @@ use tokio::sync::oneshot;
 
 use crate::plan::{merge_queries, BATCH_LABEL};
 use crate::prom::{BuildInfo, QueryApi, QueryError, RangeSeries, Sample};
+use crate::share::{self, Candidate, Masked, Shapes, Share, SHARE_LABEL};
 
 /// At most this many parts per request.
 pub const MAX_PARTS: usize = 100;
 /// And at most this much query text (Thanos and Mimir frontends, and the
 /// proxies before them, may cap a request's size).
 pub const MAX_BYTES: usize = 32 * 1024;
+/// And at most this many SLOs' values in one shared query: a regular
+/// expression of thousands of alternatives is slow to compile (Prometheus
+/// does so for every query).
+pub const MAX_SHARED: usize = 1000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Key {
@@ -31,6 +36,7 @@ enum Key {
     Range(i64, i64, u64),
 }
 
+#[derive(Clone)]
 enum Answer {
     Instant(Vec<Sample>),
     Range(Vec<RangeSeries>),
@@ -41,6 +47,7 @@ type Reply = oneshot::Sender<Result<Answer, QueryError>>;
 pub struct Batching<C> {
     inner: Arc<C>,
     pending: Mutex<BTreeMap<Key, Vec<(String, Reply)>>>,
+    shapes: Arc<Mutex<Shapes>>,
 }
 
 impl<C: QueryApi> Batching<C> {
@@ -48,6 +55,7 @@ impl<C: QueryApi> Batching<C> {
         Batching {
             inner,
             pending: Mutex::new(BTreeMap::new()),
+            shapes: Arc::default(),
         }
     }
 
@@ -70,80 +78,305 @@ impl<C: QueryApi> Batching<C> {
         tokio::task::yield_now().await;
         let batch = self.lock().remove(&key);
         if let Some(batch) = batch {
-            self.send(key, batch).await;
+            // The request is every part's, not its sender's: run by the
+            // caller, it would be dropped with it (an SLO whose sibling
+            // query failed), and the other SLOs' parts would start again
+            // with a fresh retry budget, two budgets in one cycle.
+            tokio::spawn(send(self.inner.clone(), self.shapes.clone(), key, batch));
         }
         match rx.await {
             Ok(answer) => answer,
-            // The caller that sent the batch was dropped mid-request.
-            Err(_) => self.one(key, query).await,
+            // Only if the request's task panicked.
+            Err(_) => one(&*self.inner, key, query).await,
+        }
+    }
+}
+
+async fn one<C: QueryApi>(inner: &C, key: Key, query: &str) -> Result<Answer, QueryError> {
+    match key {
+        Key::Instant(at) => inner.instant(query, at).await.map(Answer::Instant),
+        Key::Range(start, end, step) => inner
+            .range(query, start, end, step)
+            .await
+            .map(Answer::Range),
+    }
+}
+
+/// What one part of a request answers: a query asked by one caller or
+/// several, or the queries of several SLOs shared as one (`share`).
+enum Unit {
+    One {
+        query: String,
+        replies: Vec<Reply>,
+    },
+    Shared {
+        query: String,
+        label: String,
+        /// By the label's value: the query each SLO asked, and who asked.
+        members: BTreeMap<String, (String, Vec<Reply>)>,
+    },
+}
+
+impl Unit {
+    fn query(&self) -> &str {
+        match self {
+            Unit::One { query, .. } | Unit::Shared { query, .. } => query,
         }
     }
 
-    async fn one(&self, key: Key, query: &str) -> Result<Answer, QueryError> {
-        match key {
-            Key::Instant(at) => self.inner.instant(query, at).await.map(Answer::Instant),
-            Key::Range(start, end, step) => self
-                .inner
-                .range(query, start, end, step)
-                .await
-                .map(Answer::Range),
-        }
-    }
-
-    async fn send(&self, key: Key, batch: Vec<(String, Reply)>) {
-        let mut chunks: Vec<Vec<(String, Reply)>> = vec![];
-        let mut bytes = 0;
-        for part in batch {
-            let len = part.0.len() + 64;
-            match chunks.last_mut() {
-                Some(c) if c.len() < MAX_PARTS && bytes + len <= MAX_BYTES => {
-                    bytes += len;
-                    c.push(part);
-                }
-                _ => {
-                    bytes = len;
-                    chunks.push(vec![part]);
+    fn fail(self, e: &QueryError) {
+        match self {
+            Unit::One { replies, .. } => reply(replies, Err(e.clone())),
+            Unit::Shared { members, .. } => {
+                for (_, replies) in members.into_values() {
+                    reply(replies, Err(e.clone()));
                 }
             }
         }
-        join_all(chunks.into_iter().map(|c| self.send_chunk(key, c))).await;
     }
 
-    async fn send_chunk(&self, key: Key, mut chunk: Vec<(String, Reply)>) {
-        if chunk.len() == 1 {
-            if let Some((query, tx)) = chunk.pop() {
-                let _ = tx.send(self.one(key, &query).await);
-            }
-            return;
-        }
-        let merged = merge_queries(chunk.iter().map(|(q, _)| q.as_str()));
-        match self.one(key, &merged).await {
-            Ok(answer) => match split(answer, key, chunk.len()) {
-                Ok(parts) => {
-                    for ((_, tx), part) in chunk.into_iter().zip(parts) {
-                        let _ = tx.send(Ok(part));
+    fn deliver(self, answer: Answer) {
+        let empty = match answer {
+            Answer::Instant(_) => Answer::Instant(vec![]),
+            Answer::Range(_) => Answer::Range(vec![]),
+        };
+        match self {
+            Unit::One { replies, .. } => reply(replies, Ok(answer)),
+            Unit::Shared { label, members, .. } => match by_value(answer, &empty, &label, &members)
+            {
+                Ok(mut parts) => {
+                    for (value, (_, replies)) in members {
+                        let answer = parts.remove(&value).unwrap_or(Answer::Instant(vec![]));
+                        reply(replies, Ok(answer));
                     }
                 }
-                // An answer that cannot be split is every part's error: a
-                // row without its tag may be any part's data, and leaving
-                // it out would give that part fewer events, not a failure.
                 Err(e) => {
-                    for (_, tx) in chunk {
-                        let _ = tx.send(Err(e.clone()));
+                    for (_, replies) in members.into_values() {
+                        reply(replies, Err(e.clone()));
                     }
                 }
             },
-            Err(e) if e.is_transient() => {
-                for (_, tx) in chunk {
-                    let _ = tx.send(Err(e.clone()));
+        }
+    }
+
+    /// Asks this part on its own. A shared query rejected for what it
+    /// says is asked again query by query, so the error stays the SLO's.
+    async fn alone<C: QueryApi>(self, inner: &C, key: Key) {
+        match one(inner, key, self.query()).await {
+            Ok(answer) => self.deliver(answer),
+            Err(e) if e.is_transient() => self.fail(&e),
+            Err(e) => match self {
+                Unit::One { replies, .. } => reply(replies, Err(e)),
+                Unit::Shared { members, .. } => {
+                    join_all(members.into_values().map(|(query, replies)| async move {
+                        reply(replies, one(inner, key, &query).await);
+                    }))
+                    .await;
+                }
+            },
+        }
+    }
+}
+
+fn reply(replies: Vec<Reply>, answer: Result<Answer, QueryError>) {
+    for tx in replies {
+        let _ = tx.send(answer.clone());
+    }
+}
+
+/// Splits a shared answer by the label's value, the label removed (the
+/// queries asked had no such label in their answers).
+fn by_value(
+    answer: Answer,
+    empty: &Answer,
+    label: &str,
+    members: &BTreeMap<String, (String, Vec<Reply>)>,
+) -> Result<BTreeMap<String, Answer>, QueryError> {
+    fn split_by<T>(
+        items: Vec<T>,
+        label: &str,
+        members: &BTreeMap<String, (String, Vec<Reply>)>,
+        labels: impl Fn(&mut T) -> &mut BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, Vec<T>>, QueryError> {
+        let mut out: BTreeMap<String, Vec<T>> = BTreeMap::new();
+        for mut item in items {
+            match labels(&mut item).remove(SHARE_LABEL) {
+                Some(v) if members.contains_key(&v) => out.entry(v).or_default().push(item),
+                v => {
+                    return Err(QueryError::Decode {
+                        reason: format!(
+                            "a series of a query shared on {label:?} has {label}={v:?}, which no SLO asked for: {:?}",
+                            labels(&mut item)
+                        ),
+                    })
                 }
             }
-            Err(_) => {
-                join_all(chunk.into_iter().map(|(q, tx)| async move {
-                    let _ = tx.send(self.one(key, &q).await);
-                }))
-                .await;
+        }
+        Ok(out)
+    }
+    let mut out: BTreeMap<String, Answer> = match answer {
+        Answer::Instant(samples) => split_by(samples, label, members, |s| &mut s.labels)?
+            .into_iter()
+            .map(|(v, s)| (v, Answer::Instant(s)))
+            .collect(),
+        Answer::Range(series) => split_by(series, label, members, |s| &mut s.labels)?
+            .into_iter()
+            .map(|(v, s)| (v, Answer::Range(s)))
+            .collect(),
+    };
+    // A value without series: that SLO's query answers empty.
+    for v in members.keys() {
+        out.entry(v.clone()).or_insert_with(|| empty.clone());
+    }
+    Ok(out)
+}
+
+/// Groups the queries of one instant (or range): identical ones are asked
+/// once, and queries that differ only in one label's value are shared
+/// where at least two agree, in parts that fit a request.
+fn units(batch: Vec<(String, Reply)>, shapes: &Mutex<Shapes>) -> Vec<Unit> {
+    let mut distinct: BTreeMap<String, Vec<Reply>> = BTreeMap::new();
+    for (query, tx) in batch {
+        distinct.entry(query).or_default().push(tx);
+    }
+    let mut options = vec![];
+    {
+        let mut shapes = shapes.lock().unwrap_or_else(|p| p.into_inner());
+        for (query, replies) in distinct {
+            let shares: Vec<(Share, Candidate, Arc<Masked>)> = match shapes.of(&query) {
+                Some((masked, candidates)) => {
+                    let masked = Arc::new(masked);
+                    candidates
+                        .iter()
+                        .filter_map(|c| {
+                            Some((share::share(&masked, c)?, c.clone(), masked.clone()))
+                        })
+                        .collect()
+                }
+                None => vec![],
+            };
+            options.push((query, replies, shares));
+        }
+    }
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for (_, _, shares) in &options {
+        for (s, _, _) in shares {
+            *counts.entry(s.key.as_str()).or_default() += 1;
+        }
+    }
+    let best: Vec<Option<usize>> = options
+        .iter()
+        .map(|(_, _, shares)| {
+            shares
+                .iter()
+                .enumerate()
+                .map(|(i, (s, _, _))| (counts[s.key.as_str()], i))
+                .filter(|&(n, _)| n >= 2)
+                .max_by_key(|&(n, i)| (n, std::cmp::Reverse(i)))
+                .map(|(_, i)| i)
+        })
+        .collect();
+    type Group = (
+        Candidate,
+        Arc<Masked>,
+        BTreeMap<String, (String, Vec<Reply>)>,
+    );
+    let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+    let mut out = vec![];
+    for ((query, replies, mut shares), best) in options.into_iter().zip(best) {
+        match best {
+            Some(i) => {
+                let (s, c, masked) = shares.swap_remove(i);
+                groups
+                    .entry(s.key)
+                    .or_insert_with(|| (c, masked, BTreeMap::new()))
+                    .2
+                    .insert(s.value, (query, replies));
             }
+            None => out.push(Unit::One { query, replies }),
+        }
+    }
+    for (_, (candidate, masked, members)) in groups {
+        let fixed =
+            candidate.template.len() + masked.literals.iter().map(|(r, _)| r.len()).sum::<usize>();
+        let mut part: BTreeMap<String, (String, Vec<Reply>)> = BTreeMap::new();
+        let mut bytes = fixed;
+        let flush = |part: BTreeMap<String, (String, Vec<Reply>)>, out: &mut Vec<Unit>| {
+            if part.len() == 1 {
+                if let Some((_, (query, replies))) = part.into_iter().next() {
+                    out.push(Unit::One { query, replies });
+                }
+            } else if !part.is_empty() {
+                let values: Vec<&str> = part.keys().map(String::as_str).collect();
+                out.push(Unit::Shared {
+                    query: share::instantiate(&candidate, &masked, &values),
+                    label: candidate.label.clone(),
+                    members: part,
+                });
+            }
+        };
+        for (value, member) in members {
+            // A value's share of the regular expression, escaped twice at most.
+            let len = 2 * value.len() + 1;
+            if !part.is_empty() && (bytes + len > MAX_BYTES - 64 || part.len() >= MAX_SHARED) {
+                flush(std::mem::take(&mut part), &mut out);
+                bytes = fixed;
+            }
+            bytes += len;
+            part.insert(value, member);
+        }
+        flush(part, &mut out);
+    }
+    out
+}
+
+async fn send<C: QueryApi>(
+    inner: Arc<C>,
+    shapes: Arc<Mutex<Shapes>>,
+    key: Key,
+    batch: Vec<(String, Reply)>,
+) {
+    let mut chunks: Vec<Vec<Unit>> = vec![];
+    let mut bytes = 0;
+    for unit in units(batch, &shapes) {
+        let len = unit.query().len() + 64;
+        match chunks.last_mut() {
+            Some(c) if c.len() < MAX_PARTS && bytes + len <= MAX_BYTES => {
+                bytes += len;
+                c.push(unit);
+            }
+            _ => {
+                bytes = len;
+                chunks.push(vec![unit]);
+            }
+        }
+    }
+    join_all(chunks.into_iter().map(|c| send_chunk(&*inner, key, c))).await;
+}
+
+async fn send_chunk<C: QueryApi>(inner: &C, key: Key, mut chunk: Vec<Unit>) {
+    if chunk.len() == 1 {
+        if let Some(unit) = chunk.pop() {
+            unit.alone(inner, key).await;
+        }
+        return;
+    }
+    let merged = merge_queries(chunk.iter().map(Unit::query));
+    match one(inner, key, &merged).await {
+        Ok(answer) => match split(answer, key, chunk.len()) {
+            Ok(parts) => {
+                for (unit, part) in chunk.into_iter().zip(parts) {
+                    unit.deliver(part);
+                }
+            }
+            // An answer that cannot be split is every part's error: a
+            // row without its tag may be any part's data, and leaving
+            // it out would give that part fewer events, not a failure.
+            Err(e) => chunk.into_iter().for_each(|u| u.fail(&e)),
+        },
+        Err(e) if e.is_transient() => chunk.into_iter().for_each(|u| u.fail(&e)),
+        Err(_) => {
+            join_all(chunk.into_iter().map(|u| u.alone(inner, key))).await;
         }
     }
 }
@@ -471,5 +704,114 @@ mod tests {
         assert!(matches!(e, Some(QueryError::Decode { .. })));
         let ok = split(Answer::Instant(vec![]), Key::Instant(0), 2).unwrap();
         assert_eq!(ok.len(), 2);
+    }
+
+    /// Answers after a delay per instant; the instant 1 fails.
+    struct Slow {
+        asked: Mutex<Vec<String>>,
+    }
+
+    impl QueryApi for Slow {
+        async fn instant(&self, query: &str, at: i64) -> Result<Vec<Sample>, QueryError> {
+            self.asked.lock().unwrap().push(query.to_string());
+            if at == 1 {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                return Err(QueryError::Transport {
+                    reason: "refused".into(),
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            tagged(query)
+        }
+        async fn range(
+            &self,
+            _: &str,
+            _: i64,
+            _: i64,
+            _: u64,
+        ) -> Result<Vec<RangeSeries>, QueryError> {
+            Ok(vec![])
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_outlives_the_caller_that_sent_it() {
+        // SLO A asks at instants 1 and 2, SLO B at 2: A's part at 2 sends
+        // the merged request for both. A's query at 1 fails first and A
+        // drops its part at 2; B's answer still comes from that request,
+        // not from a second one (which would start a second retry budget
+        // inside the same cycle).
+        let fake = Arc::new(Slow {
+            asked: Mutex::new(vec![]),
+        });
+        let b = Batching::new(fake.clone());
+        let slo_a = async { tokio::try_join!(b.instant("q0", 1), b.instant("q1", 2)) };
+        let slo_b = b.instant("q2", 2);
+        let (a, bb) = tokio::join!(slo_a, slo_b);
+        assert!(a.is_err());
+        assert_eq!(bb.unwrap()[0].value, 2.0);
+        assert_eq!(
+            fake.asked.lock().unwrap().clone(),
+            vec!["q0".to_string(), merge_queries(["q1", "q2"])]
+        );
+    }
+
+    fn unit_queries(queries: &[&str]) -> Vec<(String, Option<String>, usize)> {
+        let batch = queries
+            .iter()
+            .map(|q| (q.to_string(), oneshot::channel().0))
+            .collect();
+        units(batch, &Mutex::new(Shapes::default()))
+            .into_iter()
+            .map(|u| match u {
+                Unit::One { query, replies } => (query, None, replies.len()),
+                Unit::Shared {
+                    query,
+                    label,
+                    members,
+                } => (query, Some(label), members.len()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn queries_that_differ_in_one_value_are_shared_and_equal_ones_asked_once() {
+        let q = |s: &str, code: &str| {
+            format!(r#"sum(rate(x{{service="{s}",code=~"{code}"}}[30s:15s]))"#)
+        };
+        let (a, b, c) = (q("a", "5.."), q("b", "5.."), q("c", "4.."));
+        let got = unit_queries(&[&a, &b, &a, &c]);
+        assert_eq!(
+            got,
+            vec![
+                // Alone in its shape: asked as it is.
+                (c.clone(), None, 1),
+                (
+                    r#"label_replace(label_replace(sum by (service) (rate(x{code=~"5..",service=~"a|b"}[30s:15s])), "errbudget_shared_value", "$1", "service", "(.*)"), "service", "", "", "")"#
+                        .to_string(),
+                    Some("service".to_string()),
+                    2
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn shared_queries_fit_a_request() {
+        let qs: Vec<String> = (0..3 * MAX_SHARED / 2)
+            .map(|k| format!(r#"sum(rate(x{{service="svc-{k:05}"}}[1m]))"#))
+            .collect();
+        let refs: Vec<&str> = qs.iter().map(String::as_str).collect();
+        let got = unit_queries(&refs);
+        assert!(got.len() >= 2, "{} units", got.len());
+        assert_eq!(got.iter().map(|u| u.2).sum::<usize>(), qs.len());
+        for (query, label, n) in &got {
+            assert_eq!(label.as_deref(), Some("service"));
+            assert!(
+                *n <= MAX_SHARED && query.len() + 64 <= MAX_BYTES,
+                "{n} values, {} bytes",
+                query.len()
+            );
+        }
     }
 }

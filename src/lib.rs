@@ -36,6 +36,7 @@ pub mod plan;
 pub mod prom;
 pub mod readfile;
 pub mod rules;
+pub mod share;
 pub mod sli;
 pub mod spec;
 pub mod state;

@@ -70,12 +70,32 @@ fn free_port() -> u16 {
 /// OpenMetrics for `promtool tsdb create-blocks-from openmetrics`: gauge
 /// `test_requests` with `code="200"` = 0..=10 and `code="500"` = 0..=20 by 2,
 /// one sample a minute from T0.
+/// Services of the shared-query test.
+const SERVICES: [&str; 3] = ["a.b", "c+d|e", "plain"];
+
 fn backfill_data() -> String {
     let mut text = String::from("# HELP test_requests Test data.\n# TYPE test_requests gauge\n");
     for i in 0..=10i64 {
         let t = T0 + 60 * i;
         text.push_str(&format!("test_requests{{code=\"200\"}} {i} {t}\n"));
         text.push_str(&format!("test_requests{{code=\"500\"}} {} {t}\n", 2 * i));
+    }
+    // Counters of services whose names a regular expression could
+    // misread, and `aXb`, which `a.b` read as a pattern would match.
+    text.push_str("# HELP svc_requests Requests by service.\n# TYPE svc_requests counter\n");
+    for (k, service) in SERVICES.iter().chain(["aXb"].iter()).enumerate() {
+        for i in 0..=10i64 {
+            let t = T0 + 60 * i;
+            let k = k as i64 + 1;
+            for (code, v) in [("200", 10 * k * i), ("500", k * i * i)] {
+                for instance in 0..2 {
+                    text.push_str(&format!(
+                        "svc_requests_total{{service=\"{service}\",code=\"{code}\",instance=\"i{instance}\"}} {} {t}\n",
+                        v * (instance + 1)
+                    ));
+                }
+            }
+        }
     }
     text.push_str("# EOF\n");
     text
@@ -838,6 +858,65 @@ async fn tls_with_ca_client_cert_and_server_name() {
     insecure.tls.insecure_skip_verify = true;
     let client = Client::new(&insecure, 1, metrics).unwrap();
     assert_eq!(client.instant("vector(2)", T0).await.unwrap()[0].value, 2.0);
+}
+
+/// SLOs over one metric, one per service: their queries go out as one per
+/// shape (`sum by (service)` over `service=~"…"`) and each SLO gets what
+/// its own query answers, whatever its service is called.
+#[tokio::test]
+async fn queries_of_many_services_are_shared_and_answer_as_asked() {
+    use errbudget::batch::Batching;
+    let prom = start_prometheus().await;
+    let metrics = Arc::new(DaemonMetrics::new());
+    let client = Arc::new(Client::new(&settings(&prom.url), 4, metrics.clone()).expect("client"));
+    let batching = Batching::new(client.clone());
+    let mut queries = vec![];
+    for s in SERVICES {
+        queries.push(format!(
+            r#"sum(rate(svc_requests_total{{service="{s}",code="500"}}[5m]))"#
+        ));
+        queries.push(format!(
+            r#"sum by (code) (increase(svc_requests_total{{service="{s}"}}[4m:1m]))"#
+        ));
+    }
+    let at = T0 + 600;
+    let mut want = vec![];
+    for q in &queries {
+        let w = client.instant(q, at).await.unwrap();
+        assert!(!w.is_empty(), "{q} has data");
+        want.push(w);
+    }
+    let before = count(&metrics, "success");
+    let got = futures::future::join_all(queries.iter().map(|q| batching.instant(q, at))).await;
+    assert_eq!(
+        count(&metrics, "success") - before,
+        1,
+        "one request of two shared queries for six"
+    );
+    for ((q, got), mut want) in queries.iter().zip(got).zip(want) {
+        let mut got = got.unwrap();
+        got.sort_by(|a, b| a.labels.cmp(&b.labels));
+        want.sort_by(|a, b| a.labels.cmp(&b.labels));
+        assert_eq!(got, want, "{q}");
+    }
+    // The same for the range queries of the bucket history.
+    let ranges: Vec<String> = SERVICES
+        .iter()
+        .map(|s| format!(r#"sum(rate(svc_requests_total{{service="{s}"}}[2m]))"#))
+        .collect();
+    let before = count(&metrics, "success");
+    let got = futures::future::join_all(
+        ranges
+            .iter()
+            .map(|q| batching.range(q, T0 + 120, T0 + 600, 60)),
+    )
+    .await;
+    assert_eq!(count(&metrics, "success") - before, 1);
+    for (q, got) in ranges.iter().zip(got) {
+        let want = client.range(q, T0 + 120, T0 + 600, 60).await.unwrap();
+        assert!(!want.is_empty(), "{q} has data");
+        assert_eq!(got.unwrap(), want, "{q}");
+    }
 }
 
 /// Concurrent queries for one instant (or one range) go out as one merged
