@@ -280,88 +280,77 @@ fn aggregated(e: &Expr) -> bool {
     walk(e) == Some(true)
 }
 
+/// The expressions directly below `e`.
+fn children(e: &Expr) -> Vec<&Expr> {
+    match e {
+        Expr::Aggregate(a) => vec![&a.expr],
+        Expr::Binary(b) => vec![&b.lhs, &b.rhs],
+        Expr::Paren(p) => vec![&p.expr],
+        Expr::Unary(u) => vec![&u.expr],
+        Expr::Subquery(s) => vec![&s.expr],
+        Expr::Call(c) => c.args.args.iter().map(|a| &**a).collect(),
+        _ => vec![],
+    }
+}
+
+fn children_mut(e: &mut Expr) -> Vec<&mut Expr> {
+    match e {
+        Expr::Aggregate(a) => vec![&mut a.expr],
+        Expr::Binary(b) => vec![&mut b.lhs, &mut b.rhs],
+        Expr::Paren(p) => vec![&mut p.expr],
+        Expr::Unary(u) => vec![&mut u.expr],
+        Expr::Subquery(s) => vec![&mut s.expr],
+        Expr::Call(c) => c.args.args.iter_mut().map(|a| &mut **a).collect(),
+        _ => vec![],
+    }
+}
+
 fn collect_selectors<'a>(e: &'a Expr, out: &mut Vec<&'a VectorSelector>) {
     match e {
         Expr::VectorSelector(v) => out.push(v),
         Expr::MatrixSelector(m) => out.push(&m.vs),
-        Expr::Aggregate(a) => collect_selectors(&a.expr, out),
-        Expr::Binary(b) => {
-            collect_selectors(&b.lhs, out);
-            collect_selectors(&b.rhs, out);
-        }
-        Expr::Paren(p) => collect_selectors(&p.expr, out),
-        Expr::Unary(u) => collect_selectors(&u.expr, out),
-        Expr::Subquery(s) => collect_selectors(&s.expr, out),
-        Expr::Call(c) => c.args.args.iter().for_each(|a| collect_selectors(a, out)),
-        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+        _ => children(e)
+            .into_iter()
+            .for_each(|c| collect_selectors(c, out)),
     }
 }
 
 fn sort_matchers(e: &mut Expr) {
-    let sort = |v: &mut VectorSelector| {
-        v.matchers.matchers.sort_by(|a, b| {
-            (&a.name, &a.value, a.op.to_string()).cmp(&(&b.name, &b.value, b.op.to_string()))
-        })
+    let selector = match e {
+        Expr::VectorSelector(v) => v,
+        Expr::MatrixSelector(m) => &mut m.vs,
+        _ => return children_mut(e).into_iter().for_each(sort_matchers),
     };
-    match e {
-        Expr::VectorSelector(v) => sort(v),
-        Expr::MatrixSelector(m) => sort(&mut m.vs),
-        Expr::Aggregate(a) => sort_matchers(&mut a.expr),
-        Expr::Binary(b) => {
-            sort_matchers(&mut b.lhs);
-            sort_matchers(&mut b.rhs);
-        }
-        Expr::Paren(p) => sort_matchers(&mut p.expr),
-        Expr::Unary(u) => sort_matchers(&mut u.expr),
-        Expr::Subquery(s) => sort_matchers(&mut s.expr),
-        Expr::Call(c) => c.args.args.iter_mut().for_each(|a| sort_matchers(a)),
-        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
-    }
+    selector.matchers.matchers.sort_by(|a, b| {
+        (&a.name, &a.value, a.op.to_string()).cmp(&(&b.name, &b.value, b.op.to_string()))
+    });
 }
 
 fn collect_groupings(e: &Expr, out: &mut Vec<String>) {
-    match e {
-        Expr::Aggregate(a) => {
-            if let Some(m) = &a.modifier {
-                out.extend(m.labels().labels.iter().cloned());
-            }
-            collect_groupings(&a.expr, out);
+    if let Expr::Aggregate(a) = e {
+        if let Some(m) = &a.modifier {
+            out.extend(m.labels().labels.iter().cloned());
         }
-        Expr::Binary(b) => {
-            collect_groupings(&b.lhs, out);
-            collect_groupings(&b.rhs, out);
-        }
-        Expr::Paren(p) => collect_groupings(&p.expr, out),
-        Expr::Unary(u) => collect_groupings(&u.expr, out),
-        Expr::Subquery(s) => collect_groupings(&s.expr, out),
-        Expr::Call(c) => c.args.args.iter().for_each(|a| collect_groupings(a, out)),
-        _ => {}
     }
+    children(e)
+        .into_iter()
+        .for_each(|c| collect_groupings(c, out));
 }
 
 fn add_grouping(e: &mut Expr, label: &str) {
-    match e {
-        Expr::Aggregate(a) => {
-            match &mut a.modifier {
-                Some(LabelModifier::Include(ls)) => ls.labels.push(label.to_owned()),
-                m => {
-                    *m = Some(LabelModifier::Include(promql_parser::label::Labels {
-                        labels: vec![label.to_owned()],
-                    }))
-                }
+    if let Expr::Aggregate(a) = e {
+        match &mut a.modifier {
+            Some(LabelModifier::Include(ls)) => ls.labels.push(label.to_owned()),
+            m => {
+                *m = Some(LabelModifier::Include(promql_parser::label::Labels {
+                    labels: vec![label.to_owned()],
+                }))
             }
-            add_grouping(&mut a.expr, label);
         }
-        Expr::Binary(b) => {
-            add_grouping(&mut b.lhs, label);
-            add_grouping(&mut b.rhs, label);
-        }
-        Expr::Paren(p) => add_grouping(&mut p.expr, label),
-        Expr::Unary(u) => add_grouping(&mut u.expr, label),
-        Expr::Subquery(s) => add_grouping(&mut s.expr, label),
-        Expr::Call(c) => c.args.args.iter_mut().for_each(|a| add_grouping(a, label)),
-        _ => {}
     }
+    children_mut(e)
+        .into_iter()
+        .for_each(|c| add_grouping(c, label));
 }
 
 /// The shared query: `candidate`'s template with the label matching any
