@@ -45,19 +45,19 @@ pub fn parse_sources(sources: &[(&str, &str)]) -> Result<Vec<Slo>, Vec<Diagnosti
     let mut loaded = Vec::new();
     for (file, text) in sources {
         match yaml::load(text) {
-            Ok(docs) => loaded.push((*file, docs)),
+            Ok(docs) => loaded.push((*file, *text, docs)),
             Err((pos, msg)) => diags.push(Diagnostic::new(file, pos.line, pos.column, msg)),
         }
     }
     let objects: Vec<(&str, String, &Node<'_>)> = loaded
         .iter()
-        .flat_map(|(file, docs)| documents(docs).map(move |(path, n)| (*file, path, n)))
+        .flat_map(|(file, _, docs)| documents(docs).map(move |(path, n)| (*file, path, n)))
         .collect();
     let index = openslo::Index::new(&objects);
     let mut catalogues = windows::Catalogues::default();
     let mut files = Vec::new();
-    for (file, docs) in &loaded {
-        let mut cx = Cx::new(file);
+    for (file, text, docs) in &loaded {
+        let mut cx = Cx::of_text(file, text);
         let mut drafts = Vec::new();
         for (path, doc) in documents(docs) {
             read_document(&mut cx, doc, &path, &index, &mut catalogues, &mut drafts);

@@ -158,21 +158,48 @@ impl Depth {
 /// one; a message must point into the file, so that becomes the end of the
 /// last line.
 fn inside(text: &str, line: usize, column: usize) -> Pos {
-    let normalized = text.replace("\r\n", "\n").replace('\r', "\n");
-    let lines: Vec<&str> = normalized.split('\n').collect();
-    let last = lines.len().max(1);
-    let at_trailing_newline = line == last && last > 1 && lines[last - 1].is_empty();
-    if line >= 1 && line <= last && !at_trailing_newline {
-        return Pos { line, column };
+    Ends::of(text).clamp(line, column)
+}
+
+/// Where a text's lines end, measured once so that each diagnostic is
+/// clamped without reading the text again.
+#[derive(Clone, Copy)]
+struct Ends {
+    /// Lines as YAML breaks them (`\r\n`, `\n`, a lone `\r`).
+    lines: usize,
+    /// The last line is empty (the text ends with a line break).
+    trailing_break: bool,
+    /// Just after the last character, on the last line with text.
+    end: Pos,
+}
+
+impl Ends {
+    fn of(text: &str) -> Ends {
+        let normalized = text.replace("\r\n", "\n").replace('\r', "\n");
+        let lines: Vec<&str> = normalized.split('\n').collect();
+        let last = lines.len().max(1);
+        // A trailing newline leaves an empty last line; point at the text.
+        let mut n = last;
+        while n > 1 && lines[n - 1].is_empty() {
+            n -= 1;
+        }
+        Ends {
+            lines: last,
+            trailing_break: last > 1 && lines[last - 1].is_empty(),
+            end: Pos {
+                line: n,
+                column: lines.get(n - 1).map_or(0, |l| l.chars().count()) + 1,
+            },
+        }
     }
-    let mut n = last;
-    // A trailing newline leaves an empty last line; point at the text.
-    while n > 1 && lines[n - 1].is_empty() {
-        n -= 1;
-    }
-    Pos {
-        line: n,
-        column: lines.get(n - 1).map_or(0, |l| l.chars().count()) + 1,
+
+    fn clamp(self, line: usize, column: usize) -> Pos {
+        let at_trailing_break = line == self.lines && self.trailing_break;
+        if line >= 1 && line <= self.lines && !at_trailing_break {
+            Pos { line, column }
+        } else {
+            self.end
+        }
     }
 }
 
@@ -180,8 +207,8 @@ fn inside(text: &str, line: usize, column: usize) -> Pos {
 pub struct Cx<'f> {
     pub file: &'f str,
     pub diags: Vec<Diagnostic>,
-    /// The file's text, when known: positions are kept inside it.
-    text: Option<&'f str>,
+    /// Where the file's text ends, when known: positions are kept inside it.
+    ends: Option<Ends>,
 }
 
 impl<'f> Cx<'f> {
@@ -189,21 +216,21 @@ impl<'f> Cx<'f> {
         Cx {
             file,
             diags: Vec::new(),
-            text: None,
+            ends: None,
         }
     }
 
     /// Diagnostics of `text`: a node the parser places past the last line
     /// (an empty key at the end of the file) is reported at its end.
-    pub fn of_text(file: &'f str, text: &'f str) -> Self {
+    pub fn of_text(file: &'f str, text: &str) -> Self {
         Cx {
-            text: Some(text),
+            ends: Some(Ends::of(text)),
             ..Cx::new(file)
         }
     }
 
     pub fn err(&mut self, pos: Pos, message: impl Into<String>) {
-        let pos = self.text.map_or(pos, |t| inside(t, pos.line, pos.column));
+        let pos = self.ends.map_or(pos, |e| e.clamp(pos.line, pos.column));
         self.diags
             .push(Diagnostic::new(self.file, pos.line, pos.column, message));
     }
