@@ -178,9 +178,14 @@ impl Unit {
     }
 }
 
-fn reply(replies: Vec<Reply>, answer: Result<Answer, QueryError>) {
+fn reply(mut replies: Vec<Reply>, answer: Result<Answer, QueryError>) {
+    // Most queries have one caller: the answer moves to the last one.
+    let last = replies.pop();
     for tx in replies {
         let _ = tx.send(answer.clone());
+    }
+    if let Some(tx) = last {
+        let _ = tx.send(answer);
     }
 }
 
@@ -243,7 +248,7 @@ fn units(batch: Vec<(String, Reply)>, shapes: &Mutex<Shapes>) -> Vec<Unit> {
     {
         let mut shapes = shapes.lock().unwrap_or_else(|p| p.into_inner());
         for (query, replies) in distinct {
-            let shares: Vec<(Share, Candidate, Arc<Masked>)> = match shapes.of(&query) {
+            let shares: Vec<(Share, Arc<Candidate>, Arc<Masked>)> = match shapes.of(&query) {
                 Some((masked, candidates)) => {
                     let masked = Arc::new(masked);
                     candidates
@@ -277,7 +282,7 @@ fn units(batch: Vec<(String, Reply)>, shapes: &Mutex<Shapes>) -> Vec<Unit> {
         })
         .collect();
     type Group = (
-        Candidate,
+        Arc<Candidate>,
         Arc<Masked>,
         BTreeMap<String, (String, Vec<Reply>)>,
     );

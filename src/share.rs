@@ -391,15 +391,18 @@ pub struct Share {
     pub value: String,
 }
 
+/// A masked text's candidates, shared by every query of that text.
+pub type Candidates = std::sync::Arc<Vec<std::sync::Arc<Candidate>>>;
+
 /// Analyses by masked text, kept between cycles.
 #[derive(Default)]
 pub struct Shapes {
-    cache: HashMap<String, std::sync::Arc<Vec<Candidate>>>,
+    cache: HashMap<String, Candidates>,
 }
 
 impl Shapes {
     /// The ways `query` can be shared, with its masked form.
-    pub fn of(&mut self, query: &str) -> Option<(Masked, std::sync::Arc<Vec<Candidate>>)> {
+    pub fn of(&mut self, query: &str) -> Option<(Masked, Candidates)> {
         let masked = mask(query)?;
         if self.cache.len() >= CACHE_ENTRIES && !self.cache.contains_key(&masked.text) {
             self.cache.clear();
@@ -407,7 +410,14 @@ impl Shapes {
         let candidates = self
             .cache
             .entry(masked.text.clone())
-            .or_insert_with(|| std::sync::Arc::new(analyse(&masked.text)))
+            .or_insert_with(|| {
+                std::sync::Arc::new(
+                    analyse(&masked.text)
+                        .into_iter()
+                        .map(std::sync::Arc::new)
+                        .collect(),
+                )
+            })
             .clone();
         Some((masked, candidates))
     }
