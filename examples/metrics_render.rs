@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use errbudget::budget::{self, Coverage, Events};
-use errbudget::exposition::{Cache, Encoding, Format};
+use errbudget::render::metrics::{Cache, Encoding, Format};
 use errbudget::metrics::DaemonMetrics;
 use errbudget::model::{Severity, Slo};
 use errbudget::state::{

@@ -224,7 +224,7 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    crate::duration::parse(s)
+    crate::time::parse(s)
 }
 
 /// Parses `--at`: RFC 3339 (`2026-11-26T01:00:00Z`) or unix seconds.

@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::duration;
-use crate::spec::yaml::{self, Cx, Field, Map, Pos, Sp};
-use crate::spec::Diagnostic;
+use crate::diag::yaml::{self, Cx, Field, Map, Pos, Sp};
+use crate::diag::Diagnostic;
+use crate::time;
+use crate::tls::TlsSettings;
 
 pub const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:9465";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -69,15 +70,6 @@ impl Default for HttpClientSettings {
 pub struct BasicAuth {
     pub username: String,
     pub password_file: PathBuf,
-}
-
-#[derive(Clone, Debug, PartialEq, Default)]
-pub struct TlsSettings {
-    pub ca_file: Option<PathBuf>,
-    pub cert_file: Option<PathBuf>,
-    pub key_file: Option<PathBuf>,
-    pub server_name: Option<String>,
-    pub insecure_skip_verify: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -544,7 +536,7 @@ impl Reader {
             return Some(default);
         };
         let s = f.str(cx)?;
-        duration::parse(&s.value)
+        time::parse(&s.value)
             .map_err(|e| cx.err(s.pos, format!("{}: {e}", f.path)))
             .ok()
     }

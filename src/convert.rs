@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::duration;
 use crate::model::{default_policy, AlertWindow, Sli, Slo};
+use crate::time;
 
 /// One `prometheus/v1` document per service, in the order services first
 /// appear, each SLO preceded by a comment saying where it was read.
@@ -42,7 +42,7 @@ fn slo(out: &mut String, s: &Slo) {
     if !s.description.is_empty() {
         let _ = writeln!(out, "    description: {}", block(&s.description, 6));
     }
-    let _ = writeln!(out, "    period: {}", duration::format(s.period));
+    let _ = writeln!(out, "    period: {}", time::format(s.period));
     map(out, 4, "labels", &s.labels);
     out.push_str("    sli:\n");
     match &s.sli {
@@ -257,7 +257,7 @@ mod tests {
         inputs.push(dir.join("catalogue"));
         assert!(inputs.len() >= 10, "{inputs:?}");
         for input in inputs {
-            let original = crate::spec::load_specs(std::slice::from_ref(&input))
+            let original = crate::app::load::load_specs(std::slice::from_ref(&input))
                 .unwrap_or_else(|e| panic!("{}: {e:?}", input.display()));
             assert!(!original.is_empty(), "{}", input.display());
             let text = render(&original);
@@ -290,9 +290,9 @@ mod tests {
             "https://runbooks.example/a#b",
         ] {
             let doc = format!("k: {}\n", scalar(s));
-            let docs = crate::spec::yaml::load(&doc).unwrap();
-            let mut cx = crate::spec::yaml::Cx::new("t");
-            let m = crate::spec::yaml::Map::open_any(&mut cx, &docs[0], "").unwrap();
+            let docs = crate::diag::yaml::load(&doc).unwrap();
+            let mut cx = crate::diag::yaml::Cx::new("t");
+            let m = crate::diag::yaml::Map::open_any(&mut cx, &docs[0], "").unwrap();
             let got = m.get("k").and_then(|f| f.str(&mut cx)).map(|v| v.value);
             let want = (!s.is_empty() && s != "null").then(|| s.to_string());
             if s.is_empty() || s == "null" {

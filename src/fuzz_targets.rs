@@ -3,7 +3,7 @@
 //! checks what must hold for any input. Public only so that crate can call
 //! the crate-private decoders; nothing else uses it.
 
-use crate::spec::Diagnostic;
+use crate::diag::Diagnostic;
 
 /// Every diagnostic points inside the text (or at the file as a whole).
 /// Lines are counted as YAML breaks them: `\r\n`, `\n` and a lone `\r`.

@@ -13,11 +13,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::exposition::{Encoding, Format};
+use crate::eval::trend::TrendSource;
 use crate::metrics::DaemonMetrics;
-use crate::output;
+use crate::render::json;
+use crate::render::metrics::{Encoding, Format};
 use crate::state::State;
-use crate::trend::TrendSource;
 
 /// A reload request; the engine answers with the outcome.
 pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
@@ -37,7 +37,7 @@ pub struct AppState {
 }
 
 pub fn router(app: AppState) -> Router {
-    let cache = Arc::new(crate::exposition::Cache::default());
+    let cache = Arc::new(crate::render::metrics::Cache::default());
     let routes = Router::new()
         .route("/", get(index))
         .route(
@@ -65,7 +65,7 @@ pub fn router(app: AppState) -> Router {
 async fn metrics(
     AxState(app): AxState<AppState>,
     headers: HeaderMap,
-    cache: Arc<crate::exposition::Cache>,
+    cache: Arc<crate::render::metrics::Cache>,
 ) -> Response {
     let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
     let format = Format::negotiate(header(header::ACCEPT));
@@ -137,11 +137,14 @@ async fn reload(AxState(app): AxState<AppState>) -> Response {
 }
 
 async fn slos(AxState(app): AxState<AppState>) -> Json<serde_json::Value> {
-    Json(output::snapshot_json(&app.state.snapshot()))
+    Json(json::snapshot_json(&app.state.snapshot()))
 }
 
 async fn index(AxState(app): AxState<AppState>) -> Html<String> {
-    Html(crate::pages::overview(&app.state.snapshot(), &app.prefix))
+    Html(crate::render::pages::overview(
+        &app.state.snapshot(),
+        &app.prefix,
+    ))
 }
 
 /// One SLO's page. The path segments arrive percent-decoded, so they
@@ -157,10 +160,10 @@ async fn slo_page(
         .filter(|i| i.slo.service == service && i.slo.name == slo)
         .collect();
     let Some(first) = instances.first() else {
-        let path = crate::pages::slo_path(&service, &slo);
+        let path = crate::render::pages::slo_path(&service, &slo);
         return (
             StatusCode::NOT_FOUND,
-            Html(crate::pages::not_found(&path, &app.prefix)),
+            Html(crate::render::pages::not_found(&path, &app.prefix)),
         )
             .into_response();
     };
@@ -172,7 +175,7 @@ async fn slo_page(
     if let Some(Err(e)) = &trend {
         tracing::warn!(service, slo, error = %e, "no history for the SLO page");
     }
-    Html(crate::pages::slo_page(
+    Html(crate::render::pages::slo_page(
         &instances,
         snapshot.evaluated_at,
         trend,
@@ -184,9 +187,9 @@ async fn slo_page(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::eval::trend::{Trend, TrendError};
     use crate::model::test_slo;
     use crate::state::{LabelSet, Snapshot, Status};
-    use crate::trend::{Trend, TrendError};
     use futures::future::BoxFuture;
 
     /// Answers every SLO with the same two-step trend, recording the time
@@ -234,7 +237,7 @@ mod tests {
                 Ok(vec![(
                     LabelSet::new(),
                     Status::Ok,
-                    crate::pages::test_figures(0.5, false),
+                    crate::render::pages::test_figures(0.5, false),
                 )]),
             )],
         ));
@@ -279,7 +282,7 @@ mod tests {
                 Ok(vec![(
                     LabelSet::new(),
                     Status::Ok,
-                    crate::pages::test_figures(0.5, false),
+                    crate::render::pages::test_figures(0.5, false),
                 )]),
             )],
         ));

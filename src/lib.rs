@@ -1,47 +1,63 @@
 //! errbudget: SLO specs in, error budgets and burn rates out.
 //!
-//! Data flow: `config` + `spec` → `model` → `plan` → `prom` → `budget` →
-//! `state` → `exposition` / `http`; `engine` drives the loop.
+//! Modules are laid out in layers, each importing only the layers below
+//! it (a test reads the `use` lines and checks this):
+//!
+//! 1. foundations: `diag` (positioned YAML, `Diagnostic`), `time`, `tls`,
+//!    `readfile`, `console`, `version`, `logging`, `metrics`, `systemd`
+//! 2. domain, no I/O: `model`, `promql`, `plan`, `budget`, `history`,
+//!    `state`, `rules`, `convert`
+//! 3. format readers: `spec`, `config` (text in, model out)
+//! 4. clients and persistence: `httpclient`, `prom`, `alert`, `store`
+//! 5. use-cases: `eval` (the evaluation loop), `backtest`
+//! 6. views: `render` (`/metrics`, JSON, table, HTML pages)
+//! 7. the edge: `app` (loading files, the daemon, the commands), `http`,
+//!    `web`, `cli`
 
-pub mod alert;
-pub mod backend;
-pub mod backtest;
-pub mod batch;
-pub mod budget;
-pub mod cli;
-pub mod commands;
-pub mod config;
+// 1. foundations
 pub mod console;
+pub mod diag;
+pub mod logging;
+pub mod metrics;
+pub mod readfile;
+pub mod systemd;
+pub mod time;
+pub mod tls;
+pub mod version;
+
+// 2. domain
+pub mod budget;
 pub mod convert;
-pub mod daemon;
-pub mod duration;
-pub mod engine;
-pub mod evaluate;
-pub mod exposition;
+pub mod history;
+pub mod model;
+pub mod plan;
+pub mod promql;
+pub mod rules;
+pub mod state;
+
+// 3. format readers
+pub mod config;
+pub mod spec;
+
+// 4. clients and persistence
+pub mod alert;
+pub mod httpclient;
+pub mod prom;
+pub mod store;
+
+// 5. use-cases
+pub mod backtest;
+pub mod eval;
+
+// 6. views
+pub mod render;
+
+// 7. the edge
+pub mod app;
+pub mod cli;
 #[doc(hidden)]
 pub mod fuzz_targets;
 #[cfg(test)]
 mod fuzzing;
-pub mod gzip;
-pub mod history;
 pub mod http;
-pub mod httpclient;
-pub mod logging;
-pub mod metrics;
-pub mod model;
-pub mod openmetrics;
-pub mod output;
-pub mod pages;
-pub mod plan;
-pub mod prom;
-pub mod readfile;
-pub mod rules;
-pub mod share;
-pub mod sli;
-pub mod spec;
-pub mod state;
-pub mod store;
-pub mod systemd;
-pub mod trend;
-pub mod version;
 pub mod web;

@@ -1,8 +1,10 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
+use errbudget::app::commands::{self, Failure, Outcome};
+use errbudget::app::run;
 use errbudget::cli::{Cli, Command};
-use errbudget::{commands, console, daemon, errln, logging};
+use errbudget::{console, errln, logging};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -29,7 +31,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let code = runtime.block_on(async {
+    let ended: Result<Outcome, Failure> = runtime.block_on(async {
         match command {
             Command::Run {
                 config_file,
@@ -37,23 +39,16 @@ fn main() -> ExitCode {
                 web_config_file,
                 external_url,
                 storage_path,
-            } => {
-                match daemon::run(daemon::RunOptions {
-                    config_file,
-                    listen_address,
-                    web_config_file,
-                    external_url,
-                    storage_path,
-                })
-                .await
-                {
-                    Ok(()) => 0,
-                    Err(e) => {
-                        errln!("errbudget: {e:#}");
-                        1
-                    }
-                }
-            }
+            } => run::run(run::RunOptions {
+                config_file,
+                listen_address,
+                web_config_file,
+                external_url,
+                storage_path,
+            })
+            .await
+            .map(|()| 0)
+            .map_err(Failure::Run),
             Command::Check { config_file, specs } => {
                 commands::check(config_file.as_deref(), &specs)
             }
@@ -99,19 +94,22 @@ fn main() -> ExitCode {
                     "{}",
                     String::from_utf8_lossy(&errbudget::cli::completions(shell))
                 ));
-                0
+                Ok(0)
             }
-            Command::Man => match errbudget::cli::man_page() {
-                Ok(page) => {
+            Command::Man => errbudget::cli::man_page()
+                .map(|page| {
                     console::out(format_args!("{}", String::from_utf8_lossy(&page)));
                     0
-                }
-                Err(e) => {
-                    errln!("errbudget: cannot render the man page: {e}");
-                    1
-                }
-            },
+                })
+                .map_err(Failure::Man),
         }
     });
-    ExitCode::from(code as u8)
+    // The one place an error is printed and its exit code chosen.
+    match ended {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            errln!("{}", errbudget::diag::chain(&failure));
+            ExitCode::from(failure.exit_code())
+        }
+    }
 }

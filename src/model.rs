@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use crate::duration;
+use crate::time;
 
 /// The default burn-rate windows whose figures are always exposed.
 pub const DEFAULT_WINDOWS: [u64; 7] = [300, 1_800, 3_600, 7_200, 21_600, 86_400, 259_200];
@@ -34,7 +34,7 @@ impl Window {
 
 impl fmt::Display for Window {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&duration::format(Duration::from_secs(self.0)))
+        f.write_str(&time::format(Duration::from_secs(self.0)))
     }
 }
 

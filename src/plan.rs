@@ -9,9 +9,45 @@
 //! be pieced are queried whole, and on backends where pieces would be
 //! estimates, up to [`DIRECT_MAX_SECS`].
 
-use crate::backend::Semantics;
 use crate::model::{Sli, Slo, Window};
-use crate::spec::promql::windows_only_in_rates;
+use crate::promql::windows_only_in_rates;
+
+/// How a range selector `x[W]` evaluated at `t` picks its samples, which
+/// decides how [`with_range`] spells a range so that rates times the
+/// range are the increase between the samples on both sides of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Semantics {
+    /// `[t - W, t]`: Prometheus 2.x (and a Thanos or Cortex built on it).
+    Closed,
+    /// `(t - W, t]`: Prometheus 3.x, Mimir without `anchored`.
+    LeftOpen,
+    /// Has the `anchored` modifier: the sample at or before `t - W` is the
+    /// base and nothing is extrapolated.
+    Anchored,
+    /// `(t - W, t]` with the last sample before it as the base, no
+    /// extrapolation: VictoriaMetrics.
+    LastBefore,
+}
+
+impl Semantics {
+    /// Whether adjacent ranges count exactly the increases between samples
+    /// whatever the sample times, so any window can be summed from pieces.
+    /// Where `rate` extrapolates (Prometheus without `anchored`) pieces are
+    /// exact only on samples at the piece boundaries; on real scrapes every
+    /// boundary adds an estimate, so windows that page stay one query there.
+    pub fn tiles_exactly(self) -> bool {
+        matches!(self, Semantics::Anchored | Semantics::LastBefore)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Semantics::Closed => "closed",
+            Semantics::LeftOpen => "left_open",
+            Semantics::Anchored => "anchored",
+            Semantics::LastBefore => "last_sample_before",
+        }
+    }
+}
 
 /// Width of the history buckets kept in memory.
 pub const BUCKET_SECS: u64 = 300;

@@ -16,7 +16,7 @@ use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
-use crate::spec::Diagnostic;
+use crate::diag::Diagnostic;
 
 /// What a file is for, and how large it may be. The limits are far above
 /// any real file of that kind and small enough that a mistake (a log, a

@@ -1,6 +1,7 @@
-//! Burn-rate alerts: `decide` (a pure state machine, `now` passed in),
-//! then senders that only deliver.
+//! Alerts: the burn-rate state machine (`decide`), the labels and
+//! annotations of each alert (`payload`) and their delivery to
+//! Alertmanager and webhooks (`dispatch`).
 
-pub mod build;
 pub mod decide;
-pub mod deliver;
+pub mod dispatch;
+pub mod payload;

@@ -24,23 +24,13 @@ pub enum ClientError {
     },
     #[error("{what} {path} is empty")]
     EmptyFile { what: &'static str, path: PathBuf },
-    #[error("cannot parse {what} {path}: {reason}")]
-    Pem {
-        what: &'static str,
-        path: PathBuf,
-        reason: String,
-    },
-    #[error("tls.cert_file and tls.key_file must be given together")]
-    IncompleteClientCert,
     #[error("basic_auth and bearer_token_file cannot both be set")]
     ConflictingAuth,
     /// The value is left out on purpose: it may be a credential.
     #[error("invalid HTTP header {name:?}: {reason}")]
     InvalidHeader { name: String, reason: &'static str },
-    #[error("invalid tls.server_name {name:?}")]
-    InvalidServerName { name: String },
-    #[error("TLS setup failed: {reason}")]
-    Tls { reason: String },
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// The Prometheus client's concurrency bound was 0.
     #[error("max_concurrent must be at least 1")]
     NoConcurrency,

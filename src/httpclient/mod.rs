@@ -20,7 +20,6 @@ use reqwest::{RequestBuilder, Response, Url};
 use crate::config::HttpClientSettings;
 
 mod error;
-pub(crate) mod tls;
 
 pub use error::ClientError;
 
@@ -102,7 +101,7 @@ impl HttpClient {
             headers.insert(header, value);
         }
         let http = reqwest::Client::builder()
-            .use_preconfigured_tls(tls::client_config(&settings.tls)?)
+            .use_preconfigured_tls(crate::tls::client_config(&settings.tls)?)
             .default_headers(headers)
             .connect_timeout(settings.timeout)
             // A redirect would replay a POST as GET and could carry

@@ -9,9 +9,12 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
+pub mod backend;
+pub mod batch;
 mod client;
 pub(crate) mod decode;
 mod error;
+pub mod share;
 
 pub use crate::httpclient::ClientError;
 pub use client::{body_limit, Client, DEFAULT_RETRY_BUDGET, RESPONSE_MEMORY_BUDGET};

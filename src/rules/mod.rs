@@ -147,7 +147,7 @@ fn check(slo: &Slo, interval: u64) -> Vec<String> {
         .map(|w| (format!("window {w}"), w.secs()))
         .collect();
     spans.push((
-        format!("period {}", crate::duration::format(slo.period)),
+        format!("period {}", crate::time::format(slo.period)),
         slo.period.as_secs(),
     ));
     for (what, secs) in spans {
@@ -353,7 +353,7 @@ fn slo_rules(slo: &Slo, interval: u64) -> Vec<Rule> {
     ));
     let info = with(&[
         ("objective", slo.objective.ratio().to_string()),
-        ("period", crate::duration::format(slo.period)),
+        ("period", crate::time::format(slo.period)),
         ("sli_type", slo.sli.kind().to_string()),
         ("description", slo.description.clone()),
     ]);
@@ -419,7 +419,7 @@ fn enabled_windows(slo: &Slo) -> impl Iterator<Item = &crate::model::AlertWindow
     })
 }
 
-/// The alert of one window pair, as `alert::build` labels it. A page with
+/// The alert of one window pair, as `alert::payload` labels it. A page with
 /// `min_bad_events` is two rules: enough bad events in the long window
 /// pages, fewer goes out as a ticket.
 fn alert_rules(slo: &Slo, w: &crate::model::AlertWindow, alertname: &str) -> Vec<Rule> {
@@ -465,7 +465,7 @@ fn alert_rules(slo: &Slo, w: &crate::model::AlertWindow, alertname: &str) -> Vec
         .collect()
 }
 
-/// `alert::build::alert_labels` for rules: the spec's alerting labels,
+/// `alert::payload::alert_labels` for rules: the spec's alerting labels,
 /// the severity, the page/ticket labels (which may override it), then the
 /// identity labels, which nothing overrides.
 fn alert_labels(
@@ -505,7 +505,7 @@ fn alert_annotations(
         w.factor,
         w.long,
         w.short,
-        crate::duration::format(slo.period),
+        crate::time::format(slo.period),
         w.long
     );
     if low_traffic {
@@ -577,7 +577,7 @@ mod tests {
             };
             promql_parser::parser::parse(expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
         }
-        for name in crate::exposition::SLO_SERIES {
+        for name in crate::render::metrics::SLO_SERIES {
             assert!(records.contains(name), "{name} not recorded");
         }
         // Four window pairs, the first page split by min_bad_events.

@@ -2,33 +2,26 @@
 //! Sloth's `PrometheusServiceLevel` CR and `AlertWindows` catalogues, Pyrra's
 //! `ServiceLevelObjective`, OpenSLO v1 and v1alpha), reading it, validating
 //! it into `model::Slo`, and every user-facing message with
-//! `file:line:column`. Parsing takes strings (tests pass text); only
-//! [`load_specs`] and [`load`] touch the file system. No network.
+//! `file:line:column`. Takes strings (tests pass text); reading the files
+//! is `app::load`'s job. No network.
 
-mod diag;
 mod openslo;
-pub mod promql;
 mod pyrra;
 mod sloth;
 mod validate;
 mod windows;
-pub(crate) mod yaml;
 
 #[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use saphyr::YamlData;
 
-pub use diag::Diagnostic;
-pub use promql::grouping_labels;
-
-use crate::config::{self, Settings};
+use crate::diag::yaml::{self, Cx, Map, Node};
+use crate::diag::Diagnostic;
 use crate::model::Slo;
 use validate::Draft;
-use yaml::{Cx, Map, Node};
 
 /// Reads every SLO of one spec file. Pure: `file` is only used in messages.
 /// All problems are reported, sorted by position.
@@ -227,151 +220,11 @@ fn duplicates(slos: &[Slo], pair: impl Fn(&Slo, &Slo) -> bool) -> Vec<Diagnostic
     out
 }
 
-const NO_SLO: &str = "defines nothing: expected Sloth prometheus/v1, a Sloth PrometheusServiceLevel or AlertWindows, a Pyrra ServiceLevelObjective or OpenSLO objects";
-
-/// Reads and parses spec files together (see [`parse_sources`]). A
-/// directory stands for every `.yml` / `.yaml` file below it, as Sloth
-/// reads `-i DIR`.
-pub fn load_specs(paths: &[PathBuf]) -> Result<Vec<Slo>, Vec<Diagnostic>> {
-    let mut diags = Vec::new();
-    let mut files: Vec<PathBuf> = Vec::new();
-    for p in paths {
-        for f in expand(p, &mut diags) {
-            if !files.contains(&f) {
-                files.push(f);
-            }
-        }
-    }
-    let mut texts = Vec::new();
-    for p in &files {
-        let file = p.display().to_string();
-        match crate::readfile::read_text(p, crate::readfile::SPEC) {
-            // A file that defines nothing is a mistake (an empty file, a
-            // secret or a device matched by a glob), never "0 SLOs". A file
-            // of OpenSLO SLIs or alert policies, or a catalogue, is not.
-            Ok(text) if defines_nothing(&text) => {
-                diags.push(Diagnostic::whole_file(&file, NO_SLO));
-            }
-            Ok(text) => texts.push((file, text)),
-            Err(e) => diags.push(e.diagnostic(&file)),
-        }
-    }
-    let sources: Vec<(&str, &str)> = texts
-        .iter()
-        .map(|(f, t)| (f.as_str(), t.as_str()))
-        .collect();
-    match parse_sources(&sources) {
-        Ok(slos) if diags.is_empty() => Ok(slos),
-        Ok(_) => Err(diags),
-        Err(d) => {
-            diags.extend(d);
-            Err(diags)
-        }
-    }
-}
+/// Why a spec file that holds no document at all is refused.
+pub const NO_SLO: &str = "defines nothing: expected Sloth prometheus/v1, a Sloth PrometheusServiceLevel or AlertWindows, a Pyrra ServiceLevelObjective or OpenSLO objects";
 
 /// No document at all (empty, comments, `---` only). Syntax errors are
 /// left to the parser, which reports them with a position.
-fn defines_nothing(text: &str) -> bool {
+pub fn defines_nothing(text: &str) -> bool {
     yaml::load(text).is_ok_and(|docs| documents(&docs).next().is_none())
-}
-
-/// A file as itself; a directory as its `.yml` / `.yaml` files, recursively,
-/// sorted (Sloth's discovery skips other extensions too).
-fn expand(path: &Path, diags: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
-    if !path.is_dir() {
-        return vec![path.to_path_buf()];
-    }
-    let mut out = Vec::new();
-    let mut pending = vec![path.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) => {
-                diags.push(Diagnostic::whole_file(
-                    &dir.display().to_string(),
-                    format!("cannot read the directory: {e}"),
-                ));
-                continue;
-            }
-        };
-        for entry in entries.filter_map(Result::ok) {
-            let p = entry.path();
-            if p.is_dir() {
-                pending.push(p);
-            } else if p
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| e.eq_ignore_ascii_case("yml") || e.eq_ignore_ascii_case("yaml"))
-            {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-/// Settings, then every spec file their `slo_files` globs name (relative to
-/// the config file's directory). A glob matching nothing is a problem: it is
-/// almost always a typo that would silently drop SLOs.
-pub fn load(config_path: &Path) -> Result<(Settings, Vec<Slo>), Vec<Diagnostic>> {
-    let file = config_path.display().to_string();
-    let text = crate::readfile::read_text(config_path, crate::readfile::SETTINGS)
-        .map_err(|e| vec![e.diagnostic(&file)])?;
-    let (settings, globs) = config::parse_settings_with_positions(&file, &text)?;
-    let dir = config_path.parent().unwrap_or(Path::new(""));
-    let mut paths: Vec<PathBuf> = Vec::new();
-    let mut diags = Vec::new();
-    for (pattern, pos) in settings.slo_files.iter().zip(&globs) {
-        let full = dir.join(pattern);
-        let full_text = full.to_string_lossy();
-        let matched = match glob::glob(&full_text) {
-            Ok(m) => m,
-            Err(e) => {
-                diags.push(Diagnostic::new(
-                    &file,
-                    pos.line,
-                    pos.column,
-                    format!("slo_files: invalid glob {pattern:?}: {e}"),
-                ));
-                continue;
-            }
-        };
-        // A directory matched by the glob stands for its spec files;
-        // anything else that is not a regular file (a device, a FIFO) is
-        // read, and refused by name there.
-        let mut found: Vec<PathBuf> = Vec::new();
-        for m in matched.filter_map(Result::ok) {
-            if m.is_dir() {
-                found.extend(expand(&m, &mut diags));
-            } else {
-                found.push(m);
-            }
-        }
-        if found.is_empty() {
-            diags.push(Diagnostic::new(
-                &file,
-                pos.line,
-                pos.column,
-                format!("slo_files: {pattern:?} matches no file (looked for {full_text})"),
-            ));
-        }
-        found.sort();
-        for p in found {
-            // Overlapping globs must not load a file twice (that would be
-            // reported as duplicate SLOs).
-            if !paths.contains(&p) {
-                paths.push(p);
-            }
-        }
-    }
-    match load_specs(&paths) {
-        Ok(slos) if diags.is_empty() => Ok((settings, slos)),
-        Ok(_) => Err(diags),
-        Err(d) => {
-            diags.extend(d);
-            Err(diags)
-        }
-    }
 }

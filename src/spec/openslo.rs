@@ -39,9 +39,9 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use promql_parser::parser::{Expr, LabelModifier};
 
-use super::promql;
 use super::validate::{Draft, DraftAlerting, DraftSli, DraftWindow, Label, Query};
-use super::yaml::{Cx, Field, Map, Node, Sp};
+use crate::diag::yaml::{Cx, Field, Map, Node, Sp};
+use crate::promql;
 
 /// Kinds of the OpenSLO v1 spec that carry nothing to evaluate on their own.
 const SKIPPED_KINDS: [&str; 3] = ["Service", "DataSource", "AlertNotificationTarget"];
@@ -74,12 +74,12 @@ fn peek<'a>(node: &'a Node<'_>, key: &str) -> Option<&'a Node<'a>> {
         return None;
     };
     m.iter()
-        .find(|(k, _)| super::yaml::as_str(k) == Some(key))
+        .find(|(k, _)| crate::diag::yaml::as_str(k) == Some(key))
         .map(|(_, v)| v)
 }
 
 fn peek_str<'a>(node: &'a Node<'_>, key: &str) -> Option<&'a str> {
-    peek(node, key).and_then(super::yaml::as_str)
+    peek(node, key).and_then(crate::diag::yaml::as_str)
 }
 
 impl<'a, 'i> Index<'a, 'i> {
@@ -131,7 +131,7 @@ impl<'a, 'i> Index<'a, 'i> {
 
     /// Alert policies and conditions no SLO uses: errbudget would otherwise
     /// ignore them without a word.
-    pub fn report_unused(&self, diags: &mut Vec<super::Diagnostic>) {
+    pub fn report_unused(&self, diags: &mut Vec<crate::diag::Diagnostic>) {
         let used = self.used.borrow();
         for ((kind, name), objs) in &self.objects {
             if kind != "AlertPolicy" && kind != "AlertCondition" {
@@ -150,7 +150,7 @@ impl<'a, 'i> Index<'a, 'i> {
                 let pos = Map::open_any(&mut cx, o.node, &o.path)
                     .map(|m| m.pos)
                     .unwrap_or_default();
-                diags.push(super::Diagnostic::new(
+                diags.push(crate::diag::Diagnostic::new(
                     o.file,
                     pos.line,
                     pos.column,
@@ -202,7 +202,7 @@ pub fn read(cx: &mut Cx<'_>, top: &Map<'_, '_>, index: &Index<'_, '_>) -> Option
             kind.pos,
             format!(
                 "{}: unknown OpenSLO kind {:?}: expected SLO, SLI, AlertPolicy, AlertCondition, AlertNotificationTarget, Service or DataSource",
-                super::yaml::join(&top.path, "kind"),
+                crate::diag::yaml::join(&top.path, "kind"),
                 kind.value,
             ),
         );
@@ -244,7 +244,7 @@ pub fn read(cx: &mut Cx<'_>, top: &Map<'_, '_>, index: &Index<'_, '_>) -> Option
                 b.pos,
                 format!(
                     "{}: budgetingMethod {} is not supported: errbudget counts occurrences (bad/total events); use Occurrences",
-                    super::yaml::join(&spec.path, "budgetingMethod"),
+                    crate::diag::yaml::join(&spec.path, "budgetingMethod"),
                     b.value
                 ),
             );
@@ -599,9 +599,9 @@ fn read_condition(cx: &mut Cx<'_>, f: &Field<'_, '_>) -> Option<DraftWindow> {
     let short = match (after, after_secs) {
         (Some(a), Some(false)) => Some(a),
         _ => long.as_ref().and_then(|l| {
-            let secs = crate::duration::parse(&l.value).ok()?.as_secs();
+            let secs = crate::time::parse(&l.value).ok()?.as_secs();
             Some(Sp {
-                value: crate::duration::format(std::time::Duration::from_secs((secs / 12).max(1))),
+                value: crate::time::format(std::time::Duration::from_secs((secs / 12).max(1))),
                 pos: l.pos,
             })
         }),
@@ -633,7 +633,7 @@ fn labels(cx: &mut Cx<'_>, f: &Field<'_, '_>) -> Vec<Label> {
             value: k.value.to_string(),
             pos: k.pos,
         };
-        if let Some(items) = super::yaml::as_str(v.node)
+        if let Some(items) = crate::diag::yaml::as_str(v.node)
             .is_none()
             .then(|| v.seq(cx))
             .flatten()
@@ -975,7 +975,7 @@ pub fn read_v1alpha(cx: &mut Cx<'_>, top: &Map<'_, '_>) -> Vec<Draft> {
                 k.pos,
                 format!(
                     "{}: unsupported openslo/v1alpha kind {:?}: expected SLO",
-                    super::yaml::join(&top.path, "kind"),
+                    crate::diag::yaml::join(&top.path, "kind"),
                     k.value
                 ),
             );

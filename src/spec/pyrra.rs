@@ -25,11 +25,11 @@
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{Expr, VectorSelector};
 
-use super::promql;
 use super::validate::{Draft, DraftAlert, DraftAlerting, DraftSli, DraftWindow, Label, Query};
-use super::yaml::{join, Cx, Field, Map, Pos, Sp};
-use crate::duration;
+use crate::diag::yaml::{join, Cx, Field, Map, Pos, Sp};
 use crate::model::RESERVED_LABELS;
+use crate::promql;
+use crate::time;
 
 /// Labels and annotations with this prefix are copied to Pyrra's rules.
 const PROPAGATION_PREFIX: &str = "pyrra.dev/";
@@ -499,7 +499,7 @@ fn read_alerting(
     let (Some(target), Some(window)) = (target, window) else {
         return Some(out);
     };
-    let Ok(period) = duration::parse(&window.value) else {
+    let Ok(period) = time::parse(&window.value) else {
         return Some(out); // validate reports the period
     };
     // The shortest window Pyrra derives is window / 8064, rounded to the
@@ -529,7 +529,7 @@ fn read_alerting(
             value: if secs == 0 {
                 "0s".into()
             } else {
-                duration::format(std::time::Duration::from_secs(secs))
+                time::format(std::time::Duration::from_secs(secs))
             },
             pos: window.pos,
         };

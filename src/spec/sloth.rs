@@ -5,7 +5,7 @@
 //! Reads fields into drafts; the rules live in `validate`.
 
 use super::validate::{Draft, DraftAlert, DraftAlerting, DraftSli, DraftWindow, Query};
-use super::yaml::{Cx, Field, Map, Sp};
+use crate::diag::yaml::{Cx, Field, Map, Sp};
 
 /// Field spelling: the CR spells `error_query` as `errorQuery`.
 #[derive(Clone, Copy)]
@@ -71,7 +71,7 @@ pub fn read_cr(cx: &mut Cx<'_>, top: &Map<'_, '_>) -> Vec<Draft> {
 fn read_service(cx: &mut Cx<'_>, m: &Map<'_, '_>, n: Naming) -> Vec<Draft> {
     let service = m.req_str(cx, "service");
     let service_labels = m.string_map(cx, "labels");
-    let labels_path = super::yaml::join(&m.path, "labels");
+    let labels_path = crate::diag::yaml::join(&m.path, "labels");
     let Some(slos) = m.req(cx, "slos").and_then(|f| f.seq(cx)) else {
         return Vec::new();
     };

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::*;
+// Reading files is the edge's job; these tests read the fixtures through it.
+use crate::app::load::{load_specs, settings_and_specs as load};
 use crate::model::{Severity, Sli};
+use crate::promql::grouping_labels;
 
 fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/specs")

@@ -7,14 +7,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::diag::Diagnostic;
-use super::promql;
-use super::yaml::{Cx, Pos, Sp};
-use crate::duration;
+use crate::diag::yaml::{Cx, Pos, Sp};
+use crate::diag::Diagnostic;
 use crate::model::{
     default_policy, factor_for_budget, AlertWindow, Alerting, Objective, Origin, Severity, Sli,
     Slo, Window, RESERVED_LABELS,
 };
+use crate::promql;
+use crate::time;
 
 /// The default compliance period (CONTRACT.md).
 const DEFAULT_PERIOD: Duration = Duration::from_secs(30 * 86_400);
@@ -155,7 +155,7 @@ pub fn build(cx: &mut Cx<'_>, d: &Draft) -> Option<Slo> {
             );
             None
         }
-        Some(p) => match duration::parse(&p.value) {
+        Some(p) => match time::parse(&p.value) {
             Ok(v) if v > MAX_PERIOD => {
                 cx.err(
                     p.pos,
@@ -218,7 +218,7 @@ pub fn build(cx: &mut Cx<'_>, d: &Draft) -> Option<Slo> {
     if d.broken || cx.diags.len() > before {
         return None;
     }
-    let to_map = |l: &[Label]| super::yaml::to_btree(l);
+    let to_map = |l: &[Label]| crate::diag::yaml::to_btree(l);
     Some(Slo {
         service: d.service.as_ref()?.value.clone(),
         name: d.name.as_ref()?.value.clone(),
@@ -515,7 +515,7 @@ fn check_windows(
         });
         let window = |cx: &mut Cx<'_>, f: &Option<Sp<String>>, name: &str| {
             let f = f.as_ref()?;
-            duration::parse(&f.value)
+            time::parse(&f.value)
                 .and_then(Window::from_duration)
                 .map_err(|e| err_in(cx, &w.file, f.pos, format!("{}.{name}: {e}", w.path)))
                 .ok()
@@ -595,7 +595,7 @@ fn check_windows(
 /// Why a window pair cannot work, in words.
 fn window_problems(w: &AlertWindow, period: Duration, objective: Objective) -> Vec<String> {
     let mut out = Vec::new();
-    let p = duration::format(period);
+    let p = time::format(period);
     if w.short >= w.long {
         out.push(format!(
             "short window {} must be shorter than long window {}",

@@ -11,10 +11,10 @@
 
 use std::collections::BTreeMap;
 
-use super::diag::Diagnostic;
 use super::validate::{Draft, DraftWindow};
-use super::yaml::{Cx, Map, Pos, Sp};
-use crate::duration;
+use crate::diag::yaml::{Cx, Map, Pos, Sp};
+use crate::diag::Diagnostic;
+use crate::time;
 
 /// One catalogue as read.
 #[derive(Clone, Debug)]
@@ -57,7 +57,7 @@ impl Catalogues {
                 );
                 return None;
             }
-            duration::parse(&p.value)
+            time::parse(&p.value)
                 .map_err(|e| cx.err(p.pos, format!("{}.sloPeriod: {e}", spec.path)))
                 .ok()
         });
@@ -137,7 +137,7 @@ impl Catalogues {
         }
         let period = match &d.period {
             None => 30 * 86_400,
-            Some(p) => match duration::parse(&p.value) {
+            Some(p) => match time::parse(&p.value) {
                 Ok(p) => p.as_secs(),
                 Err(_) => return, // reported by validate
             },

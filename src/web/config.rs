@@ -18,18 +18,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::http::{HeaderName, HeaderValue};
-use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::ring;
-use rustls::pki_types::{CertificateDer, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{
-    DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
-};
+use rustls::{RootCertStore, ServerConfig};
 
-use crate::httpclient::tls as pem;
-use crate::spec::yaml::{self, Cx, Map, Pos, Sp};
-use crate::spec::Diagnostic;
+use crate::diag::yaml::{self, Cx, Map, Pos, Sp};
+use crate::diag::Diagnostic;
+use crate::tls as pem;
 
 /// A loaded and checked web config.
 #[derive(Clone)]
@@ -516,15 +511,7 @@ pub fn build(file: &str, raw: RawWebConfig) -> Result<WebConfig, Vec<Diagnostic>
 
 fn server_config(file: &str, t: &RawTls) -> Result<ServerConfig, Vec<Diagnostic>> {
     let at = |pos: Pos, msg: String| vec![Diagnostic::new(file, pos.line, pos.column, msg)];
-    let chain = |e: crate::httpclient::ClientError| {
-        let mut s = e.to_string();
-        let mut src = std::error::Error::source(&e);
-        while let Some(c) = src {
-            s.push_str(&format!(": {c}"));
-            src = c.source();
-        }
-        s
-    };
+    let chain = |e: pem::TlsError| crate::diag::chain(&e);
     let certs = pem::certs("tls_server_config.cert_file", &t.cert_file.value)
         .map_err(|e| at(t.cert_file.pos, chain(e)))?;
     let key = pem::private_key("tls_server_config.key_file", &t.key_file.value)
@@ -561,7 +548,11 @@ fn server_config(file: &str, t: &RawTls) -> Result<ServerConfig, Vec<Diagnostic>
             builder.with_client_cert_verifier(v)
         }
         (None, ClientAuth::NoClientCert) => builder.with_no_client_auth(),
-        (None, auth) => builder.with_client_cert_verifier(Arc::new(AnyClientCert::new(
+        // `RequestClientCert` / `RequireAnyClientCert`: a certificate is
+        // asked for (and, for the latter, required) but not checked against
+        // any CA, as Go does; the toolkit warns these are insecure, and they
+        // exist so files written for other exporters keep working.
+        (None, auth) => builder.with_client_cert_verifier(Arc::new(pem::SignatureOnly::new(
             auth == ClientAuth::RequireAnyClientCert,
         ))),
     };
@@ -574,65 +565,4 @@ fn server_config(file: &str, t: &RawTls) -> Result<ServerConfig, Vec<Diagnostic>
     // HTTP/1.1 only (see the module docs).
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
-}
-
-/// `RequestClientCert` / `RequireAnyClientCert`: a certificate is asked
-/// for (and, for the latter, required) but not checked against any CA, as
-/// Go does. Its handshake signature is still checked, so the client holds
-/// the certificate's key. The toolkit warns these are insecure; they exist
-/// so files written for other exporters keep working.
-#[derive(Debug)]
-struct AnyClientCert {
-    mandatory: bool,
-    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
-}
-
-impl AnyClientCert {
-    fn new(mandatory: bool) -> Self {
-        AnyClientCert {
-            mandatory,
-            algorithms: ring::default_provider().signature_verification_algorithms,
-        }
-    }
-}
-
-impl ClientCertVerifier for AnyClientCert {
-    fn client_auth_mandatory(&self) -> bool {
-        self.mandatory
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-
-    fn verify_client_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        Ok(ClientCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
 }

@@ -3,7 +3,7 @@
 //! script, no fonts, no external references.
 
 use super::escape;
-use crate::output::rfc3339;
+use crate::time::rfc3339;
 
 const W: f64 = 640.0;
 const H: f64 = 220.0;

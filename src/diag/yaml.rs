@@ -14,7 +14,7 @@ use std::panic::{self, AssertUnwindSafe};
 use saphyr::{MarkedYaml, ScalarStyle, YamlData, YamlLoader};
 use saphyr_parser::{Event, Parser, SpannedEventReceiver};
 
-use super::diag::Diagnostic;
+use super::Diagnostic;
 
 /// A 1-based line and column.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]

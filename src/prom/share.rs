@@ -494,7 +494,7 @@ mod tests {
 
     #[test]
     fn every_tiling_spelling_can_be_shared() {
-        use crate::backend::Semantics;
+        use crate::plan::Semantics;
         use crate::plan::{with_range, with_tile};
         let template = |s: &str| format!("sum(rate(x{{service=\"{s}\"}}[{{{{.window}}}}]))");
         for semantics in [

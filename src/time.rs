@@ -1,7 +1,8 @@
 //! Durations as users write them (Prometheus `1h30m`, humantime `1h 30m`)
-//! and as PromQL needs them printed (`1h30m`, never humantime's `1h 30m`).
+//! and as PromQL needs them printed (`1h30m`, never humantime's `1h 30m`);
+//! instants as Unix seconds and as RFC 3339 text.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Parses `5m`, `1h30m`, `30d`, `1w` (Prometheus) or `1h 30m` (humantime).
 /// Zero and sub-second durations are rejected: no SLO window can use them.
@@ -84,9 +85,33 @@ pub fn human(secs: f64) -> Option<String> {
     })
 }
 
+/// The wall clock in Unix seconds (0 if the clock is before 1970).
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Unix seconds as RFC 3339 UTC (`2026-11-26T01:00:00Z`). Clamped to years
+/// 1970..=9999, the range humantime formats, so no instant can panic.
+pub fn rfc3339(secs: i64) -> String {
+    const MAX: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    let secs = u64::try_from(secs.clamp(0, MAX)).unwrap_or(0);
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_are_rfc3339_utc_and_never_panic() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_790_000_000), "2026-09-21T14:13:20Z");
+        assert_eq!(rfc3339(-5), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(i64::MAX), "9999-12-31T23:59:59Z");
+    }
 
     #[test]
     fn parses_prometheus_and_humantime_forms() {

@@ -1,25 +1,26 @@
 //! `errbudget run`: the web server, the evaluation loop, reload on
 //! SIGHUP or `POST /-/reload`, graceful shutdown on SIGTERM/SIGINT.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
-use crate::alert::deliver::{DeliveryOptions, Dispatcher};
+use crate::alert::dispatch::Dispatcher;
+use crate::app::load::{self, configure_alerting, load_config, prepare, Prepared};
 use crate::config::Settings;
-use crate::engine::Engine;
+use crate::eval::engine::Engine;
+use crate::eval::trend::Trends;
 use crate::http::{self, AppState, ReloadRequest};
 use crate::metrics::DaemonMetrics;
 use crate::model::Slo;
 use crate::prom::Client;
-use crate::spec::Diagnostic;
 use crate::state::State;
-use crate::trend::Trends;
+use crate::time::unix_now;
 
 pub struct RunOptions {
     pub config_file: PathBuf,
@@ -63,130 +64,6 @@ fn warn_if_loopback(settings: &Settings) {
     }
 }
 
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-/// Loads settings and specs, joining every diagnostic into one message.
-pub fn load_config(path: &Path) -> Result<(Settings, Vec<Slo>), String> {
-    crate::spec::load(path).map_err(|diags| join(&diags))
-}
-
-fn join(diags: &[Diagnostic]) -> String {
-    diags
-        .iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// What `run` reads and builds from its files before it binds the port:
-/// settings and specs, the Prometheus client (credential and TLS files),
-/// the alert receivers and the web config. `check` runs exactly this, so
-/// any config it accepts starts.
-pub struct Prepared {
-    pub settings: Settings,
-    pub slos: Vec<Slo>,
-    pub client: Arc<Client>,
-    pub web: Option<crate::web::WebConfig>,
-}
-
-/// Loads and builds everything of [`Prepared`], reporting every problem
-/// found (once settings and specs are valid, client, receivers and web
-/// config are all tried).
-pub fn prepare(
-    config_file: &Path,
-    web_config_file: Option<&Path>,
-    metrics: &Arc<DaemonMetrics>,
-) -> Result<Prepared, Vec<Diagnostic>> {
-    let (settings, slos) = crate::spec::load(config_file)?;
-    let file = config_file.display().to_string();
-    let mut problems = Vec::new();
-    let client = new_client(&settings, metrics)
-        .map_err(|e| problems.push(Diagnostic::whole_file(&file, format!("{e:#}"))))
-        .ok();
-    if let Err(e) = crate::alert::deliver::check_receivers(&settings.alerting) {
-        problems.push(Diagnostic::whole_file(&file, chain(&e)));
-    }
-    let web = match web_config_file.or(settings.web.config_file.as_deref()) {
-        None => None,
-        Some(path) => match crate::web::config::load(path) {
-            Ok(w) => Some(w),
-            Err(crate::web::WebConfigError::Invalid(d)) => {
-                problems.extend(d);
-                None
-            }
-        },
-    };
-    match client {
-        Some(client) if problems.is_empty() => Ok(Prepared {
-            settings,
-            slos,
-            client,
-            web,
-        }),
-        _ => Err(problems),
-    }
-}
-
-/// An error and its causes on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
-
-fn new_client(settings: &Settings, metrics: &Arc<DaemonMetrics>) -> anyhow::Result<Arc<Client>> {
-    let client = Client::new(
-        &settings.prometheus.client,
-        settings.prometheus.max_concurrent_queries.max(1),
-        metrics.clone(),
-    )
-    .context("cannot set up the Prometheus client")?
-    // Retries must never make a cycle outlast the next one.
-    .with_retry_budget(settings.evaluation_interval);
-    Ok(Arc::new(client))
-}
-
-/// Applies the alerting part of the settings to the engine.
-pub fn configure_alerting<C: crate::prom::QueryApi>(engine: &mut Engine<C>, settings: &Settings) {
-    let a = &settings.alerting;
-    engine.set_alerting(
-        a.pending_for.as_secs() as i64,
-        a.resend_interval.as_secs() as i64,
-        crate::alert::build::BuildOptions {
-            external_url: settings.web.external_url(),
-            evaluation_failing_after: a.evaluation_failing_after.as_secs() as i64,
-        },
-    );
-}
-
-/// The dispatcher for the configured receivers, if any.
-fn new_dispatcher(
-    settings: &Settings,
-    metrics: &Arc<DaemonMetrics>,
-) -> anyhow::Result<Option<Arc<Dispatcher>>> {
-    let a = &settings.alerting;
-    if a.alertmanagers.is_empty() && a.webhooks.is_empty() {
-        return Ok(None);
-    }
-    let options = DeliveryOptions {
-        external_url: settings.web.external_url(),
-        ..DeliveryOptions::default()
-    };
-    let dispatcher =
-        Dispatcher::new(a, options, metrics.clone()).context("cannot set up alert delivery")?;
-    Ok(Some(Arc::new(dispatcher)))
-}
-
 /// Makes the engine hand its notifications to `dispatcher`.
 fn wire(engine: &mut Engine<Client>, dispatcher: &Option<Arc<Dispatcher>>) {
     match dispatcher.clone() {
@@ -228,7 +105,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         client,
         web: web_config,
     } = prepare(&opts.config_file, opts.web_config_file.as_deref(), &metrics)
-        .map_err(|diags| anyhow::anyhow!("invalid configuration:\n{}", join(&diags)))?;
+        .map_err(|diags| anyhow::anyhow!("invalid configuration:\n{}", load::join(&diags)))?;
     resolve_external_url(&mut settings, &opts);
     warn_if_loopback(&settings);
     record_reload(&metrics, true);
@@ -245,7 +122,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     };
     let trends = Arc::new(Trends::new(client, engine.backend()));
     configure_alerting(&mut engine, &settings);
-    let mut dispatcher = new_dispatcher(&settings, &metrics)?;
+    let mut dispatcher = load::dispatcher(&settings, &metrics)?;
     wire(&mut engine, &dispatcher);
 
     let addresses = if opts.listen_address.is_empty() {
@@ -518,12 +395,14 @@ async fn apply(
     let outcome = loaded.and_then(|(mut new, slos)| {
         resolve_external_url(&mut new, opts);
         let client = if new.prometheus != settings.prometheus {
-            Some(new_client(&new, metrics).map_err(|e| format!("{e:#}"))?)
+            Some(Arc::new(
+                load::prom_client(&new, metrics).map_err(|e| load::client_problem(&e))?,
+            ))
         } else {
             None
         };
         let delivery = if new.alerting != settings.alerting || new.web != settings.web {
-            Some(new_dispatcher(&new, metrics).map_err(|e| format!("{e:#}"))?)
+            Some(load::dispatcher(&new, metrics).map_err(|e| format!("{e:#}"))?)
         } else {
             None
         };

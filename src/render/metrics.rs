@@ -19,9 +19,9 @@ use bytes::Bytes;
 use prometheus::proto::MetricFamily;
 use prometheus::{Encoder, TextEncoder};
 
+use super::{gzip, openmetrics};
 use crate::metrics::DaemonMetrics;
 use crate::state::{Instance, Snapshot};
-use crate::{gzip, openmetrics};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -537,7 +537,7 @@ fn instance_series(f: &mut impl Sink, i: &Instance) {
         .collect();
     let base = &base[..];
     let objective = slo.objective.ratio().to_string();
-    let period = crate::duration::format(slo.period);
+    let period = crate::time::format(slo.period);
     f.add(
         "slo_info",
         "SLO definition, value 1.",

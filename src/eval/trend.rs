@@ -13,12 +13,13 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use crate::backend::{self, Detected, Semantics};
 use crate::budget::{self, Events};
+use crate::eval::sli::{self, SliError};
 use crate::model::Slo;
 use crate::plan::Queries;
+use crate::plan::Semantics;
+use crate::prom::backend::{self, Detected};
 use crate::prom::{QueryApi, QueryError};
-use crate::sli::{self, SliError};
 use crate::state::LabelSet;
 
 /// At most this many steps over the period: enough for a chart a screen
@@ -379,7 +380,7 @@ mod tests {
             asked: Mutex::new(vec![]),
         });
         let detected = Detected::default();
-        detected.set(Some(crate::backend::BackendInfo {
+        detected.set(Some(crate::prom::backend::BackendInfo {
             semantics: Semantics::Closed,
             product: "prometheus".into(),
             version: String::new(),

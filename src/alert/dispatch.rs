@@ -27,7 +27,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use reqwest::header::CONTENT_TYPE;
@@ -43,6 +43,7 @@ use crate::config::{AlertingSettings, HttpClientSettings};
 use crate::httpclient::{self, ClientError, HttpClient};
 use crate::metrics::DaemonMetrics;
 use crate::state::LabelSet;
+use crate::time::rfc3339;
 
 /// Batches each receiver's queue holds besides the one being sent. One
 /// batch is what one evaluation cycle decided, so 256 covers hours of
@@ -699,15 +700,6 @@ pub fn fingerprint(labels: &LabelSet) -> String {
     format!("{hash:016x}")
 }
 
-/// Unix seconds as RFC 3339 UTC (`2026-11-26T01:00:00Z`). Clamped to years
-/// 1970..=9999, the range humantime formats; `decide`'s times are always
-/// inside it.
-fn rfc3339(secs: i64) -> String {
-    const MAX: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
-    let secs = u64::try_from(secs.clamp(0, MAX)).unwrap_or(0);
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -871,14 +863,6 @@ mod tests {
             fingerprint(&labels(&[("a", "bc")]))
         );
         assert_ne!(fingerprint(&a), fingerprint(&labels(&[("alertname", "X")])));
-    }
-
-    #[test]
-    fn times_are_rfc3339_utc_and_never_panic() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_790_000_000), "2026-09-21T14:13:20Z");
-        assert_eq!(rfc3339(-5), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(i64::MAX), "9999-12-31T23:59:59Z");
     }
 
     #[test]

@@ -7,13 +7,13 @@ use std::time::Instant;
 
 use futures::future::join_all;
 
-use crate::alert::build::{self, BuildOptions};
 use crate::alert::decide::{Decider, Notification};
-use crate::backend::{self, Detected};
-use crate::batch::Batching;
-use crate::evaluate::SloEvaluator;
+use crate::alert::payload::{self, BuildOptions};
+use crate::eval::slo::SloEvaluator;
 use crate::metrics::DaemonMetrics;
 use crate::model::Slo;
+use crate::prom::backend::{self, Detected};
+use crate::prom::batch::Batching;
 use crate::prom::QueryApi;
 use crate::state::State;
 use crate::store;
@@ -176,7 +176,7 @@ impl<C: QueryApi> Engine<C> {
         // Successes and failures are dated by the clock (alerts on failing
         // evaluations count from them); the figures are for `at`.
         next.evaluated_at = Some(at);
-        let observations = build::observations(&next, now, &self.alert_options);
+        let observations = payload::observations(&next, now, &self.alert_options);
         let was_firing = self.decider.firing().map(|(l, _)| l.clone()).collect();
         let notifications = self.decider.step(now, observations);
         crate::logging::alert_changes(&was_firing, &notifications, &next);
@@ -186,7 +186,7 @@ impl<C: QueryApi> Engine<C> {
             };
             let mut fig = fig;
             for a in &mut fig.alerts {
-                a.firing = self.decider.is_firing(&build::alert_labels(i, a));
+                a.firing = self.decider.is_firing(&payload::alert_labels(i, a));
             }
             i.figures = Some(fig);
         }

@@ -1,8 +1,8 @@
 //! `/`: one row per SLO (per group of a grouped SLO), worst first, each
 //! linking to its page. On a narrow screen the rows become cards (CSS only).
 
-use crate::output::rfc3339;
 use crate::state::{Instance, Snapshot, Status};
+use crate::time::rfc3339;
 
 use super::{
     badness, budget_bar, budget_time, coverage_text, document, escape, firing_pills, freeze_pill,
@@ -162,7 +162,7 @@ mod tests {
 
     use super::*;
     use crate::model::test_slo;
-    use crate::pages::slo::tests::figures;
+    use crate::render::pages::slo::tests::figures;
     use crate::state::LabelSet;
 
     fn instance(service: &str, name: &str, remaining: f64, firing: bool) -> Instance {

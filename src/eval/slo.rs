@@ -15,15 +15,15 @@ use std::sync::Arc;
 
 use futures::future::try_join_all;
 
-use crate::backend::Semantics;
 use crate::budget::{self, Events};
+use crate::eval::sli::{self, SliError};
 use crate::history::{align_down, History};
 use crate::model::{Slo, Window};
+use crate::plan::Semantics;
 use crate::plan::{
     self, Queries, BUCKET_SECS, DIRECT_MAX_SECS, MAX_POINTS_PER_RANGE_QUERY, STEP_SECS,
 };
 use crate::prom::{QueryApi, QueryError};
-use crate::sli::{self, SliError};
 use crate::state::{AlertStatus, Figures, LabelSet, SloOutcome, Status, WindowFigures};
 
 /// A bucket is only final once late scrapes have been ingested.
@@ -681,7 +681,7 @@ mod tests {
         let (range, _) = rest.split_once(']').unwrap();
         let range = range.split(':').next().unwrap();
         let range = range.strip_suffix("1ms").unwrap_or(range);
-        crate::duration::parse(range).unwrap().as_secs() as i64
+        crate::time::parse(range).unwrap().as_secs() as i64
     }
 
     impl QueryApi for FakeProm {

@@ -10,45 +10,8 @@
 
 use std::sync::{Arc, RwLock};
 
-use crate::plan::probe;
+use crate::plan::{probe, Semantics};
 use crate::prom::{BuildInfo, QueryApi, QueryError};
-
-/// How a range selector `x[W]` evaluated at `t` picks its samples, which
-/// decides how `plan::with_range` spells a range so that rates times the
-/// range are the increase between the samples on both sides of it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Semantics {
-    /// `[t - W, t]`: Prometheus 2.x (and a Thanos or Cortex built on it).
-    Closed,
-    /// `(t - W, t]`: Prometheus 3.x, Mimir without `anchored`.
-    LeftOpen,
-    /// Has the `anchored` modifier: the sample at or before `t - W` is the
-    /// base and nothing is extrapolated.
-    Anchored,
-    /// `(t - W, t]` with the last sample before it as the base, no
-    /// extrapolation: VictoriaMetrics.
-    LastBefore,
-}
-
-impl Semantics {
-    /// Whether adjacent ranges count exactly the increases between samples
-    /// whatever the sample times, so any window can be summed from pieces.
-    /// Where `rate` extrapolates (Prometheus without `anchored`) pieces are
-    /// exact only on samples at the piece boundaries; on real scrapes every
-    /// boundary adds an estimate, so windows that page stay one query there.
-    pub fn tiles_exactly(self) -> bool {
-        matches!(self, Semantics::Anchored | Semantics::LastBefore)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Semantics::Closed => "closed",
-            Semantics::LeftOpen => "left_open",
-            Semantics::Anchored => "anchored",
-            Semantics::LastBefore => "last_sample_before",
-        }
-    }
-}
 
 /// What was detected, for the engine and for `errbudget_backend_info`.
 #[derive(Clone, Debug, PartialEq, Eq)]

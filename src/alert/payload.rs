@@ -37,14 +37,14 @@ pub fn slo_url(external_url: &str, service: &str, slo: &str) -> String {
 }
 
 fn human_duration(secs: f64) -> String {
-    crate::duration::human(secs).unwrap_or_else(|| "never at this rate".into())
+    crate::time::human(secs).unwrap_or_else(|| "never at this rate".into())
 }
 
 /// What is left of the budget, worded for the three cases on-call meets:
 /// budget left, budget overspent, and a period the backend holds only
 /// part of (where only the failure seen in the covered time counts).
 fn budget_sentence(i: &Instance, f: &Figures, exhaustion: f64, long: &str) -> String {
-    let period = crate::duration::format(i.slo.period);
+    let period = crate::time::format(i.slo.period);
     let budget = i.slo.error_budget_seconds();
     let when = |t: f64| {
         if t.is_finite() {
@@ -229,7 +229,7 @@ mod tests {
         // 99.9% over 30d: 2592 s (43m) of budget.
         let slo = crate::model::test_slo("shop", "avail", 99.9, 30);
         let budget = slo.error_budget_seconds();
-        let mut f = crate::pages::test_figures(remaining, true);
+        let mut f = crate::render::pages::test_figures(remaining, true);
         f.coverage = coverage;
         f.remaining_seconds = if coverage.is_partial() {
             budget - 0.0886 * coverage.seconds
@@ -261,7 +261,7 @@ mod tests {
         assert_eq!(
             sentence(&instance(-0.596, full), 0.0),
             "The 30d error budget is spent: 159.6% of it is gone (overspent by 25m44s)."
-                .replace("25m44s", &crate::duration::human(0.596 * 2_592.0).unwrap())
+                .replace("25m44s", &crate::time::human(0.596 * 2_592.0).unwrap())
         );
         // Ten minutes of data at 8.86% errors: 53 s of the 43 m spent.
         let young = crate::budget::Coverage::at(Some(0), 600, 2_592_000.0);

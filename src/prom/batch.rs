@@ -17,8 +17,8 @@ use futures::future::join_all;
 use tokio::sync::oneshot;
 
 use crate::plan::{merge_queries, BATCH_LABEL};
+use crate::prom::share::{self, Candidate, Masked, Shapes, Share, SHARE_LABEL};
 use crate::prom::{BuildInfo, QueryApi, QueryError, RangeSeries, Sample};
-use crate::share::{self, Candidate, Masked, Shapes, Share, SHARE_LABEL};
 
 /// At most this many parts per request.
 pub const MAX_PARTS: usize = 100;

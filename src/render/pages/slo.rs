@@ -3,9 +3,9 @@
 //! (burn-down against the ideal line, burn rate per step) from its trend.
 //! A failed trend still gives the page, with the reason in place of charts.
 
-use crate::output::rfc3339;
+use crate::eval::trend::{Trend, TrendError};
 use crate::state::{Instance, Status};
-use crate::trend::{Trend, TrendError};
+use crate::time::rfc3339;
 
 use super::svg::{chart, Line, Rule};
 use super::{
@@ -37,7 +37,7 @@ pub fn slo_page(
     body.push_str(&format!(
         "<p class=\"small muted\">Objective {} over {} ({} SLI){}. Last evaluation: <time>{}</time></p>\n",
         escape(&format!("{}%", slo.objective.percent())),
-        escape(&crate::duration::format(slo.period)),
+        escape(&crate::time::format(slo.period)),
         escape(slo.sli.kind()),
         if slo.labels.is_empty() {
             String::new()
@@ -209,7 +209,7 @@ fn trend_section(
     }
     let clipped = down.iter().any(|(_, v)| *v <= FLOOR);
     let ideal = [(trend.start, 1.0), (trend.end, 0.0)];
-    let step = crate::duration::format(std::time::Duration::from_secs(trend.step));
+    let step = crate::time::format(std::time::Duration::from_secs(trend.step));
     out.push_str(&chart(
         "remaining error budget over the period against the ideal line",
         &[

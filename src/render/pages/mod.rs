@@ -36,7 +36,7 @@ pub fn escape(s: &str) -> String {
 /// The page of one SLO, relative to the site root: the same path as the
 /// `generatorURL` of its alerts.
 pub fn slo_path(service: &str, slo: &str) -> String {
-    crate::alert::build::slo_url("", service, slo)
+    crate::alert::payload::slo_url("", service, slo)
 }
 
 const CSS: &str = "\
@@ -124,7 +124,7 @@ fn rate(r: f64) -> String {
 
 /// A span of seconds for people: `3d4h`, `2h05m`, `12m`.
 fn human_secs(secs: f64) -> String {
-    crate::duration::human(secs).unwrap_or_else(|| "never".into())
+    crate::time::human(secs).unwrap_or_else(|| "never".into())
 }
 
 /// `period holds 10m of 30d` while the backend holds less than the
@@ -134,7 +134,7 @@ fn coverage_text(i: &Instance, f: &Figures) -> Option<String> {
         format!(
             "period holds {} of {}",
             human_secs(f.coverage.seconds),
-            crate::duration::format(i.slo.period)
+            crate::time::format(i.slo.period)
         )
     })
 }

@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+pub mod yaml;
+
 /// One problem found while loading a file. `line` and `column` are 1-based;
 /// both are 0 when the problem concerns the file as a whole (it cannot be
 /// read, a glob matched nothing) and then `Display` leaves them out.
@@ -46,6 +48,19 @@ impl fmt::Display for Diagnostic {
 }
 
 impl std::error::Error for Diagnostic {}
+
+/// An error and its causes on one line (`a: b: c`), as `main` and the
+/// diagnostics of a client or receiver print them.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,341 @@
+//! The one-shot subcommands: `check`, `eval`, `backtest`, `rules`,
+//! `convert`, `gate` and `healthcheck`. Each returns how it ended: an
+//! [`Outcome`] (its exit code when there is nothing more to say) or a
+//! [`Failure`], which `main` alone prints and turns into an exit code.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::app::load;
+use crate::cli::OutputFormat;
+use crate::diag::Diagnostic;
+use crate::eval::engine::Engine;
+use crate::httpclient::ClientError;
+use crate::metrics::DaemonMetrics;
+use crate::prom::Client;
+use crate::render::{json, table};
+use crate::state::State;
+use crate::time::unix_now;
+
+/// A command that ran to its end: 0, or the code of a decision it printed
+/// (`gate`: 1 frozen, 2 cannot tell; `eval`: 1 when an SLO failed).
+pub type Outcome = u8;
+
+/// Why a command could not do its work.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// Bad usage: a flag or argument that cannot be used.
+    #[error("{0}")]
+    Usage(String),
+    /// The settings or specs could not be loaded; every problem is listed.
+    #[error("{}", Lines(.0))]
+    Load(Vec<Diagnostic>),
+    /// The files loaded but hold problems the command reports as its
+    /// result (`check`, `convert`); `summary` closes the list.
+    #[error("{}\n{summary}", Lines(.problems))]
+    Problems {
+        problems: Vec<Diagnostic>,
+        summary: String,
+    },
+    #[error("cannot set up the Prometheus client")]
+    Client(#[source] ClientError),
+    /// The rules cannot be written for these SLOs.
+    #[error("{}", .0.join("\n"))]
+    Rules(Vec<String>),
+    #[error("cannot encode JSON")]
+    Json(#[source] serde_json::Error),
+    #[error("{0} of the replayed evaluations failed: figures around them are incomplete")]
+    Incomplete(usize),
+    #[error("unhealthy")]
+    Unhealthy(#[source] reqwest::Error),
+    /// The daemon stopped on an error (its causes are in the message).
+    #[error("errbudget: {0:#}")]
+    Run(anyhow::Error),
+    #[error("errbudget: cannot render the man page")]
+    Man(#[source] std::io::Error),
+}
+
+impl Failure {
+    /// 2 for what stops a command before it starts (usage, files, the
+    /// client), 1 for a result that is not good.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Usage(_) | Failure::Load(_) | Failure::Client(_) => 2,
+            Failure::Problems { .. }
+            | Failure::Rules(_)
+            | Failure::Json(_)
+            | Failure::Incomplete(_)
+            | Failure::Unhealthy(_)
+            | Failure::Run(_)
+            | Failure::Man(_) => 1,
+        }
+    }
+}
+
+/// Diagnostics one per line, as editors and CI annotations read them.
+struct Lines<'a>(&'a [Diagnostic]);
+
+impl fmt::Display for Lines<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (n, d) in self.0.iter().enumerate() {
+            if n > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+pub fn check(config_file: Option<&Path>, specs: &[PathBuf]) -> Result<Outcome, Failure> {
+    if config_file.is_none() && specs.is_empty() {
+        return Err(Failure::Usage(
+            "nothing to check: give --config.file FILE or spec files".into(),
+        ));
+    }
+    let mut problems = Vec::new();
+    let mut count = 0;
+    if let Some(path) = config_file {
+        // The same loading `run` does up to binding its port.
+        let metrics = Arc::new(DaemonMetrics::new());
+        match load::prepare(path, None, &metrics) {
+            Ok(p) => count += p.slos.len(),
+            Err(d) => problems.extend(d),
+        }
+    }
+    if !specs.is_empty() {
+        match load::load_specs(specs) {
+            Ok(slos) => count += slos.len(),
+            Err(d) => problems.extend(d),
+        }
+    }
+    if problems.is_empty() {
+        crate::outln!("OK: {count} SLOs");
+        Ok(0)
+    } else {
+        let summary = format!("{} problem(s) found", problems.len());
+        Err(Failure::Problems { problems, summary })
+    }
+}
+
+/// The engine `eval` and `backtest` evaluate with: the client and alerting
+/// configured as in `run`; `wrap` puts the Prometheus client behind what
+/// the command needs (as is for `eval`, a replay cache for `backtest`).
+fn engine<C: crate::prom::QueryApi>(
+    config_file: &Path,
+    wrap: impl FnOnce(Client) -> C,
+) -> Result<Engine<C>, Failure> {
+    let (settings, slos) = load::settings_and_specs(config_file).map_err(Failure::Load)?;
+    let metrics = Arc::new(DaemonMetrics::new());
+    let client = load::prom_client(&settings, &metrics).map_err(Failure::Client)?;
+    let mut engine = Engine::new(
+        Arc::new(wrap(client)),
+        slos,
+        Arc::new(State::new()),
+        metrics,
+    );
+    load::configure_alerting(&mut engine, &settings);
+    Ok(engine)
+}
+
+fn print_json(v: &serde_json::Value) -> Result<(), Failure> {
+    let s = serde_json::to_string_pretty(v).map_err(Failure::Json)?;
+    crate::outln!("{s}");
+    Ok(())
+}
+
+pub async fn eval(
+    config_file: &Path,
+    at: Option<&str>,
+    format: OutputFormat,
+) -> Result<Outcome, Failure> {
+    let at = match at.map(crate::cli::parse_time).transpose() {
+        Ok(t) => t.unwrap_or_else(unix_now),
+        Err(e) => return Err(Failure::Usage(e)),
+    };
+    let mut engine = engine(config_file, |c| c)?;
+    let failed = engine.cycle(at).await;
+    let snapshot = engine.state().snapshot();
+    match format {
+        OutputFormat::Json => print_json(&json::snapshot_json(&snapshot))?,
+        OutputFormat::Table => crate::console::out(format_args!("{}", table::table(&snapshot))),
+    }
+    // Each failed SLO says why in its own row or document.
+    Ok(if failed > 0 { 1 } else { 0 })
+}
+
+pub async fn backtest(
+    config_file: &Path,
+    from: &str,
+    to: &str,
+    step: std::time::Duration,
+    format: OutputFormat,
+) -> Result<Outcome, Failure> {
+    let (from, to) = match (crate::cli::parse_time(from), crate::cli::parse_time(to)) {
+        (Ok(f), Ok(t)) if f <= t => (f, t),
+        (Ok(_), Ok(_)) => return Err(Failure::Usage("--from must not be after --to".into())),
+        (Err(e), _) | (_, Err(e)) => return Err(Failure::Usage(e)),
+    };
+    let step_secs = step.as_secs().max(1);
+    let mut engine = engine(config_file, |c| {
+        crate::backtest::Prefetch::new(c, from, to, step_secs)
+    })?;
+    let report = crate::backtest::replay(&mut engine, from, to, step_secs).await;
+    match format {
+        OutputFormat::Json => {
+            print_json(&crate::backtest::report::json(&report, from, to, step_secs))?
+        }
+        OutputFormat::Table => {
+            crate::console::out(format_args!("{}", crate::backtest::report::table(&report)))
+        }
+    }
+    if report.failed_cycles > 0 {
+        return Err(Failure::Incomplete(report.failed_cycles));
+    }
+    Ok(0)
+}
+
+pub fn rules(config_file: &Path, opts: &crate::rules::Options) -> Result<Outcome, Failure> {
+    let (_, slos) = load::settings_and_specs(config_file).map_err(Failure::Load)?;
+    let text = crate::rules::render(&slos, opts).map_err(Failure::Rules)?;
+    crate::console::out(format_args!("{text}"));
+    Ok(0)
+}
+
+/// Prints the specs as errbudget's own format; the specs' problems are
+/// reported as `check` reports them.
+pub fn convert(config_file: Option<&Path>, specs: &[PathBuf]) -> Result<Outcome, Failure> {
+    let loaded = match (config_file, specs.is_empty()) {
+        (Some(path), true) => load::settings_and_specs(path).map(|(_, slos)| slos),
+        (None, false) => load::load_specs(specs),
+        _ => {
+            return Err(Failure::Usage(
+                "give either --config.file FILE or spec files to convert".into(),
+            ))
+        }
+    };
+    match loaded {
+        Ok(slos) => {
+            crate::console::out(format_args!("{}", crate::convert::render(&slos)));
+            Ok(0)
+        }
+        Err(problems) => {
+            let summary = format!("{} problem(s) found: nothing converted", problems.len());
+            Err(Failure::Problems { problems, summary })
+        }
+    }
+}
+
+/// Asks a running errbudget whether `service` (and `slo`) may deploy.
+pub async fn gate(
+    url: &str,
+    service: &str,
+    slo: Option<&str>,
+    timeout: std::time::Duration,
+) -> Result<Outcome, Failure> {
+    let endpoint = format!("{}/api/v1/slos", url.trim_end_matches('/'));
+    let body = async {
+        let client = reqwest::Client::builder().timeout(timeout).build()?;
+        client
+            .get(&endpoint)
+            .send()
+            .await?
+            .error_for_status()?
+            .json::<serde_json::Value>()
+            .await
+    };
+    // "cannot tell" is the gate's answer, on stdout where CI logs read it.
+    let doc = match body.await {
+        Ok(d) => d,
+        Err(e) => {
+            crate::outln!("cannot tell: {endpoint}: {e}");
+            return Ok(2);
+        }
+    };
+    Ok(gate_decision(&doc, service, slo))
+}
+
+/// For a container's HEALTHCHECK: 0 when `url` answers 200.
+pub async fn healthcheck(url: &str, timeout: std::time::Duration) -> Result<Outcome, Failure> {
+    let answer = async {
+        let client = reqwest::Client::builder().timeout(timeout).build()?;
+        client.get(url).send().await?.error_for_status()
+    };
+    answer.await.map_err(Failure::Unhealthy)?;
+    Ok(0)
+}
+
+/// 0 allowed, 1 frozen, 2 cannot tell; prints why.
+pub fn gate_decision(doc: &serde_json::Value, service: &str, slo: Option<&str>) -> Outcome {
+    let Some(list) = doc.get("slos").and_then(|s| s.as_array()) else {
+        crate::outln!("cannot tell: the answer has no \"slos\" list");
+        return 2;
+    };
+    let matching: Vec<&serde_json::Value> = list
+        .iter()
+        .filter(|s| s.get("service").and_then(|v| v.as_str()) == Some(service))
+        .filter(|s| slo.is_none() || s.get("slo").and_then(|v| v.as_str()) == slo)
+        .collect();
+    if matching.is_empty() {
+        crate::outln!(
+            "cannot tell: no SLO of service {service:?}{} is known",
+            slo.map(|s| format!(" named {s:?}")).unwrap_or_default()
+        );
+        return 2;
+    }
+    let mut code = 0;
+    for s in matching {
+        let name = s.get("slo").and_then(|v| v.as_str()).unwrap_or("?");
+        let left = s
+            .get("error_budget_remaining_ratio")
+            .and_then(|v| v.as_f64());
+        let status = s.get("status").and_then(|v| v.as_str()).unwrap_or("?");
+        match (s.get("release_frozen").and_then(|v| v.as_bool()), left) {
+            (Some(true), Some(l)) => {
+                crate::outln!("frozen: {service}/{name}: {:.1}% of the error budget left, below the release-freeze policy", l * 100.0);
+                code = code.max(1);
+            }
+            (Some(false), Some(l)) if status != "error" => {
+                crate::outln!(
+                    "allowed: {service}/{name}: {:.1}% of the error budget left",
+                    l * 100.0
+                );
+            }
+            _ => {
+                let why = s.get("error").and_then(|v| v.as_str()).unwrap_or(status);
+                crate::outln!("cannot tell: {service}/{name}: not evaluated ({why})");
+                code = 2;
+            }
+        }
+    }
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gate_decision;
+    use serde_json::json;
+
+    fn doc(frozen: bool, status: &str) -> serde_json::Value {
+        json!({"slos": [
+            {"service": "checkout", "slo": "avail", "status": status,
+             "release_frozen": frozen, "error_budget_remaining_ratio": if frozen { -0.2 } else { 0.4 }},
+            {"service": "search", "slo": "avail", "status": "ok",
+             "release_frozen": true, "error_budget_remaining_ratio": -1.0}
+        ]})
+    }
+
+    #[test]
+    fn gate_exit_codes() {
+        assert_eq!(gate_decision(&doc(false, "ok"), "checkout", None), 0);
+        assert_eq!(gate_decision(&doc(true, "ok"), "checkout", None), 1);
+        assert_eq!(gate_decision(&doc(false, "error"), "checkout", None), 2);
+        assert_eq!(
+            gate_decision(&doc(false, "ok"), "checkout", Some("latency")),
+            2
+        );
+        assert_eq!(gate_decision(&doc(false, "ok"), "search", Some("avail")), 1);
+        assert_eq!(gate_decision(&json!({"x": 1}), "checkout", None), 2);
+    }
+}

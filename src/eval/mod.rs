@@ -1,0 +1,8 @@
+//! The evaluation loop: `engine` runs a cycle over every SLO, `slo`
+//! evaluates one SLO from its planned queries, `sli` turns answers into
+//! events, `trend` fetches an SLO's history for its page.
+
+pub mod engine;
+pub mod sli;
+pub mod slo;
+pub mod trend;

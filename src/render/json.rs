@@ -1,0 +1,105 @@
+//! The JSON document of `eval --output json` and `/api/v1/slos`, rendered
+//! from a state snapshot.
+
+use serde_json::{json, Map, Value};
+
+use crate::state::{Instance, Snapshot};
+use crate::time::rfc3339;
+
+/// JSON numbers cannot be NaN or infinite: those become null.
+fn num(v: f64) -> Value {
+    serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)
+}
+
+pub fn instance_json(i: &Instance) -> Value {
+    let slo = &i.slo;
+    let mut o = Map::new();
+    o.insert("service".into(), json!(slo.service));
+    o.insert("slo".into(), json!(slo.name));
+    o.insert("labels".into(), json!(i.labels()));
+    o.insert("description".into(), json!(slo.description));
+    o.insert("sli_type".into(), json!(slo.sli.kind()));
+    o.insert("objective".into(), num(slo.objective.ratio()));
+    o.insert("period_seconds".into(), json!(slo.period.as_secs()));
+    o.insert("status".into(), json!(i.status.as_str()));
+    if let Some(e) = &i.error {
+        o.insert("error".into(), json!(e));
+    }
+    o.insert(
+        "last_success".into(),
+        i.last_success.map_or(Value::Null, |t| json!(rfc3339(t))),
+    );
+    let fig = i.figures.as_ref();
+    let per_window = |f: &dyn Fn(&crate::state::WindowFigures) -> f64| -> Value {
+        let mut m = Map::new();
+        for w in fig.map(|f| f.windows.as_slice()).unwrap_or_default() {
+            m.insert(w.window.to_string(), num(f(w)));
+        }
+        Value::Object(m)
+    };
+    o.insert("error_ratio".into(), per_window(&|w| w.error_ratio));
+    o.insert("burn_rate".into(), per_window(&|w| w.burn_rate));
+    o.insert(
+        "error_budget_exhaustion_seconds".into(),
+        per_window(&|w| w.exhaustion_seconds),
+    );
+    let field = |f: &dyn Fn(&crate::state::Figures) -> f64| fig.map_or(Value::Null, |x| num(f(x)));
+    o.insert(
+        "period_error_ratio".into(),
+        field(&|f| f.period_error_ratio),
+    );
+    o.insert(
+        "error_budget_remaining_ratio".into(),
+        field(&|f| f.remaining_ratio),
+    );
+    o.insert(
+        "error_budget_seconds".into(),
+        num(slo.error_budget_seconds()),
+    );
+    o.insert(
+        "error_budget_remaining_seconds".into(),
+        field(&|f| f.remaining_seconds),
+    );
+    o.insert("period_coverage_ratio".into(), field(&|f| f.coverage.ratio));
+    o.insert(
+        "data_since".into(),
+        fig.and_then(|f| f.coverage.data_since)
+            .map_or(Value::Null, |t| json!(rfc3339(t))),
+    );
+    o.insert(
+        "period_events".into(),
+        match fig.and_then(|f| f.period_events) {
+            Some(e) => json!({"total": num(e.total), "bad": num(e.bad)}),
+            None => Value::Null,
+        },
+    );
+    o.insert(
+        "release_frozen".into(),
+        fig.map_or(Value::Null, |f| json!(f.release_frozen)),
+    );
+    let alerts: Vec<Value> = fig
+        .map(|f| f.alerts.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|a| {
+            json!({
+                "severity": a.severity.as_str(),
+                "firing": a.firing,
+                "condition": a.condition,
+                "low_traffic": a.low_traffic,
+                "long_window": a.long.to_string(),
+                "short_window": a.short.to_string(),
+                "burn_rate_threshold": num(a.burn_rate_threshold),
+            })
+        })
+        .collect();
+    o.insert("alerts".into(), Value::Array(alerts));
+    Value::Object(o)
+}
+
+pub fn snapshot_json(s: &Snapshot) -> Value {
+    json!({
+        "evaluated_at": s.evaluated_at.map_or(Value::Null, |t| json!(rfc3339(t))),
+        "slos": s.instances.iter().map(instance_json).collect::<Vec<_>>(),
+    })
+}
