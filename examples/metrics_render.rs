@@ -16,9 +16,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use errbudget::budget::{self, Coverage, Events};
-use errbudget::render::metrics::{Cache, Encoding, Format};
 use errbudget::metrics::DaemonMetrics;
 use errbudget::model::{Severity, Slo};
+use errbudget::render::metrics::{Cache, Encoding, Format};
 use errbudget::state::{
     AlertStatus, Figures, LabelSet, SloOutcome, Snapshot, Status, WindowFigures,
 };

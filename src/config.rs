@@ -559,10 +559,10 @@ fn with_client_fields(extra: &[&'static str]) -> Vec<&'static str> {
 }
 
 /// An http(s) URL with a host. The URL may hold credentials, so messages
-/// name it redacted ([`crate::httpclient::redact`]).
+/// name it redacted ([`crate::diag::redact`]).
 fn check_url(cx: &mut Cx<'_>, path: &str, u: Sp<String>) -> Option<String> {
     let at = yaml::join(path, "url");
-    let shown = crate::httpclient::redact(&u.value);
+    let shown = crate::diag::redact(&u.value);
     match reqwest::Url::parse(u.value.trim()) {
         Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => {
             Some(u.value)
@@ -595,7 +595,7 @@ fn check_base_url(cx: &mut Cx<'_>, path: &str, u: Sp<String>) -> Option<String> 
             format!(
                 "{}: {:?} must not have a query string or fragment (give credentials with basic_auth or bearer_token_file, and headers with headers)",
                 yaml::join(path, "url"),
-                crate::httpclient::redact(&url)
+                crate::diag::redact(&url)
             ),
         );
         return None;

@@ -172,9 +172,14 @@ async fn slo_page(
         (Some(source), Some(at)) => Some(source.trend(first.slo.clone(), at).await),
         _ => None,
     };
-    if let Some(Err(e)) = &trend {
-        tracing::warn!(service, slo, error = %e, "no history for the SLO page");
-    }
+    // The page says why in words; the error's type ends here.
+    let trend = trend.map(|t| {
+        t.map_err(|e| {
+            let why = crate::diag::chain(&e);
+            tracing::warn!(service, slo, error = %why, "no history for the SLO page");
+            why
+        })
+    });
     Html(crate::render::pages::slo_page(
         &instances,
         snapshot.evaluated_at,
@@ -187,7 +192,8 @@ async fn slo_page(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::trend::{Trend, TrendError};
+    use crate::budget::Trend;
+    use crate::eval::trend::TrendError;
     use crate::model::test_slo;
     use crate::state::{LabelSet, Snapshot, Status};
     use futures::future::BoxFuture;

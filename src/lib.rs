@@ -60,4 +60,6 @@ pub mod fuzz_targets;
 #[cfg(test)]
 mod fuzzing;
 pub mod http;
+#[cfg(test)]
+mod layering;
 pub mod web;

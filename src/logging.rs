@@ -9,7 +9,6 @@
 //!
 //! Also owns the lines the daemon writes about alerts changing state.
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::io::Write;
 use std::sync::OnceLock;
@@ -26,9 +25,6 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
-
-use crate::alert::decide::Notification;
-use crate::state::{LabelSet, Snapshot};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
 pub enum Level {
@@ -258,61 +254,6 @@ impl Visit for Fields {
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         self.put(field, Value::String(value.to_string()));
-    }
-}
-
-/// One line per alert that starts firing or resolves this cycle; re-sends
-/// of a firing alert are not state changes. `was_firing` holds the label
-/// sets that fired before the step that made `notifications`.
-pub fn alert_changes(
-    was_firing: &BTreeSet<LabelSet>,
-    notifications: &[Notification],
-    snapshot: &Snapshot,
-) {
-    for n in notifications {
-        let state = if n.resolved {
-            "resolved"
-        } else if was_firing.contains(&n.labels) {
-            continue;
-        } else {
-            "firing"
-        };
-        let label = |k: &str| n.labels.get(k).map(String::as_str).unwrap_or("");
-        let (long, short) = (label("long_window"), label("short_window"));
-        let figures = snapshot
-            .instances
-            .iter()
-            .find(|i| {
-                label("service") == i.slo.service
-                    && label("slo") == i.slo.name
-                    && i.group.iter().all(|(k, v)| n.labels.get(k) == Some(v))
-            })
-            .and_then(|i| i.figures.as_ref());
-        let burn = |window: &str| {
-            figures
-                .and_then(|f| f.windows.iter().find(|w| w.window.to_string() == window))
-                .map_or(f64::NAN, |w| w.burn_rate)
-        };
-        let threshold = figures
-            .and_then(|f| {
-                f.alerts
-                    .iter()
-                    .find(|a| a.long.to_string() == long && a.short.to_string() == short)
-            })
-            .map_or(f64::NAN, |a| a.burn_rate_threshold);
-        tracing::info!(
-            alert = label("alertname"),
-            state,
-            service = label("service"),
-            slo = label("slo"),
-            severity = label("severity"),
-            long_window = long,
-            short_window = short,
-            long_burn_rate = burn(long),
-            short_burn_rate = burn(short),
-            threshold,
-            "alert {state}"
-        );
     }
 }
 

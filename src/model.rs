@@ -240,6 +240,30 @@ pub const RESERVED_LABELS: [&str; 8] = [
     "alertname",
 ];
 
+/// Percent-encodes a path segment (RFC 3986 unreserved characters kept).
+fn segment(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The address of an SLO's status page under `external_url` (empty for
+/// the path alone): alerts link to it, the pages serve it.
+pub fn slo_url(external_url: &str, service: &str, slo: &str) -> String {
+    format!(
+        "{}/slo/{}/{}",
+        external_url.trim_end_matches('/'),
+        segment(service),
+        segment(slo)
+    )
+}
+
 /// A plain events SLO for unit tests elsewhere in the crate.
 #[cfg(test)]
 pub(crate) fn test_slo(service: &str, name: &str, percent: f64, period_days: u64) -> Slo {

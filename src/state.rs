@@ -51,8 +51,9 @@ pub struct AlertStatus {
     /// A page with fewer bad events in its long window than the policy's
     /// `min_bad_events`: delivered as a ticket.
     pub low_traffic: bool,
-    /// The alert fires (decided by the state machine: pending, held while
-    /// data is missing).
+    /// The alert fires, as the state machine decides (pending, held while
+    /// data is missing). Written by the engine alone, after the decider's
+    /// step; an evaluator leaves it false.
     pub firing: bool,
 }
 
@@ -89,7 +90,7 @@ pub struct Instance {
     /// Labels kept by a grouped query (`sum by (route)`); empty otherwise.
     pub group: LabelSet,
     pub status: Status,
-    pub error: Option<String>,
+    pub error: Option<SloError>,
     /// Figures of the last successful evaluation, if there ever was one.
     pub figures: Option<Figures>,
     pub last_success: Option<i64>,
@@ -107,7 +108,54 @@ impl Instance {
 }
 
 /// Outcome of evaluating one SLO in one cycle.
-pub type SloOutcome = Result<Vec<(LabelSet, Status, Figures)>, String>;
+pub type SloOutcome = Result<Vec<(LabelSet, Status, Figures)>, SloError>;
+
+/// Why an SLO could not be evaluated: the evaluation's own error, kept
+/// typed (with its causes) up to the views and logs that print it.
+#[derive(Clone, Debug)]
+pub struct SloError(Arc<dyn std::error::Error + Send + Sync>);
+
+impl SloError {
+    pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        SloError(Arc::new(e))
+    }
+}
+
+/// An error known only by its message (a restored or scripted one).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Message(String);
+
+impl From<String> for SloError {
+    fn from(message: String) -> Self {
+        SloError::new(Message(message))
+    }
+}
+
+impl From<&str> for SloError {
+    fn from(message: &str) -> Self {
+        SloError::from(message.to_string())
+    }
+}
+
+impl std::fmt::Display for SloError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SloError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+/// Two errors are the same when they say the same.
+impl PartialEq for SloError {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Snapshot {
@@ -256,7 +304,7 @@ mod tests {
         );
         let ia = &second.instances[0];
         assert_eq!(ia.status, Status::Error);
-        assert_eq!(ia.error.as_deref(), Some("timeout"));
+        assert_eq!(ia.error, Some("timeout".into()));
         assert_eq!(ia.figures.as_ref().map(|f| f.remaining_ratio), Some(0.5));
         assert_eq!(ia.last_success, Some(100));
     }

@@ -2,7 +2,7 @@
 //! CONTRACT.md promises on every alert, and the condition of each. Pure.
 
 use crate::alert::decide::{Condition, Observation};
-use crate::model::Severity;
+use crate::model::{slo_url, Severity};
 use crate::state::{AlertStatus, Figures, Instance, LabelSet, Snapshot, Status};
 
 pub const EVALUATION_FAILING: &str = "ErrorBudgetEvaluationFailing";
@@ -12,28 +12,6 @@ pub struct BuildOptions {
     pub external_url: String,
     /// Seconds of failed evaluations before `ErrorBudgetEvaluationFailing`.
     pub evaluation_failing_after: i64,
-}
-
-/// Percent-encodes a path segment (RFC 3986 unreserved characters kept).
-fn segment(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-pub fn slo_url(external_url: &str, service: &str, slo: &str) -> String {
-    format!(
-        "{}/slo/{}/{}",
-        external_url.trim_end_matches('/'),
-        segment(service),
-        segment(slo)
-    )
 }
 
 fn human_duration(secs: f64) -> String {
@@ -196,7 +174,7 @@ pub fn observations(snapshot: &Snapshot, now: i64, opts: &BuildOptions) -> Vec<O
             format!(
                 "errbudget has not evaluated this SLO for {}; its figures and alerts are stale. Last error: {}",
                 human_duration(failing_for.unwrap_or(0) as f64),
-                i.error.as_deref().unwrap_or("none")
+                i.error.as_ref().map_or("none".to_string(), |e| e.to_string())
             ),
         );
         out.push(Observation {

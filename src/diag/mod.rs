@@ -62,6 +62,39 @@ pub fn chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// What a URL may hold that is a secret, replaced by `<redacted>`: the
+/// userinfo (`user:password@`) and the query string and fragment (API
+/// tokens: `?token=`). Works on text, so a URL that does not even parse
+/// (`http://user:PASS@host:190900`) can be named in its error message.
+pub fn redact(raw: &str) -> String {
+    const HIDDEN: &str = "<redacted>";
+    let raw = raw.trim();
+    let (scheme, rest) = match raw.find("://") {
+        Some(i) => raw.split_at(i + 3),
+        None => ("", raw),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let mut out = String::with_capacity(raw.len());
+    out.push_str(scheme);
+    match authority.rfind('@') {
+        Some(at) => {
+            out.push_str(HIDDEN);
+            out.push_str(&authority[at..]);
+        }
+        None => out.push_str(authority),
+    }
+    match tail.find(['?', '#']) {
+        Some(q) => {
+            out.push_str(&tail[..q]);
+            out.push_str(&tail[q..=q]);
+            out.push_str(HIDDEN);
+        }
+        None => out.push_str(tail),
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

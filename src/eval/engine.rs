@@ -2,6 +2,7 @@
 //! isolation, publishing a snapshot; swaps the SLO set on reload while
 //! keeping the history of SLOs whose definition did not change.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -9,13 +10,13 @@ use futures::future::join_all;
 
 use crate::alert::decide::{Decider, Notification};
 use crate::alert::payload::{self, BuildOptions};
-use crate::eval::slo::SloEvaluator;
+use crate::eval::slo::{EvalError, SloEvaluator};
 use crate::metrics::DaemonMetrics;
 use crate::model::Slo;
 use crate::prom::backend::{self, Detected};
 use crate::prom::batch::Batching;
 use crate::prom::QueryApi;
-use crate::state::State;
+use crate::state::{LabelSet, SloError, Snapshot, State};
 use crate::store;
 
 /// Where decided notifications go: the dispatcher in `run`, nowhere in
@@ -49,15 +50,20 @@ impl<C: QueryApi> Engine<C> {
             .into_iter()
             .map(|s| SloEvaluator::new(Arc::new(s)))
             .collect();
+        // The settings' defaults until `set_alerting` is called.
+        let alerting = crate::config::AlertingSettings::default();
         Engine {
             client: Arc::new(Batching::new(client)),
             evaluators,
             state,
             metrics,
-            decider: Decider::new(0, 60),
+            decider: Decider::new(
+                alerting.pending_for.as_secs() as i64,
+                alerting.resend_interval.as_secs() as i64,
+            ),
             alert_options: BuildOptions {
                 external_url: String::new(),
-                evaluation_failing_after: 600,
+                evaluation_failing_after: alerting.evaluation_failing_after.as_secs() as i64,
             },
             sink: Box::new(|_| {}),
             backend: Detected::default(),
@@ -130,10 +136,7 @@ impl<C: QueryApi> Engine<C> {
                     self.detected(info);
                     (Ok(s), None)
                 }
-                Err(e) => (
-                    Err(format!("cannot tell how the query backend counts: {e}")),
-                    None,
-                ),
+                Err(e) => (Err(SloError::new(EvalError::Backend(e))), None),
             },
             Some(s) => (Ok(s), None),
         };
@@ -179,7 +182,7 @@ impl<C: QueryApi> Engine<C> {
         let observations = payload::observations(&next, now, &self.alert_options);
         let was_firing = self.decider.firing().map(|(l, _)| l.clone()).collect();
         let notifications = self.decider.step(now, observations);
-        crate::logging::alert_changes(&was_firing, &notifications, &next);
+        log_alert_changes(&was_firing, &notifications, &next);
         for i in &mut next.instances {
             let Some(fig) = i.figures.take() else {
                 continue;
@@ -276,6 +279,61 @@ impl<C: QueryApi> Engine<C> {
     pub fn set_client(&mut self, client: Arc<C>) {
         self.client = Arc::new(Batching::new(client));
         self.redetect = true;
+    }
+}
+
+/// One line per alert that starts firing or resolves this cycle; re-sends
+/// of a firing alert are not state changes. `was_firing` holds the label
+/// sets that fired before the step that made `notifications`.
+fn log_alert_changes(
+    was_firing: &BTreeSet<LabelSet>,
+    notifications: &[Notification],
+    snapshot: &Snapshot,
+) {
+    for n in notifications {
+        let state = if n.resolved {
+            "resolved"
+        } else if was_firing.contains(&n.labels) {
+            continue;
+        } else {
+            "firing"
+        };
+        let label = |k: &str| n.labels.get(k).map(String::as_str).unwrap_or("");
+        let (long, short) = (label("long_window"), label("short_window"));
+        let figures = snapshot
+            .instances
+            .iter()
+            .find(|i| {
+                label("service") == i.slo.service
+                    && label("slo") == i.slo.name
+                    && i.group.iter().all(|(k, v)| n.labels.get(k) == Some(v))
+            })
+            .and_then(|i| i.figures.as_ref());
+        let burn = |window: &str| {
+            figures
+                .and_then(|f| f.windows.iter().find(|w| w.window.to_string() == window))
+                .map_or(f64::NAN, |w| w.burn_rate)
+        };
+        let threshold = figures
+            .and_then(|f| {
+                f.alerts
+                    .iter()
+                    .find(|a| a.long.to_string() == long && a.short.to_string() == short)
+            })
+            .map_or(f64::NAN, |a| a.burn_rate_threshold);
+        tracing::info!(
+            alert = label("alertname"),
+            state,
+            service = label("service"),
+            slo = label("slo"),
+            severity = label("severity"),
+            long_window = long,
+            short_window = short,
+            long_burn_rate = burn(long),
+            short_burn_rate = burn(short),
+            threshold,
+            "alert {state}"
+        );
     }
 }
 

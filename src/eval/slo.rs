@@ -24,7 +24,7 @@ use crate::plan::{
     self, Queries, BUCKET_SECS, DIRECT_MAX_SECS, MAX_POINTS_PER_RANGE_QUERY, STEP_SECS,
 };
 use crate::prom::{QueryApi, QueryError};
-use crate::state::{AlertStatus, Figures, LabelSet, SloOutcome, Status, WindowFigures};
+use crate::state::{AlertStatus, Figures, LabelSet, SloError, SloOutcome, Status, WindowFigures};
 
 /// A bucket is only final once late scrapes have been ingested.
 pub const SETTLE_SECS: i64 = 60;
@@ -137,7 +137,7 @@ impl SloEvaluator {
     ) -> SloOutcome {
         self.evaluate_inner(client, now, semantics)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(SloError::new)
     }
 
     async fn evaluate_inner<C: QueryApi>(
@@ -352,8 +352,8 @@ impl SloEvaluator {
                     condition,
                     low_traffic: a.severity == crate::model::Severity::Page
                         && a.min_bad_events.is_some_and(|min| bad(a.long) < min),
-                    // Until the state machine says otherwise.
-                    firing: condition,
+                    // Only the engine decides, from the state machine.
+                    firing: false,
                 }
             })
             .collect();
@@ -622,9 +622,12 @@ impl Partials {
 }
 
 #[derive(Debug, thiserror::Error)]
-enum EvalError {
+pub enum EvalError {
     #[error("query failed: {0}")]
     Query(QueryError),
+    /// Without the backend's range semantics no query can be spelt.
+    #[error("cannot tell how the query backend counts: {0}")]
+    Backend(crate::prom::backend::DetectError),
     #[error(transparent)]
     Sli(#[from] SliError),
 }
@@ -925,7 +928,7 @@ mod tests {
             .evaluate(&Constant(Some(f64::NAN)), 40 * 86_400, Semantics::Closed)
             .await
             .unwrap_err();
-        assert!(err.contains("not a finite rate"), "{err}");
+        assert!(err.to_string().contains("not a finite rate"), "{err}");
     }
 
     /// Every instant query answers one series with this value (none for

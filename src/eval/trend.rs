@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use crate::budget::{self, Events};
+use crate::budget::{Events, Trend};
 use crate::eval::sli::{self, SliError};
 use crate::model::Slo;
 use crate::plan::Queries;
@@ -30,7 +30,7 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrendError {
-    #[error("range query failed: {0}")]
+    #[error("range query failed")]
     Query(#[from] QueryError),
     #[error("no answer from Prometheus within {0:?}")]
     Timeout(Duration),
@@ -41,52 +41,6 @@ pub enum TrendError {
     /// The failure of a fetch shared by every viewer of that evaluation.
     #[error(transparent)]
     Shared(Arc<TrendError>),
-}
-
-/// Events per step over the period, oldest first. Each point holds the
-/// events in `(end - step, end]`; for ratio SLIs error-seconds and seconds.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Trend {
-    pub start: i64,
-    pub end: i64,
-    pub step: u64,
-    pub points: Vec<(i64, Events)>,
-}
-
-impl Trend {
-    fn total(&self) -> Events {
-        self.points
-            .iter()
-            .fold(Events::default(), |acc, (_, e)| acc + *e)
-    }
-
-    /// Remaining share of this period's budget after each step: 1 minus
-    /// the bad events so far over the budget of the whole period's traffic.
-    /// It starts at 1 and ends at the engine's remaining ratio (up to the
-    /// step's resolution), so the line shows *when* the budget went.
-    pub fn burn_down(&self, budget_ratio: f64) -> Vec<(i64, f64)> {
-        let allowed = self.total().total * budget_ratio;
-        let mut bad = 0.0;
-        let mut out = vec![(self.start, 1.0)];
-        for (t, e) in &self.points {
-            bad += e.bad;
-            let remaining = if allowed > 0.0 {
-                1.0 - bad / allowed
-            } else {
-                1.0
-            };
-            out.push((*t, remaining));
-        }
-        out
-    }
-
-    /// Burn rate over each step: its error ratio over the budget ratio.
-    pub fn burn_rates(&self, budget_ratio: f64) -> Vec<(i64, f64)> {
-        self.points
-            .iter()
-            .map(|(t, e)| (*t, budget::burn_rate(e.error_ratio(), budget_ratio)))
-            .collect()
-    }
 }
 
 /// The step for a period: a whole number of minutes giving at most

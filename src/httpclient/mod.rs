@@ -18,6 +18,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, RETRY_A
 use reqwest::{RequestBuilder, Response, Url};
 
 use crate::config::HttpClientSettings;
+use crate::diag::redact;
 
 mod error;
 
@@ -191,39 +192,6 @@ fn invalid_url(what: &'static str, url: &Url, reason: &str) -> ClientError {
 /// The URL without userinfo and query string, for logs and errors.
 pub fn redacted(url: &Url) -> String {
     redact(url.as_str())
-}
-
-/// What a URL may hold that is a secret, replaced by `<redacted>`: the
-/// userinfo (`user:password@`) and the query string and fragment (API
-/// tokens: `?token=`). Works on text, so a URL that does not even parse
-/// (`http://user:PASS@host:190900`) can be named in its error message.
-pub fn redact(raw: &str) -> String {
-    const HIDDEN: &str = "<redacted>";
-    let raw = raw.trim();
-    let (scheme, rest) = match raw.find("://") {
-        Some(i) => raw.split_at(i + 3),
-        None => ("", raw),
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let mut out = String::with_capacity(raw.len());
-    out.push_str(scheme);
-    match authority.rfind('@') {
-        Some(at) => {
-            out.push_str(HIDDEN);
-            out.push_str(&authority[at..]);
-        }
-        None => out.push_str(authority),
-    }
-    match tail.find(['?', '#']) {
-        Some(q) => {
-            out.push_str(&tail[..q]);
-            out.push_str(&tail[q..=q]);
-            out.push_str(HIDDEN);
-        }
-        None => out.push_str(tail),
-    }
-    out
 }
 
 /// A credential file's content without the trailing newline editors add.

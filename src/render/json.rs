@@ -23,7 +23,7 @@ pub fn instance_json(i: &Instance) -> Value {
     o.insert("period_seconds".into(), json!(slo.period.as_secs()));
     o.insert("status".into(), json!(i.status.as_str()));
     if let Some(e) = &i.error {
-        o.insert("error".into(), json!(e));
+        o.insert("error".into(), json!(e.to_string()));
     }
     o.insert(
         "last_success".into(),

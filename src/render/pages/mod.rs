@@ -36,7 +36,7 @@ pub fn escape(s: &str) -> String {
 /// The page of one SLO, relative to the site root: the same path as the
 /// `generatorURL` of its alerts.
 pub fn slo_path(service: &str, slo: &str) -> String {
-    crate::alert::payload::slo_url("", service, slo)
+    crate::model::slo_url("", service, slo)
 }
 
 const CSS: &str = "\

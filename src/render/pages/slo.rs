@@ -3,7 +3,7 @@
 //! (burn-down against the ideal line, burn rate per step) from its trend.
 //! A failed trend still gives the page, with the reason in place of charts.
 
-use crate::eval::trend::{Trend, TrendError};
+use crate::budget::Trend;
 use crate::state::{Instance, Status};
 use crate::time::rfc3339;
 
@@ -18,7 +18,7 @@ use super::{
 pub fn slo_page(
     instances: &[&Instance],
     evaluated_at: Option<i64>,
-    trend: Option<Result<Trend, TrendError>>,
+    trend: Option<Result<Trend, String>>,
     prefix: &str,
 ) -> String {
     let Some(first) = instances.first() else {
@@ -73,7 +73,11 @@ fn instance_section(i: &Instance, grouped: bool) -> String {
     if i.status == Status::Error {
         out.push_str(&format!(
             "<p class=\"note\">Evaluation failing: {}{}</p>\n",
-            escape(i.error.as_deref().unwrap_or("unknown error")),
+            escape(
+                &i.error
+                    .as_ref()
+                    .map_or("unknown error".to_string(), |e| e.to_string())
+            ),
             match i.last_success {
                 Some(t) => format!(" — figures below are from {}", escape(&rfc3339(t))),
                 None => String::new(),
@@ -176,7 +180,7 @@ const FLOOR: f64 = -1.0;
 
 fn trend_section(
     i: &Instance,
-    trend: Option<Result<Trend, TrendError>>,
+    trend: Option<Result<Trend, String>>,
     data_since: Option<i64>,
 ) -> String {
     let mut out = String::from("<h2>Budget burn-down over the period</h2>\n");
@@ -188,7 +192,7 @@ fn trend_section(
         Some(Err(e)) => {
             out.push_str(&format!(
                 "<p class=\"note\">History unavailable: {}. The figures above are current.</p>\n",
-                escape(&e.to_string())
+                escape(&e)
             ));
             return out;
         }
@@ -390,7 +394,7 @@ pub(crate) mod tests {
         let html = slo_page(
             &[&i],
             Some(1_000),
-            Some(Err(TrendError::Timeout(std::time::Duration::from_secs(10)))),
+            Some(Err("no answer from Prometheus within 10s".to_string())),
             "",
         );
         assert!(html.contains("History unavailable: no answer from Prometheus within 10s"));
