@@ -129,7 +129,7 @@ pub struct AlertWindow {
 }
 
 /// Budget share consumed, long window, short window, severity: the default
-/// policy of CONTRACT.md. Factors depend on the period, see [`default_policy`].
+/// policy of docs/interface.md ("Alerts"). Factors depend on the period, see [`default_policy`].
 const DEFAULT_POLICY: [(f64, u64, u64, Severity); 4] = [
     (2.0, 3_600, 300, Severity::Page),
     (5.0, 21_600, 1_800, Severity::Page),

@@ -1,5 +1,5 @@
 //! Turns a snapshot into alert observations: the labels and annotations
-//! CONTRACT.md promises on every alert, and the condition of each. Pure.
+//! docs/interface.md promises on every alert, and the condition of each. Pure.
 
 use crate::alert::decide::{Condition, Observation};
 use crate::model::{slo_url, Severity};

@@ -16,7 +16,7 @@ use crate::model::{
 use crate::promql;
 use crate::time;
 
-/// The default compliance period (CONTRACT.md).
+/// The default compliance period (docs/interface.md, "Files").
 const DEFAULT_PERIOD: Duration = Duration::from_secs(30 * 86_400);
 
 /// The longest period accepted. Start-up reads the period with one range
