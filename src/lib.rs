@@ -61,5 +61,7 @@ pub mod fuzz_targets;
 mod fuzzing;
 pub mod http;
 #[cfg(test)]
+mod interface_doc;
+#[cfg(test)]
 mod layering;
 pub mod web;

@@ -86,28 +86,6 @@ impl Format {
     }
 }
 
-/// Every `slo_*` series an event SLO with the default policy is exposed
-/// with; `rules` records the same set.
-pub const SLO_SERIES: [&str; 17] = [
-    "slo_info",
-    "slo_objective_ratio",
-    "slo_period_seconds",
-    "slo_error_ratio",
-    "slo_burn_rate",
-    "slo_period_error_ratio",
-    "slo_error_budget_remaining_ratio",
-    "slo_error_budget_seconds",
-    "slo_error_budget_remaining_seconds",
-    "slo_period_coverage_ratio",
-    "slo_error_budget_exhaustion_seconds",
-    "slo_period_events",
-    "slo_alert_firing",
-    "slo_alert_burn_rate_threshold",
-    "slo_release_frozen",
-    "slo_evaluation_success",
-    "slo_last_evaluation_timestamp_seconds",
-];
-
 /// Renders the daemon's own series and every SLO series as text, at once.
 pub fn render(metrics: &DaemonMetrics, snapshot: &Snapshot) -> Result<String, prometheus::Error> {
     let mut out = encode(&metrics.registry.gather(), Format::Text)?;
@@ -1031,20 +1009,32 @@ mod tests {
     }
 
     #[test]
-    fn every_contract_series_is_rendered_with_escaped_labels() {
+    fn every_documented_series_is_rendered_with_escaped_labels() {
         let text = render(&DaemonMetrics::new(), &snapshot()).unwrap();
-        for name in SLO_SERIES.iter().copied().chain([
-            "errbudget_build_info",
-            "errbudget_evaluation_duration_seconds",
-            "errbudget_prometheus_queries_total",
-            "errbudget_prometheus_query_duration_seconds",
-            "errbudget_prometheus_query_samples_total",
-            "errbudget_config_last_reload_successful",
-            "errbudget_config_last_reload_success_timestamp_seconds",
-        ]) {
+        let documented = crate::interface_doc::documented_series();
+        let types: Vec<(&str, &str)> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_once(' '))
+            .filter(|(n, _)| n.starts_with("slo_") || n.starts_with("errbudget_"))
+            .collect();
+        // Every rendered series is documented, with its type.
+        for (name, kind) in &types {
             assert!(
-                text.contains(&format!("# TYPE {name} ")),
-                "{name} missing:\n{text}"
+                documented
+                    .iter()
+                    .any(|d| d.name == *name && d.kind == *kind),
+                "{name} ({kind}) is rendered but not in docs/interface.md"
+            );
+        }
+        // Every documented slo_* series is rendered for an event SLO with
+        // the default policy; daemon series need their feature (receivers,
+        // a state directory) to have samples.
+        for d in documented.iter().filter(|d| d.name.starts_with("slo_")) {
+            assert!(
+                types.iter().any(|(n, _)| *n == d.name),
+                "{} is documented but not rendered:\n{text}",
+                d.name
             );
         }
         assert!(text.contains(r#"service="check\"out""#), "{text}");
