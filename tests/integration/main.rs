@@ -31,6 +31,7 @@ mod golden;
 mod harness;
 mod hostile;
 mod http;
+mod interface;
 mod logs;
 mod packaging;
 mod pages;
