@@ -320,3 +320,72 @@ fn rounded(v: serde_json::Value) -> serde_json::Value {
         other => other,
     }
 }
+
+/// Every PromQL expression of the dashboards as `file<TAB>where<TAB>expr`
+/// lines, sorted: `where` is the panel's title (of its row too, for a
+/// panel inside a collapsed row), `variable NAME` for a query variable
+/// (its `label_values(…)` as Grafana stores it) or `annotation NAME`.
+/// Every file under `dashboards/` is read, not a list of them, so a new
+/// dashboard shows up here too.
+fn dashboard_queries() -> String {
+    let pattern = format!("{}/dashboards/*.json", env!("CARGO_MANIFEST_DIR"));
+    let mut lines = vec![];
+    for path in glob::glob(&pattern).expect("dashboards glob").flatten() {
+        let file = path
+            .file_name()
+            .and_then(|f| f.to_str())
+            .expect("a UTF-8 file name")
+            .to_string();
+        let d = crate::dashboards::load(&file);
+        let mut line = |at: String, expr: &str| {
+            // One line per query, and the tab stays a separator: a
+            // multi-line expression keeps its breaks as `\n`, a tab as `\t`.
+            let expr = expr.replace('\n', "\\n").replace('\t', "\\t");
+            lines.push(format!("{file}\t{at}\t{expr}"));
+        };
+        let mut panels: Vec<(String, &serde_json::Value)> = vec![];
+        for p in d["panels"].as_array().into_iter().flatten() {
+            let title = p["title"].as_str().unwrap_or_default().to_string();
+            for inner in p["panels"].as_array().into_iter().flatten() {
+                let t = inner["title"].as_str().unwrap_or_default();
+                panels.push((format!("{title} / {t}"), inner));
+            }
+            panels.push((title, p));
+        }
+        for (title, p) in panels {
+            for t in p["targets"].as_array().into_iter().flatten() {
+                if let Some(expr) = t["expr"].as_str() {
+                    line(title.clone(), expr);
+                }
+            }
+        }
+        for v in d["templating"]["list"].as_array().into_iter().flatten() {
+            if v["type"] != "query" {
+                continue;
+            }
+            let query = v["query"].as_str().or_else(|| v["query"]["query"].as_str());
+            if let Some(q) = query {
+                line(
+                    format!("variable {}", v["name"].as_str().unwrap_or_default()),
+                    q,
+                );
+            }
+        }
+        for a in d["annotations"]["list"].as_array().into_iter().flatten() {
+            if let Some(expr) = a["expr"].as_str() {
+                line(
+                    format!("annotation {}", a["name"].as_str().unwrap_or_default()),
+                    expr,
+                );
+            }
+        }
+    }
+    assert!(!lines.is_empty(), "no queries found under {pattern}");
+    lines.sort();
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+#[test]
+fn dashboard_queries_match_the_golden_file() {
+    check_golden("dashboard_queries.txt", &dashboard_queries());
+}
