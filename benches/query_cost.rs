@@ -12,19 +12,19 @@
 //! BENCH_INTERVAL (10s).
 
 #[allow(dead_code)]
-#[path = "../tests/support/bins.rs"]
+#[path = "../tests/integration/bins.rs"]
 mod bins;
 #[allow(dead_code)]
-#[path = "../tests/e2e/events.rs"]
+#[path = "../tests/integration/events.rs"]
 mod events;
 #[allow(dead_code)]
-#[path = "../tests/e2e/fixtures.rs"]
+#[path = "../tests/integration/fixtures.rs"]
 mod fixtures;
 #[allow(dead_code)]
-#[path = "../tests/e2e/harness.rs"]
+#[path = "../tests/integration/harness.rs"]
 mod harness;
 #[allow(dead_code)]
-#[path = "../tests/e2e/http.rs"]
+#[path = "../tests/integration/http.rs"]
 mod http;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -20,19 +20,19 @@
 //! the period, factors 14/7/2/1).
 
 #[allow(dead_code)]
-#[path = "../tests/support/bins.rs"]
+#[path = "../tests/integration/bins.rs"]
 mod bins;
 #[allow(dead_code)]
-#[path = "../tests/e2e/events.rs"]
+#[path = "../tests/integration/events.rs"]
 mod events;
 #[allow(dead_code)]
-#[path = "../tests/e2e/harness.rs"]
+#[path = "../tests/integration/harness.rs"]
 mod harness;
 #[allow(dead_code)]
-#[path = "../tests/e2e/http.rs"]
+#[path = "../tests/integration/http.rs"]
 mod http;
 #[allow(dead_code)]
-#[path = "../tests/e2e/recorded.rs"]
+#[path = "../tests/integration/recorded.rs"]
 mod recorded;
 
 use events::{Series, Traffic, DAY, MINUTE, T0};

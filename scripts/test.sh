@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one command that checks everything: installs what the tests need on a
 # fresh Debian machine (only when missing), then format, lint, unit +
-# integration (e2e against a real Prometheus) and doc tests.
+# integration (against a real Prometheus) and doc tests.
 # Rust and cargo-nextest are expected to be installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +31,7 @@ if ((${#need[@]})); then
   $SUDO apt-get update
   $SUDO apt-get install -y --no-install-recommends "${need[@]}"
 fi
-# The e2e tests fail (never skip) without these; say so early and plainly.
+# The integration tests fail (never skip) without these; say so early and plainly.
 for bin in /usr/bin/prometheus /usr/bin/promtool /usr/bin/prometheus-alertmanager /usr/bin/victoria-metrics /usr/bin/chromium; do
   [ -x "$bin" ] || { echo "missing $bin after install" >&2; exit 1; }
 done
@@ -73,7 +73,7 @@ step "backend tests on current builds"
   eval "$sid_env"
   echo "$ERRBUDGET_BACKENDS"
   cargo nextest run --profile "$profile" \
-    -E 'kind(test) - test(/^pages::/) - test(/^dashboards::panel_grid_pictures$/) - test(/^packaging::/)'
+    -E 'binary(integration) - test(/^pages::/) - test(/^dashboards::panel_grid_pictures$/) - test(/^packaging::/)'
 )
 
 echo

@@ -8,9 +8,9 @@
 //! Retry-After, oversized bodies, plain-text errors).
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener as StdListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,8 +20,8 @@ use errbudget::prom::{Client, ClientError, QueryApi, QueryError, RangeSeries, Sa
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-#[path = "support/bins.rs"]
-mod bins;
+use crate::harness::{self, free_port, Prometheus, PrometheusOptions};
+
 /// First sample of the backfilled data; one sample a minute for 10 minutes.
 const T0: i64 = 1_700_000_000;
 
@@ -46,26 +46,6 @@ fn count(metrics: &DaemonMetrics, outcome: &str) -> u64 {
 
 // ---------------------------------------------------------------------------
 // A real Prometheus on loopback.
-
-/// A Prometheus process serving under `/prometheus` (so every test also
-/// covers a URL path prefix), killed on drop.
-struct Prometheus {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = StdListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    listener.local_addr().expect("local address").port()
-}
 
 /// OpenMetrics for `promtool tsdb create-blocks-from openmetrics`: gauge
 /// `test_requests` with `code="200"` = 0..=10 and `code="500"` = 0..=20 by 2,
@@ -111,8 +91,20 @@ fn run_ok(cmd: &mut Command, what: &str) {
     );
 }
 
-async fn start_prometheus() -> Prometheus {
-    start_prometheus_with(None).await
+/// A Prometheus on the backfilled data serving under `/prometheus`, so
+/// every test also covers a URL path prefix.
+fn start_prometheus() -> Prometheus {
+    let (_work, blocks) = harness::backfill(&[backfill_data()], false);
+    let mut prom = Prometheus::spawn(Some(&blocks), "scrape_configs: []\n", &prefixed(None));
+    prom.wait_ready(Duration::from_secs(90));
+    prom
+}
+
+fn prefixed(web_config: Option<&Path>) -> PrometheusOptions<'_> {
+    PrometheusOptions {
+        prefix: Some("/prometheus"),
+        web_config,
+    }
 }
 
 /// TLS for the Prometheus web server: its exporter-toolkit web config, and
@@ -122,71 +114,43 @@ struct WebTls {
     ready_client: reqwest::Client,
 }
 
-async fn start_prometheus_with(tls: Option<WebTls>) -> Prometheus {
-    bins::require(bins::prometheus(), "prometheus");
-    bins::require(bins::promtool(), "prometheus");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let data = dir.path().join("data");
-    let input = dir.path().join("backfill.om");
-    std::fs::write(&input, backfill_data()).expect("write backfill data");
-    run_ok(
-        Command::new(bins::promtool())
-            .args(["tsdb", "create-blocks-from", "openmetrics"])
-            .arg(&input)
-            .arg(&data),
-        "promtool tsdb create-blocks-from openmetrics",
+/// As `start_prometheus`, over HTTPS; readiness is probed with the
+/// caller's TLS client, which the harness's plain-HTTP probe cannot be.
+async fn start_prometheus_tls(tls: WebTls) -> Prometheus {
+    let (_work, blocks) = harness::backfill(&[backfill_data()], false);
+    let mut prom = Prometheus::spawn(
+        Some(&blocks),
+        "scrape_configs: []\n",
+        &prefixed(Some(&tls.web_config)),
     );
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(&config, "scrape_configs: []\n").expect("write config");
-    let port = free_port();
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log file");
-    let mut cmd = Command::new(bins::prometheus());
-    cmd.arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg(format!(
-            "--web.external-url={scheme}://127.0.0.1:{port}/prometheus/"
-        ))
-        .arg(format!("--storage.tsdb.path={}", data.display()))
-        // The backfilled samples are from 2023; keep them.
-        .arg("--storage.tsdb.retention.time=50y")
-        .arg(format!("--config.file={}", config.display()))
-        .stdout(Stdio::null())
-        .stderr(log);
-    if let Some(tls) = &tls {
-        cmd.arg(format!("--web.config.file={}", tls.web_config.display()));
-    }
-    let child = cmd.spawn().expect("start prometheus");
-    let prom = Prometheus {
-        child,
-        url: format!("{scheme}://127.0.0.1:{port}/prometheus"),
-        _dir: dir,
-    };
-    let ready = format!("{}/-/ready", prom.url);
-    let http = match tls {
-        Some(tls) => tls.ready_client,
-        None => reqwest::Client::new(),
-    };
-    for _ in 0..100 {
-        let answer = http
+    let ready = format!("{}/-/ready", prom.url());
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let answer = tls
+            .ready_client
             .get(&ready)
             .timeout(Duration::from_millis(500))
             .send()
             .await;
-        if answer.is_ok_and(|r| r.status().is_success()) {
+        let up = answer.is_ok_and(|r| r.status().is_success());
+        if prom.poll_ready(|| up) {
             return prom;
         }
+        assert!(
+            Instant::now() < deadline,
+            "prometheus not ready over TLS within 90s\n{}",
+            prom.guard.log_tail()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let log = std::fs::read_to_string(prom._dir.path().join("prometheus.log")).unwrap_or_default();
-    panic!("prometheus did not become ready within 10s; its log:\n{log}");
 }
 
 /// One Prometheus for all real-server checks: starting it is the slow part.
 #[tokio::test]
 async fn against_real_prometheus() {
-    let prom = start_prometheus().await;
+    let prom = start_prometheus();
     let metrics = Arc::new(DaemonMetrics::new());
-    let client = Client::new(&settings(&prom.url), 4, metrics.clone()).expect("client");
+    let client = Client::new(&settings(&prom.url()), 4, metrics.clone()).expect("client");
 
     // Instant vector of a constant.
     assert_eq!(
@@ -295,7 +259,7 @@ async fn against_real_prometheus() {
     );
 
     // A trailing slash on the URL is fine.
-    let slash = Client::new(&settings(&format!("{}/", prom.url)), 1, metrics.clone()).unwrap();
+    let slash = Client::new(&settings(&format!("{}/", prom.url())), 1, metrics.clone()).unwrap();
     assert_eq!(slash.instant("vector(3)", T0).await.unwrap()[0].value, 3.0);
 
     assert_eq!(count(&metrics, "success"), 11);
@@ -813,14 +777,14 @@ async fn tls_with_ca_client_cert_and_server_name() {
         .identity(reqwest::Identity::from_pem(&identity).unwrap())
         .build()
         .unwrap();
-    let prom = start_prometheus_with(Some(WebTls {
+    let prom = start_prometheus_tls(WebTls {
         web_config,
         ready_client,
-    }))
+    })
     .await;
 
     let metrics = Arc::new(DaemonMetrics::new());
-    let mut s = settings(&prom.url);
+    let mut s = settings(&prom.url());
     s.tls.ca_file = Some(dir.join("ca.crt"));
     s.tls.cert_file = Some(dir.join("client.crt"));
     s.tls.key_file = Some(dir.join("client.key"));
@@ -866,9 +830,9 @@ async fn tls_with_ca_client_cert_and_server_name() {
 #[tokio::test]
 async fn queries_of_many_services_are_shared_and_answer_as_asked() {
     use errbudget::batch::Batching;
-    let prom = start_prometheus().await;
+    let prom = start_prometheus();
     let metrics = Arc::new(DaemonMetrics::new());
-    let client = Arc::new(Client::new(&settings(&prom.url), 4, metrics.clone()).expect("client"));
+    let client = Arc::new(Client::new(&settings(&prom.url()), 4, metrics.clone()).expect("client"));
     let batching = Batching::new(client.clone());
     let mut queries = vec![];
     for s in SERVICES {
@@ -925,9 +889,9 @@ async fn queries_of_many_services_are_shared_and_answer_as_asked() {
 #[tokio::test]
 async fn batched_queries_against_real_prometheus() {
     use errbudget::batch::Batching;
-    let prom = start_prometheus().await;
+    let prom = start_prometheus();
     let metrics = Arc::new(DaemonMetrics::new());
-    let client = Arc::new(Client::new(&settings(&prom.url), 4, metrics.clone()).expect("client"));
+    let client = Arc::new(Client::new(&settings(&prom.url()), 4, metrics.clone()).expect("client"));
     let batching = Batching::new(client.clone());
     let queries = [
         "sum by (code) (test_requests)",

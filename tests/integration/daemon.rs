@@ -2,17 +2,25 @@
 //! at the current minute, on a free loopback port, driven over HTTP and by
 //! signals.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::events::{Generated, Series, Traffic};
 use crate::fixtures::{slo, spec};
-use crate::fixtures::{DAEMON_SERIES, SLO_SERIES};
 use crate::harness::day_ending_now;
 use crate::harness::{self, poll, Daemon, Prometheus, Workspace};
 use crate::http;
+use crate::interface::{documented_series, is_sample_of};
+
+/// Documented series with no label values, so no sample, in a daemon with
+/// no alert receiver and no `--storage.path`.
+const WITHOUT_SAMPLES_HERE: [&str; 3] = [
+    "errbudget_notifications_total",
+    "errbudget_storage_writes_total",
+    "errbudget_storage_last_write_bytes",
+];
 
 /// A Prometheus whose data ends at the current minute: one day of a steady
 /// service, so `errbudget run` has figures at its default "now".
@@ -127,23 +135,37 @@ fn serves_contract_endpoints() {
     let m = d.get("/metrics");
     assert_eq!(m.status, 200);
     let names: Vec<String> = samples(&m.body).into_iter().map(|s| s.0).collect();
-    let missing: Vec<&str> = SLO_SERIES
+    let documented = documented_series();
+    let missing: Vec<&str> = documented
         .iter()
-        .chain(DAEMON_SERIES.iter())
-        .copied()
-        .filter(|n| {
-            !names.iter().any(|x| {
-                x == n
-                    || x.strip_prefix(n)
-                        .is_some_and(|s| ["_bucket", "_sum", "_count"].contains(&s))
-            })
-        })
+        .filter(|(n, _)| !WITHOUT_SAMPLES_HERE.contains(&n.as_str()))
+        .filter(|(n, kind)| !names.iter().any(|x| is_sample_of(x, n, kind)))
+        .map(|(n, _)| n.as_str())
         .collect();
     assert!(
         missing.is_empty(),
-        "missing series {missing:?} in:\n{}",
+        "documented series {missing:?} not exposed in:\n{}",
         m.body
     );
+    let undocumented: BTreeSet<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|x| x.starts_with("slo_") || x.starts_with("errbudget_"))
+        .filter(|x| !documented.iter().any(|(n, kind)| is_sample_of(x, n, kind)))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "exposed series {undocumented:?} are not in docs/interface.md"
+    );
+    for line in m.body.lines() {
+        let Some((name, kind)) = line.strip_prefix("# TYPE ").and_then(|t| t.split_once(' '))
+        else {
+            continue;
+        };
+        if let Some((_, doc_kind)) = documented.iter().find(|(n, _)| n == name) {
+            assert_eq!(kind, doc_kind, "# TYPE of {name} vs docs/interface.md");
+        }
+    }
     for (name, labels, _) in samples(&m.body).iter().filter(|s| s.0.starts_with("slo_")) {
         assert_eq!(
             labels.get("service").map(String::as_str),

@@ -314,7 +314,20 @@ pub struct Prometheus {
     pub data: PathBuf,
     pub blocks_loaded: usize,
     pub guard: Guard,
+    scheme: &'static str,
+    prefix: String,
     _dir: tempfile::TempDir,
+}
+
+/// How a Prometheus serves, beyond its data and `prometheus.yml`.
+#[derive(Default)]
+pub struct PrometheusOptions<'a> {
+    /// A path such as `/prometheus` for `--web.external-url`: every
+    /// endpoint then lives under it, as behind a reverse proxy.
+    pub prefix: Option<&'a str>,
+    /// An exporter-toolkit `--web.config.file`; with `tls_server_config`
+    /// the server speaks HTTPS only.
+    pub web_config: Option<&'a Path>,
 }
 
 impl Prometheus {
@@ -350,6 +363,15 @@ impl Prometheus {
 
     /// Started and waited for: `/-/ready` answers 200.
     pub fn start_with(blocks: Option<&Path>, config: &str) -> Prometheus {
+        let mut p = Prometheus::spawn(blocks, config, &PrometheusOptions::default());
+        p.wait_ready(Duration::from_secs(90));
+        p
+    }
+
+    /// Started, not waited for: with a TLS web config the plain-HTTP probe
+    /// of `wait_ready` cannot reach it, so the caller probes its own way
+    /// (`poll_ready`).
+    pub fn spawn(blocks: Option<&Path>, config: &str, opts: &PrometheusOptions) -> Prometheus {
         require(prometheus());
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
@@ -362,10 +384,24 @@ impl Prometheus {
         let cfg = dir.path().join("prometheus.yml");
         std::fs::write(&cfg, config).expect("write prometheus.yml");
         let port = free_port();
+        let scheme = if opts.web_config.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let prefix = opts.prefix.unwrap_or("").trim_end_matches('/').to_string();
+        let mut cmd = Command::new(prometheus());
+        if !prefix.is_empty() {
+            cmd.arg(format!(
+                "--web.external-url={scheme}://127.0.0.1:{port}{prefix}/"
+            ));
+        }
+        if let Some(web) = opts.web_config {
+            cmd.arg(format!("--web.config.file={}", web.display()));
+        }
         let guard = Guard::spawn(
             "prometheus",
-            Command::new(prometheus())
-                .arg(format!("--config.file={}", cfg.display()))
+            cmd.arg(format!("--config.file={}", cfg.display()))
                 .arg(format!("--storage.tsdb.path={}", data.display()))
                 .arg(format!("--web.listen-address=127.0.0.1:{port}"))
                 // Backfilled data is weeks old: keep it (retention counts
@@ -378,15 +414,15 @@ impl Prometheus {
                 .arg("--log.level=warn"),
             dir.path().join("prometheus.log"),
         );
-        let mut p = Prometheus {
+        Prometheus {
             addr: loopback(port),
             data,
             blocks_loaded,
             guard,
+            scheme,
+            prefix,
             _dir: dir,
-        };
-        p.wait_ready(Duration::from_secs(90));
-        p
+        }
     }
 
     /// Kills Prometheus (SIGKILL) and waits for it to exit: from now on its
@@ -398,16 +434,11 @@ impl Prometheus {
         }
     }
 
-    fn wait_ready(&mut self, timeout: Duration) {
-        let addr = self.addr;
+    /// Waits (bounded) for `/-/ready` over plain HTTP.
+    pub fn wait_ready(&mut self, timeout: Duration) {
+        let (addr, ready) = (self.addr, self.path("/-/ready"));
         let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(st) = self.guard.exited() {
-                panic!("prometheus exited early ({st})\n{}", self.guard.log_tail());
-            }
-            if matches!(http::get(addr, "/-/ready"), Ok(r) if r.status == 200) {
-                return;
-            }
+        while !self.poll_ready(|| matches!(http::get(addr, &ready), Ok(r) if r.status == 200)) {
             assert!(
                 Instant::now() < deadline,
                 "prometheus not ready within {timeout:?}\n{}",
@@ -417,8 +448,24 @@ impl Prometheus {
         }
     }
 
+    /// One readiness check for callers that wait without blocking (an
+    /// async test probing over TLS); panics with the log if Prometheus
+    /// has exited.
+    pub fn poll_ready(&mut self, probe: impl FnOnce() -> bool) -> bool {
+        if let Some(st) = self.guard.exited() {
+            panic!("prometheus exited early ({st})\n{}", self.guard.log_tail());
+        }
+        probe()
+    }
+
+    /// The base URL, scheme and path prefix included.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}{}", self.scheme, self.addr, self.prefix)
+    }
+
+    /// `path` under the prefix.
+    pub fn path(&self, path: &str) -> String {
+        format!("{}{path}", self.prefix)
     }
 
     /// Instant query at unix time `t`; returns the whole response JSON.
@@ -427,7 +474,8 @@ impl Prometheus {
         if stats {
             body.push_str("&stats=all");
         }
-        let r = http::post(self.addr, "/api/v1/query", &body).expect("query prometheus");
+        let r =
+            http::post(self.addr, &self.path("/api/v1/query"), &body).expect("query prometheus");
         assert_eq!(r.status, 200, "query {expr}: {}", r.body);
         serde_json::from_str(&r.body).expect("prometheus JSON")
     }

@@ -5,7 +5,6 @@
 //! Alertmanager-side is asserted through Alertmanager's own API.
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -21,8 +20,8 @@ use errbudget::metrics::DaemonMetrics;
 use serde_json::Value;
 use tokio::sync::watch;
 
-#[path = "support/bins.rs"]
-mod bins;
+use crate::harness::{free_port, Alertmanager};
+
 /// Upper bound for anything the tests wait for.
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -96,13 +95,6 @@ fn count(metrics: &DaemonMetrics, receiver: &str, outcome: &str) -> u64 {
         .get()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind a loopback port")
-}
-
 /// Polls `check` until it returns Some, at most `WAIT`.
 async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where
@@ -122,83 +114,34 @@ where
 // ---------------------------------------------------------------------------
 // A real Alertmanager on loopback.
 
-/// Killed on drop, so also when a test panics.
-struct Alertmanager {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
+/// The harness's Alertmanager, started off the runtime's thread: its
+/// bounded wait blocks, and a dispatcher may already be retrying against
+/// the port.
+async fn start_alertmanager(port: u16) -> Alertmanager {
+    tokio::task::spawn_blocking(move || Alertmanager::start_on(port))
+        .await
+        .expect("start alertmanager")
 }
 
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The active (unresolved) alerts, from `GET /api/v2/alerts`; asynchronous,
+/// unlike the harness's, so the dispatcher under test keeps running.
+async fn alerts(am: &Alertmanager) -> Vec<Value> {
+    let body: Value = reqwest::Client::new()
+        .get(format!("{}/api/v2/alerts", am.url()))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .expect("GET /api/v2/alerts")
+        .json()
+        .await
+        .expect("alerts JSON");
+    body.as_array().cloned().unwrap_or_default()
 }
 
-impl Alertmanager {
-    async fn start(port: u16) -> Alertmanager {
-        bins::require(bins::alertmanager(), "prometheus-alertmanager");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = dir.path().join("alertmanager.yml");
-        // Alerts are only stored and shown by the API; nothing is notified.
-        std::fs::write(
-            &config,
-            "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n",
-        )
-        .expect("write alertmanager config");
-        let log = std::fs::File::create(dir.path().join("alertmanager.log")).expect("log file");
-        let child = Command::new(bins::alertmanager())
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            // Empty: no gossip cluster, each instance stands alone.
-            .arg("--cluster.listen-address=")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start alertmanager");
-        let am = Alertmanager {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
-        };
-        let http = reqwest::Client::new();
-        let ready = format!("{}/-/ready", am.url);
-        eventually("alertmanager to be ready", || async {
-            let r = http
-                .get(&ready)
-                .timeout(Duration::from_secs(1))
-                .send()
-                .await;
-            r.ok().filter(|r| r.status().is_success()).map(|_| ())
-        })
-        .await;
-        am
-    }
-
-    /// The active (unresolved) alerts, from `GET /api/v2/alerts`.
-    async fn alerts(&self) -> Vec<Value> {
-        let body: Value = reqwest::Client::new()
-            .get(format!("{}/api/v2/alerts", self.url))
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await
-            .expect("GET /api/v2/alerts")
-            .json()
-            .await
-            .expect("alerts JSON");
-        body.as_array().cloned().unwrap_or_default()
-    }
-
-    async fn alerts_for(&self, slo: &str) -> Vec<Value> {
-        let mut found = self.alerts().await;
-        found.retain(|a| a["labels"]["slo"] == slo);
-        found
-    }
+async fn alerts_for(am: &Alertmanager, slo: &str) -> Vec<Value> {
+    let mut found = alerts(am).await;
+    found.retain(|a| a["labels"]["slo"] == slo);
+    found
 }
 
 fn unix(rfc3339: &Value) -> i64 {
@@ -222,11 +165,11 @@ fn assert_alert_is(shown: &Value, sent: &Notification) {
 #[tokio::test]
 async fn firing_then_resolved_reaches_both_alertmanagers_of_a_pair() {
     let (a, b) = tokio::join!(
-        Alertmanager::start(free_port()),
-        Alertmanager::start(free_port())
+        start_alertmanager(free_port()),
+        start_alertmanager(free_port())
     );
     let settings = AlertingSettings {
-        alertmanagers: vec![client(&a.url), client(&format!("{}/", b.url))],
+        alertmanagers: vec![client(&a.url()), client(&format!("{}/", b.url()))],
         ..AlertingSettings::default()
     };
     let metrics = Arc::new(DaemonMetrics::new());
@@ -235,8 +178,8 @@ async fn firing_then_resolved_reaches_both_alertmanagers_of_a_pair() {
     assert_eq!(
         receivers,
         [
-            a.url.replace("http://", "alertmanager:"),
-            b.url.replace("http://", "alertmanager:")
+            a.url().replace("http://", "alertmanager:"),
+            b.url().replace("http://", "alertmanager:")
         ]
     );
 
@@ -246,24 +189,27 @@ async fn firing_then_resolved_reaches_both_alertmanagers_of_a_pair() {
     dispatcher.dispatch(vec![alert.clone(), other.clone()]);
     for am in [&a, &b] {
         let shown = eventually("the firing alert", || async {
-            let found = am.alerts_for("availability").await;
+            let found = alerts_for(am, "availability").await;
             (!found.is_empty()).then_some(found)
         })
         .await;
         assert_eq!(shown.len(), 1, "{shown:?}");
         assert_alert_is(&shown[0], &alert);
         assert_eq!(shown[0]["status"]["state"], "active");
-        assert_eq!(am.alerts_for("latency").await.len(), 1);
+        assert_eq!(alerts_for(am, "latency").await.len(), 1);
     }
 
     dispatcher.dispatch(vec![resolved(alert.clone())]);
     for am in [&a, &b] {
         eventually("the alert to resolve", || async {
-            am.alerts_for("availability").await.is_empty().then_some(())
+            alerts_for(am, "availability")
+                .await
+                .is_empty()
+                .then_some(())
         })
         .await;
         // Only the resolved one is gone.
-        assert_eq!(am.alerts_for("latency").await.len(), 1);
+        assert_eq!(alerts_for(am, "latency").await.len(), 1);
     }
     for receiver in &receivers {
         eventually("the counts", || async {
@@ -299,11 +245,11 @@ async fn alertmanager_down_for_a_while_gets_every_alert_once_it_is_up() {
     assert_eq!(count(&metrics, &receiver, "sent"), 0, "nothing listens yet");
     assert_eq!(count(&metrics, &receiver, "failed"), 0, "still retrying");
 
-    let am = Alertmanager::start(port).await;
+    let am = start_alertmanager(port).await;
     for sent in [&first, &second] {
         let slo = &sent.labels["slo"];
         let shown = eventually("the alert sent while down", || async {
-            let found = am.alerts_for(slo).await;
+            let found = alerts_for(&am, slo).await;
             (!found.is_empty()).then_some(found)
         })
         .await;
@@ -315,7 +261,7 @@ async fn alertmanager_down_for_a_while_gets_every_alert_once_it_is_up() {
     })
     .await;
     assert_eq!(count(&metrics, &receiver, "failed"), 0);
-    assert_eq!(am.alerts().await.len(), 2);
+    assert_eq!(alerts(&am).await.len(), 2);
     dispatcher.shutdown(Duration::from_secs(1)).await;
 }
 
