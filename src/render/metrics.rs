@@ -1023,18 +1023,17 @@ mod tests {
             assert!(
                 documented
                     .iter()
-                    .any(|d| d.name == *name && d.kind == *kind),
+                    .any(|(n, k)| n == name && k == kind),
                 "{name} ({kind}) is rendered but not in docs/interface.md"
             );
         }
         // Every documented slo_* series is rendered for an event SLO with
         // the default policy; daemon series need their feature (receivers,
         // a state directory) to have samples.
-        for d in documented.iter().filter(|d| d.name.starts_with("slo_")) {
+        for (name, _) in documented.iter().filter(|(n, _)| n.starts_with("slo_")) {
             assert!(
-                types.iter().any(|(n, _)| *n == d.name),
-                "{} is documented but not rendered:\n{text}",
-                d.name
+                types.iter().any(|(n, _)| n == name),
+                "{name} is documented but not rendered:\n{text}"
             );
         }
         assert!(text.contains(r#"service="check\"out""#), "{text}");

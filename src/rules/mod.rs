@@ -578,9 +578,9 @@ mod tests {
             promql_parser::parser::parse(expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
         }
         // Rules record every documented slo_* series.
-        for d in crate::interface_doc::documented_series() {
-            if d.name.starts_with("slo_") {
-                assert!(records.contains(d.name.as_str()), "{} not recorded", d.name);
+        for (name, _) in crate::interface_doc::documented_series() {
+            if name.starts_with("slo_") {
+                assert!(records.contains(name.as_str()), "{name} not recorded");
             }
         }
         // Four window pairs, the first page split by min_bad_events.

@@ -1,4 +1,4 @@
-//! Integration tests of alert delivery (`errbudget::alert::deliver`)
+//! Integration tests of alert delivery (`errbudget::alert::dispatch`)
 //! against real Alertmanagers started on loopback, and against a webhook
 //! receiver of the test's own. The fake webhook exists only to capture
 //! request bodies and to be slow or fail on purpose; everything
@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use errbudget::alert::decide::Notification;
-use errbudget::alert::deliver::{fingerprint, DeliveryOptions, Dispatcher};
+use errbudget::alert::dispatch::{fingerprint, DeliveryOptions, Dispatcher};
 use errbudget::config::{AlertingSettings, HttpClientSettings};
 use errbudget::metrics::DaemonMetrics;
 use serde_json::Value;

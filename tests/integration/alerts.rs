@@ -1,5 +1,5 @@
 //! Alert delivery: a service burning its budget now pages through a real
-//! Alertmanager with the CONTRACT labels and annotations.
+//! Alertmanager with the docs/interface.md labels and annotations.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -356,7 +356,7 @@ fn docs_alertmanager_config() -> String {
 }
 
 /// Requirement: a live incident pages through Alertmanager with every
-/// CONTRACT label and annotation, within the policy's theoretical detection
+/// docs/interface.md label and annotation, within the policy's theoretical detection
 /// delay, and resolves when the errors stop; a burst too short to lift the
 /// long window over the factor never pages. The Alertmanager runs the
 /// routing and inhibition example of docs/alerts.md, and the ticket of the
@@ -513,7 +513,7 @@ fn live_incident_pages_in_theoretical_time_and_short_burst_never_pages() {
         );
     }
 
-    // The page as Alertmanager shows it: exactly the CONTRACT labels.
+    // The page as Alertmanager shows it: exactly the docs/interface.md labels.
     let (_, page) = &arrived["page"];
     assert_eq!(
         labels_of(page),

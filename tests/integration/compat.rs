@@ -1,4 +1,4 @@
-//! Other Prometheus-compatible query APIs (CONTRACT: "any
+//! Other Prometheus-compatible query APIs (docs/interface.md: "any
 //! Prometheus-compatible query API"): the same world in VictoriaMetrics,
 //! the same expected figures.
 

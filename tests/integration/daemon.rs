@@ -117,8 +117,8 @@ fn slo_names(d: &Daemon) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Health, readiness, `/metrics` (every CONTRACT series, promtool-clean),
-/// `/api/v1/slos` (CONTRACT shape, same figures as `eval` at the same
+/// Health, readiness, `/metrics` (every docs/interface.md series, promtool-clean),
+/// `/api/v1/slos` (docs/interface.md shape, same figures as `eval` at the same
 /// instant), `/` answers.
 #[test]
 fn serves_contract_endpoints() {

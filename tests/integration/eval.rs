@@ -186,7 +186,7 @@ fn counter_resets() {
 }
 
 /// Counters present but flat: no budget spent. Error ratio 0 (not NaN),
-/// remaining 1. CONTRACT: "No traffic in a window means no budget spent".
+/// remaining 1. docs/interface.md: "No traffic in a window means no budget spent".
 #[test]
 fn flat_counters_spend_no_budget() {
     let w = World::start();
@@ -249,7 +249,7 @@ fn missing_metrics_are_no_data() {
 
 /// Several services (and several spec files) in one config: every SLO
 /// appears exactly once with its own figures, and the document has the
-/// CONTRACT shape.
+/// docs/interface.md shape.
 #[test]
 fn several_services_in_one_config() {
     let w = World::start();
@@ -354,7 +354,7 @@ fn grouped_by_route() {
     assert_all(&doc, &exp);
 }
 
-/// Field types of the CONTRACT JSON document.
+/// Field types of the docs/interface.md JSON document.
 fn assert_shape(doc: &Value) {
     assert!(doc["evaluated_at"].is_string(), "evaluated_at: {doc}");
     for s in doc["slos"].as_array().expect("slos") {

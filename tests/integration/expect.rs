@@ -1,5 +1,5 @@
 //! Expected figures from the event model and their comparison with
-//! errbudget's JSON (CONTRACT.md "JSON").
+//! errbudget's JSON (docs/interface.md "JSON").
 //!
 //! Tolerances, and why:
 //! - Every figure, at every instant (`REL`, 1e-9 relative): samples sit
@@ -61,7 +61,7 @@ pub fn prometheus_rel() -> f64 {
 }
 pub const ABS_RATIO: f64 = 1e-12;
 
-/// The default burn-rate windows (CONTRACT "Alerts" table + 5m/30m/...).
+/// The default burn-rate windows (docs/interface.md "Alerts" table + 5m/30m/...).
 pub const WINDOWS: [(&str, i64); 7] = [
     ("5m", 5 * MINUTE),
     ("30m", 30 * MINUTE),

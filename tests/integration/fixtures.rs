@@ -5,7 +5,7 @@
 pub struct Slo<'a> {
     pub name: &'a str,
     pub objective: &'a str,
-    /// The CONTRACT `period` extension; None = default 30d.
+    /// The docs/interface.md `period` extension; None = default 30d.
     pub period: Option<&'a str>,
     pub error_query: String,
     pub total_query: String,
@@ -57,7 +57,7 @@ pub fn spec(service: &str, team: &str, slos: &[Slo]) -> String {
     s
 }
 
-/// A spec with one latency SLO through the CONTRACT `sli.latency`
+/// A spec with one latency SLO through the docs/interface.md `sli.latency`
 /// extension: good = `_bucket{le=threshold}`, total = `_count`.
 pub fn latency_spec(
     service: &str,

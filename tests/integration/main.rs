@@ -31,6 +31,7 @@ mod golden;
 mod harness;
 mod hostile;
 mod http;
+#[path = "../../src/interface_doc.rs"]
 mod interface;
 mod logs;
 mod packaging;

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use errbudget::config::{BasicAuth, HttpClientSettings};
 use errbudget::metrics::DaemonMetrics;
 use errbudget::prom::{Client, ClientError, QueryApi, QueryError, RangeSeries, Sample};
+use errbudget::tls::TlsError;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -655,14 +656,14 @@ async fn construction_errors_name_the_file() {
     s.tls.ca_file = Some(secret_file(dir.path(), "ca.pem", "not a certificate\n"));
     assert!(matches!(
         Client::new(&s, 1, metrics.clone()).unwrap_err(),
-        ClientError::Pem { .. }
+        ClientError::Tls(TlsError::Pem { .. })
     ));
 
     let mut s = settings("http://127.0.0.1:9090");
     s.tls.cert_file = Some(missing.clone());
     assert!(matches!(
         Client::new(&s, 1, metrics.clone()).unwrap_err(),
-        ClientError::IncompleteClientCert
+        ClientError::Tls(TlsError::IncompleteClientCert)
     ));
 
     let mut s = settings("http://127.0.0.1:9090");
@@ -829,7 +830,7 @@ async fn tls_with_ca_client_cert_and_server_name() {
 /// its own query answers, whatever its service is called.
 #[tokio::test]
 async fn queries_of_many_services_are_shared_and_answer_as_asked() {
-    use errbudget::batch::Batching;
+    use errbudget::prom::batch::Batching;
     let prom = start_prometheus();
     let metrics = Arc::new(DaemonMetrics::new());
     let client = Arc::new(Client::new(&settings(&prom.url()), 4, metrics.clone()).expect("client"));
@@ -888,7 +889,7 @@ async fn queries_of_many_services_are_shared_and_answer_as_asked() {
 /// asked again alone so only it fails.
 #[tokio::test]
 async fn batched_queries_against_real_prometheus() {
-    use errbudget::batch::Batching;
+    use errbudget::prom::batch::Batching;
     let prom = start_prometheus();
     let metrics = Arc::new(DaemonMetrics::new());
     let client = Arc::new(Client::new(&settings(&prom.url()), 4, metrics.clone()).expect("client"));
