@@ -303,6 +303,43 @@ fn eval_of_a_fixed_world_matches_the_golden_file() {
     }
     let text = serde_json::to_string_pretty(&rounded(doc)).expect("JSON");
     check_golden("eval.json", &format!("{text}\n"));
+
+    // `backtest` over the incident's last two hours, on the same world:
+    // the episodes the policy would have paged with, and the budget after.
+    let (code, out, err) = run_bounded(
+        Command::new(harness::errbudget_bin())
+            .arg("backtest")
+            .arg("--config.file")
+            .arg(&cfg)
+            .args(["--from", &(EVAL_AT - 2 * 3600).to_string()])
+            .args(["--to", &EVAL_AT.to_string()])
+            .args(["--step", "5m", "--output", "json"]),
+        Duration::from_secs(120),
+    );
+    // The NaN SLO fails at every step, as in eval, so the replay says so.
+    assert_eq!(
+        code,
+        Some(1),
+        "backtest exit code\nstdout:\n{out}\nstderr:\n{err}"
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("backtest JSON: {e}\n{out}\n{err}"));
+    let text = serde_json::to_string_pretty(&rounded(doc)).expect("JSON");
+    check_golden("backtest.json", &format!("{text}\n"));
+}
+
+/// `convert` of the golden specs: errbudget's own format with every
+/// derived value written out. No backend is involved.
+#[test]
+fn convert_of_the_golden_specs_matches_the_golden_file() {
+    let (code, out, err) = run_bounded(
+        Command::new(harness::errbudget_bin())
+            .arg("convert")
+            .arg(golden_dir().join("slos.yaml")),
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, Some(0), "convert failed:\n{err}");
+    check_golden("convert.yaml", &out);
 }
 
 /// Every non-integer number rounded to 12 significant digits, as in
