@@ -1,6 +1,6 @@
 //! The daemon's own series (`errbudget_*`), all in one struct on the app's
 //! own registry: no global registry, so tests can build as many as they like.
-//! The `slo_*` series are rendered from state at scrape time by `exposition`.
+//! The `slo_*` series are rendered from state at scrape time by `render::metrics`.
 
 use prometheus::{
     Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,

@@ -481,7 +481,7 @@ impl<C: QueryApi> QueryApi for Batching<C> {
 mod tests {
     //! A scripted backend: these tests are about how queries are merged,
     //! bounded and split, which a real Prometheus answers the same way; the
-    //! merged PromQL itself runs against a real one in the e2e tests.
+    //! merged PromQL itself runs against a real one in the integration tests.
     use super::*;
 
     type Script = dyn Fn(&str) -> Result<Vec<Sample>, QueryError> + Send + Sync;
