@@ -1021,9 +1021,7 @@ mod tests {
         // Every rendered series is documented, with its type.
         for (name, kind) in &types {
             assert!(
-                documented
-                    .iter()
-                    .any(|(n, k)| n == name && k == kind),
+                documented.iter().any(|(n, k)| n == name && k == kind),
                 "{name} ({kind}) is rendered but not in docs/interface.md"
             );
         }
