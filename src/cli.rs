@@ -137,6 +137,10 @@ pub enum Command {
         slo: Option<String>,
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
         timeout: std::time::Duration,
+        /// Headers, basic auth or bearer token and TLS for reaching it (a
+        /// client block of the settings without url and timeout).
+        #[arg(long = "http.config.file", value_name = "FILE")]
+        http_config_file: Option<PathBuf>,
     },
     /// Exit 0 if a running errbudget answers /-/healthy (for container
     /// health checks, where no curl is installed).
@@ -145,6 +149,9 @@ pub enum Command {
         url: String,
         #[arg(long, default_value = "5s", value_parser = parse_duration)]
         timeout: std::time::Duration,
+        /// As for `gate`: credentials and TLS for reaching it.
+        #[arg(long = "http.config.file", value_name = "FILE")]
+        http_config_file: Option<PathBuf>,
     },
     /// Print a shell completion script.
     Completions {

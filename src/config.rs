@@ -300,6 +300,49 @@ pub(crate) fn parse_settings_with_positions(
     }
 }
 
+/// Keys of an HTTP client file: a client block without `url` and
+/// `timeout`, which the command's own flags give.
+const CLIENT_FILE_KEYS: &[&str] = &["headers", "basic_auth", "bearer_token_file", "tls"];
+
+/// An HTTP client file (`gate` and `healthcheck --http.config.file`): the
+/// headers, credentials and TLS a client block of the settings takes, with
+/// paths relative to the file's directory, so the commands can reach an
+/// errbudget whose web config asks for basic auth or client certificates.
+/// An empty file is a client without any. Every problem is reported.
+pub fn parse_client_file(file: &str, text: &str) -> Result<HttpClientSettings, Vec<Diagnostic>> {
+    let docs = yaml::load(text)
+        .map_err(|(pos, msg)| vec![Diagnostic::new(file, pos.line, pos.column, msg)])?;
+    let mut cx = Cx::of_text(file, text);
+    let base = Path::new(file)
+        .parent()
+        .unwrap_or(Path::new(""))
+        .to_path_buf();
+    let r = Reader { base };
+    let parsed = match docs.as_slice() {
+        [doc] if !yaml::is_null(doc) => Map::open(&mut cx, doc, "", CLIENT_FILE_KEYS)
+            .and_then(|m| r.client_options(&mut cx, &m)),
+        [] | [_] => Some(HttpClientSettings::default()),
+        [_, second, ..] => {
+            cx.err(
+                Pos {
+                    line: second.span.start.line(),
+                    column: second.span.start.col() + 1,
+                },
+                "an HTTP client file holds one YAML document",
+            );
+            None
+        }
+    };
+    match parsed {
+        Some(s) if !cx.has_errors() => Ok(s),
+        _ => {
+            let mut d = cx.diags;
+            d.sort();
+            Err(d)
+        }
+    }
+}
+
 struct Reader {
     base: PathBuf,
 }
@@ -459,17 +502,36 @@ impl Reader {
             }
         });
         let timeout = self.duration(cx, m, "timeout", DEFAULT_TIMEOUT);
+        let options = self.client_options(cx, m);
+        Some(HttpClientSettings {
+            url: url?,
+            timeout: timeout?,
+            ..options?
+        })
+    }
+
+    /// Headers, credentials and TLS of a client block (no URL, the
+    /// default timeout).
+    fn client_options(&self, cx: &mut Cx<'_>, m: &Map<'_, '_>) -> Option<HttpClientSettings> {
         let mut headers = BTreeMap::new();
         for (k, v) in m.string_map(cx, "headers") {
             if reqwest::header::HeaderName::from_bytes(k.value.as_bytes()).is_err() {
                 cx.err(
                     k.pos,
-                    format!("{}.headers: invalid header name {:?}", m.path, k.value),
+                    format!(
+                        "{}: invalid header name {:?}",
+                        yaml::join(&m.path, "headers"),
+                        k.value
+                    ),
                 );
             } else if reqwest::header::HeaderValue::from_str(&v.value).is_err() {
                 cx.err(
                     v.pos,
-                    format!("{}.headers.{}: invalid header value", m.path, k.value),
+                    format!(
+                        "{}.{}: invalid header value",
+                        yaml::join(&m.path, "headers"),
+                        k.value
+                    ),
                 );
             } else {
                 headers.insert(k.value, v.value);
@@ -490,8 +552,12 @@ impl Reader {
             cx.err(
                 b.key_pos,
                 format!(
-                    "{}: give at most one of basic_auth and bearer_token_file",
-                    m.path
+                    "{}give at most one of basic_auth and bearer_token_file",
+                    if m.path.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{}: ", m.path)
+                    }
                 ),
             );
         }
@@ -516,12 +582,11 @@ impl Reader {
             }
         };
         Some(HttpClientSettings {
-            url: url?,
-            timeout: timeout?,
             headers,
             basic_auth,
             bearer_token_file,
             tls,
+            ..HttpClientSettings::default()
         })
     }
 
@@ -774,6 +839,35 @@ mod tests {
         assert_eq!(s.web.listen_address, "127.0.0.1:9465");
         assert!(s.slo_files.is_empty());
         assert_eq!(s.path, PathBuf::from("etc/errbudget.yaml"));
+    }
+
+    #[test]
+    fn a_client_file_takes_a_client_block_without_url_and_timeout() {
+        let c = parse_client_file(
+            "/etc/eb/client.yml",
+            "basic_auth:\n  username: ci\n  password_file: pw\ntls:\n  ca_file: /ca.pem\n",
+        )
+        .unwrap();
+        let auth = c.basic_auth.unwrap();
+        assert_eq!(auth.username, "ci");
+        assert_eq!(auth.password_file, PathBuf::from("/etc/eb/pw"));
+        assert_eq!(c.tls.ca_file, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(
+            parse_client_file("c.yml", "").unwrap(),
+            HttpClientSettings::default()
+        );
+        let errs =
+            parse_client_file("c.yml", "url: http://x\nheaders:\n  \"bad name\": v\n").unwrap_err();
+        let text: Vec<String> = errs.iter().map(|d| d.to_string()).collect();
+        assert_eq!(text.len(), 2, "{text:?}");
+        assert!(
+            text[0].starts_with("c.yml:1:1: ") && text[0].contains("url"),
+            "{text:?}"
+        );
+        assert!(
+            text[1].starts_with("c.yml:3:3: headers: invalid header name"),
+            "{text:?}"
+        );
     }
 
     #[test]

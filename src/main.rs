@@ -87,8 +87,22 @@ fn main() -> ExitCode {
                 service,
                 slo,
                 timeout,
-            } => commands::gate(&url, &service, slo.as_deref(), timeout).await,
-            Command::Healthcheck { url, timeout } => commands::healthcheck(&url, timeout).await,
+                http_config_file,
+            } => {
+                commands::gate(
+                    &url,
+                    &service,
+                    slo.as_deref(),
+                    timeout,
+                    http_config_file.as_deref(),
+                )
+                .await
+            }
+            Command::Healthcheck {
+                url,
+                timeout,
+                http_config_file,
+            } => commands::healthcheck(&url, timeout, http_config_file.as_deref()).await,
             Command::Completions { shell } => {
                 console::out(format_args!(
                     "{}",

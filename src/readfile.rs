@@ -42,6 +42,11 @@ pub const WEB_CONFIG: Kind = Kind {
     what: "web config files",
     max_bytes: 1 << 20,
 };
+/// The HTTP client file of `gate` and `healthcheck`.
+pub const CLIENT_FILE: Kind = Kind {
+    what: "HTTP client files",
+    max_bytes: 1 << 20,
+};
 /// Password and token files.
 pub const SECRET: Kind = Kind {
     what: "secret files",

@@ -49,6 +49,9 @@ pub enum Failure {
     Incomplete(usize),
     #[error("unhealthy")]
     Unhealthy(#[source] reqwest::Error),
+    /// The client `gate` or `healthcheck` would ask with.
+    #[error(transparent)]
+    Endpoint(#[from] load::EndpointError),
     /// The daemon stopped on an error (its causes are in the message).
     #[error("errbudget: {0:#}")]
     Run(anyhow::Error),
@@ -61,7 +64,7 @@ impl Failure {
     /// client), 1 for a result that is not good.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Failure::Usage(_) | Failure::Load(_) | Failure::Client(_) => 2,
+            Failure::Usage(_) | Failure::Load(_) | Failure::Client(_) | Failure::Endpoint(_) => 2,
             Failure::Problems { .. }
             | Failure::Rules(_)
             | Failure::Json(_)
@@ -233,17 +236,24 @@ pub async fn gate(
     service: &str,
     slo: Option<&str>,
     timeout: std::time::Duration,
+    http_config: Option<&Path>,
 ) -> Result<Outcome, Failure> {
+    let client = load::endpoint_client(http_config, timeout)?;
     let endpoint = format!("{}/api/v1/slos", url.trim_end_matches('/'));
+    let parsed = crate::httpclient::parse_url(&endpoint, "errbudget");
     let body = async {
-        let client = reqwest::Client::builder().timeout(timeout).build()?;
-        client
-            .get(&endpoint)
-            .send()
-            .await?
-            .error_for_status()?
-            .json::<serde_json::Value>()
-            .await
+        let url = parsed.map_err(|e| e.to_string())?;
+        let answer = async {
+            client
+                .get(url)
+                .timeout(timeout)
+                .send()
+                .await?
+                .error_for_status()?
+                .json::<serde_json::Value>()
+                .await
+        };
+        answer.await.map_err(|e| e.to_string())
     };
     // "cannot tell" is the gate's answer, on stdout where CI logs read it.
     let doc = match body.await {
@@ -256,13 +266,22 @@ pub async fn gate(
     Ok(gate_decision(&doc, service, slo))
 }
 
-/// For a container's HEALTHCHECK: 0 when `url` answers 200.
-pub async fn healthcheck(url: &str, timeout: std::time::Duration) -> Result<Outcome, Failure> {
-    let answer = async {
-        let client = reqwest::Client::builder().timeout(timeout).build()?;
-        client.get(url).send().await?.error_for_status()
-    };
-    answer.await.map_err(Failure::Unhealthy)?;
+/// For a container's HEALTHCHECK: 0 when `url` answers 2xx.
+pub async fn healthcheck(
+    url: &str,
+    timeout: std::time::Duration,
+    http_config: Option<&Path>,
+) -> Result<Outcome, Failure> {
+    let client = load::endpoint_client(http_config, timeout)?;
+    let url = crate::httpclient::parse_url(url, "health check")
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+    client
+        .get(url)
+        .timeout(timeout)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(Failure::Unhealthy)?;
     Ok(0)
 }
 

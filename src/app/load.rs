@@ -275,3 +275,32 @@ pub fn dispatcher(
         Dispatcher::new(a, options, metrics.clone()).context("cannot set up alert delivery")?;
     Ok(Some(Arc::new(dispatcher)))
 }
+
+/// The client `gate` and `healthcheck` reach a running errbudget with:
+/// `--http.config.file`'s credentials and TLS if given, `timeout` per
+/// request either way.
+pub fn endpoint_client(
+    file: Option<&Path>,
+    timeout: std::time::Duration,
+) -> Result<crate::httpclient::HttpClient, EndpointError> {
+    let mut settings = match file {
+        None => crate::config::HttpClientSettings::default(),
+        Some(path) => {
+            let name = path.display().to_string();
+            let text = crate::readfile::read_text(path, crate::readfile::CLIENT_FILE)
+                .map_err(|e| EndpointError::Load(vec![e.diagnostic(&name)]))?;
+            crate::config::parse_client_file(&name, &text).map_err(EndpointError::Load)?
+        }
+    };
+    settings.timeout = timeout;
+    crate::httpclient::HttpClient::new(&settings).map_err(EndpointError::Client)
+}
+
+/// Why the client of `gate` or `healthcheck` could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    #[error("{}", join(.0))]
+    Load(Vec<Diagnostic>),
+    #[error("cannot set up the HTTP client of --http.config.file")]
+    Client(#[source] crate::httpclient::ClientError),
+}

@@ -751,3 +751,94 @@ fn idle_sockets_past_the_cap_do_not_delay_a_scrape() {
     assert!(closed > 0, "no idle connection was closed");
     drop(held);
 }
+
+/// `gate` and `healthcheck` reach an errbudget behind HTTPS and basic auth
+/// with `--http.config.file` (the container's HEALTHCHECK would fail
+/// otherwise), and without it are refused as the server refuses anyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gate_and_healthcheck_reach_a_protected_errbudget_with_a_client_file() {
+    let pki = Pki::new();
+    let ws = Workspace::new();
+    let cfg = offline_config(&ws);
+    let web = write_web_config(
+        &ws,
+        "web.yml",
+        &format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\nbasic_auth_users:\n  {USER}: {}\n",
+            pki.path("server.crt").display(),
+            pki.path("server.key").display(),
+            bcrypt_hash(PASSWORD)
+        ),
+    );
+    let mut s = Server::start(&cfg, Some(&web));
+    let c = pki.client(None);
+    let healthy = s.url("https", "/-/healthy");
+    s.wait_for(&c.get(&healthy).basic_auth(USER, Some(PASSWORD)), 200)
+        .await;
+    let password = ws.path("password");
+    std::fs::write(&password, format!("{PASSWORD}\n")).expect("write password file");
+    let client_file = ws.path("client.yml");
+    std::fs::write(
+        &client_file,
+        format!(
+            "basic_auth:\n  username: {USER}\n  password_file: {}\ntls:\n  ca_file: {}\n",
+            password.display(),
+            pki.path("ca.crt").display()
+        ),
+    )
+    .expect("write client file");
+    // The CA alone: the TLS handshake succeeds, basic auth refuses.
+    let ca_only = ws.path("ca-only.yml");
+    std::fs::write(
+        &ca_only,
+        format!("tls:\n  ca_file: {}\n", pki.path("ca.crt").display()),
+    )
+    .expect("write client file");
+    let run = |args: &[&str], file: Option<&Path>| {
+        let mut cmd = Command::new(harness::errbudget_bin());
+        cmd.args(args).args(["--timeout", "5s"]);
+        if let Some(f) = file {
+            cmd.arg("--http.config.file").arg(f);
+        }
+        harness::run_bounded(&mut cmd, Duration::from_secs(30))
+    };
+
+    let (code, out, err) = run(&["healthcheck", "--url", &healthy], Some(&client_file));
+    assert_eq!(
+        code,
+        Some(0),
+        "healthcheck with the client file:\n{out}{err}"
+    );
+    let (code, out, err) = run(&["healthcheck", "--url", &healthy], Some(&ca_only));
+    assert_eq!(code, Some(1), "without credentials:\n{out}{err}");
+    assert!(err.contains("401"), "{err}");
+    // Without the file the server's certificate is not trusted.
+    let (code, out, err) = run(&["healthcheck", "--url", &healthy], None);
+    assert_eq!(code, Some(1), "without the file:\n{out}{err}");
+    assert!(err.contains("UnknownIssuer"), "{err}");
+
+    // Ready once the first evaluation is done: the SLO is in the list.
+    let ready = s.url("https", "/-/ready");
+    s.wait_for(&c.get(&ready).basic_auth(USER, Some(PASSWORD)), 200)
+        .await;
+    // The SLO cannot be evaluated (its Prometheus is offline), so the gate
+    // cannot tell; with the file it says so from the SLO list it read.
+    let base = s.url("https", "");
+    let gate = ["gate", "--url", &base, "--service", "live"];
+    let (code, out, err) = run(&gate, Some(&client_file));
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(out.contains("cannot tell: live/availability"), "{out}{err}");
+    let (code, out, err) = run(&gate, Some(&ca_only));
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(out.contains("401"), "{out}{err}");
+
+    // A broken client file is a usage problem, reported at its line.
+    std::fs::write(&client_file, "basic_auth:\n  username: x\nbogus: 1\n").expect("write");
+    let (code, out, err) = run(&["healthcheck", "--url", &healthy], Some(&client_file));
+    assert_eq!(code, Some(2), "{out}{err}");
+    let file = client_file.display();
+    assert!(
+        err.contains(&format!("{file}:3:1: ")) && err.contains("password_file"),
+        "{err}"
+    );
+}
