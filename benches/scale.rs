@@ -345,6 +345,32 @@ fn scrape(addr: SocketAddr, gzip: bool) -> (usize, f64) {
     (raw.len() - head_end, secs)
 }
 
+/// One `errbudget gate --output json` run against the daemon at `addr`:
+/// process start, the `/api/v1/slos` fetch of every SLO and the decision.
+fn gate_secs(addr: SocketAddr, service: &str) -> f64 {
+    let url = format!("http://{addr}");
+    let t = Instant::now();
+    let out = Command::new(harness::errbudget_bin())
+        .args([
+            "gate",
+            "--url",
+            &url,
+            "--service",
+            service,
+            "--output",
+            "json",
+        ])
+        .output()
+        .expect("run gate");
+    let secs = t.elapsed().as_secs_f64();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("gate JSON");
+    assert!(
+        doc["slos"].as_array().is_some_and(|s| !s.is_empty()),
+        "{doc}"
+    );
+    secs
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -371,12 +397,21 @@ struct Figures {
     first_scrape: f64,
     metrics_plain: (usize, f64),
     metrics_gzip: (usize, f64),
+    /// `gate --output json` for one service, whole process: median seconds.
+    gate_json: f64,
     restart: Option<(f64, f64)>,
 }
 
 /// Cold start, then `cycles` steady cycles, /metrics, and (with the
 /// storage flag) a restart after `gap`.
-fn measure(cfg: &Path, prom_pid: u32, cycles: u64, storage: bool, gap: u64) -> Figures {
+fn measure(
+    cfg: &Path,
+    prom_pid: u32,
+    cycles: u64,
+    storage: bool,
+    gap: u64,
+    service: &str,
+) -> Figures {
     let store = tempfile::tempdir().expect("tempdir");
     let store_path = storage.then(|| store.path().join("store"));
     let t = Instant::now();
@@ -419,6 +454,7 @@ fn measure(cfg: &Path, prom_pid: u32, cycles: u64, storage: bool, gap: u64) -> F
     let plain: Vec<(usize, f64)> = (0..5).map(|_| scrape(d.addr, false)).collect();
     let gz: Vec<(usize, f64)> = (0..5).map(|_| scrape(d.addr, true)).collect();
     let pick = |v: &[(usize, f64)]| (v[0].0, median(v.iter().map(|x| x.1).collect()));
+    let gate_json = median((0..5).map(|_| gate_secs(d.addr, service)).collect());
     let restart = storage.then(|| {
         d.stop();
         std::thread::sleep(Duration::from_secs(gap));
@@ -446,6 +482,7 @@ fn measure(cfg: &Path, prom_pid: u32, cycles: u64, storage: bool, gap: u64) -> F
         first_scrape,
         metrics_plain: pick(&plain),
         metrics_gzip: pick(&gz),
+        gate_json,
         restart,
     }
 }
@@ -597,6 +634,10 @@ fn print_figures(f: &Figures, slos: usize, naive: f64, naive_note: &str, targets
         "/metrics gzip: bytes / scrape",
         format!("{} / {:.1} ms", f.metrics_gzip.0, f.metrics_gzip.1 * 1e3),
     );
+    row(
+        "gate --output json, whole process (median of 5)",
+        format!("{:.1} ms (target < 100 ms)", f.gate_json * 1e3),
+    );
 }
 
 fn prometheus_version() -> String {
@@ -674,8 +715,8 @@ fn main() {
             // Both daemons at once: their sample counts are their own;
             // the time and CPU figures of this scenario are not the point.
             let (fc, ff) = std::thread::scope(|s| {
-                let a = s.spawn(|| measure(&cfg_c, pid, cycles, storage, gap));
-                let b = s.spawn(|| measure(&cfg_f, pid, cycles, false, gap));
+                let a = s.spawn(|| measure(&cfg_c, pid, cycles, storage, gap, coarse[0]));
+                let b = s.spawn(|| measure(&cfg_f, pid, cycles, false, gap, fine[0]));
                 (a.join().expect("60 s run"), b.join().expect("5 s run"))
             });
             println!(
@@ -714,7 +755,14 @@ fn main() {
             let prom = Prometheus::start(&blocks);
             let ws = Workspace::new();
             let cfg = config(&ws, &prom, &services);
-            let f = measure(&cfg, prom.guard.pid(), scale_cycles, storage, gap);
+            let f = measure(
+                &cfg,
+                prom.guard.pid(),
+                scale_cycles,
+                storage,
+                gap,
+                services[0],
+            );
             println!(
                 "\n[scale] {n} SLOs, {scale_hours} h of 60 s samples (backfill {:.0?}; cold start reads {scale_hours} h, not 30 d)",
                 backfilled

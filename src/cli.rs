@@ -35,6 +35,13 @@ pub enum Shell {
     Fish,
 }
 
+/// How `gate` answers: lines for a CI log, or one JSON document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GateOutput {
+    Text,
+    Json,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     Table,
@@ -141,6 +148,8 @@ pub enum Command {
         /// client block of the settings without url and timeout).
         #[arg(long = "http.config.file", value_name = "FILE")]
         http_config_file: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = GateOutput::Text)]
+        output: GateOutput,
     },
     /// Exit 0 if a running errbudget answers /-/healthy (for container
     /// health checks, where no curl is installed).

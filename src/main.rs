@@ -88,6 +88,7 @@ fn main() -> ExitCode {
                 slo,
                 timeout,
                 http_config_file,
+                output,
             } => {
                 commands::gate(
                     &url,
@@ -95,6 +96,7 @@ fn main() -> ExitCode {
                     slo.as_deref(),
                     timeout,
                     http_config_file.as_deref(),
+                    output,
                 )
                 .await
             }

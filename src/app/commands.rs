@@ -7,8 +7,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::app::gate;
 use crate::app::load;
-use crate::cli::OutputFormat;
+use crate::cli::{GateOutput, OutputFormat};
 use crate::diag::Diagnostic;
 use crate::eval::engine::Engine;
 use crate::httpclient::ClientError;
@@ -230,13 +231,15 @@ pub fn convert(config_file: Option<&Path>, specs: &[PathBuf]) -> Result<Outcome,
     }
 }
 
-/// Asks a running errbudget whether `service` (and `slo`) may deploy.
+/// Asks a running errbudget whether `service` (and `slo`) may deploy, and
+/// prints the answer for a CI log or, with `json`, for a pipeline.
 pub async fn gate(
     url: &str,
     service: &str,
     slo: Option<&str>,
     timeout: std::time::Duration,
     http_config: Option<&Path>,
+    output: GateOutput,
 ) -> Result<Outcome, Failure> {
     let client = load::endpoint_client(http_config, timeout)?;
     let endpoint = format!("{}/api/v1/slos", url.trim_end_matches('/'));
@@ -256,14 +259,25 @@ pub async fn gate(
         answer.await.map_err(|e| e.to_string())
     };
     // "cannot tell" is the gate's answer, on stdout where CI logs read it.
-    let doc = match body.await {
-        Ok(d) => d,
-        Err(e) => {
-            crate::outln!("cannot tell: {endpoint}: {e}");
-            return Ok(2);
+    let (doc, answer) = match body.await {
+        Ok(doc) => {
+            let answer = gate::decide(&doc, service, slo);
+            (doc, answer)
         }
+        Err(e) => (
+            serde_json::Value::Null,
+            gate::Answer::cannot_tell(format!("{endpoint}: {e}")),
+        ),
     };
-    Ok(gate_decision(&doc, service, slo))
+    match output {
+        GateOutput::Text => {
+            for line in answer.lines() {
+                crate::outln!("{line}");
+            }
+        }
+        GateOutput::Json => print_json(&answer.json(&endpoint, service, slo, &doc))?,
+    }
+    Ok(answer.decision.code())
 }
 
 /// For a container's HEALTHCHECK: 0 when `url` answers 2xx.
@@ -283,78 +297,4 @@ pub async fn healthcheck(
         .and_then(|r| r.error_for_status())
         .map_err(Failure::Unhealthy)?;
     Ok(0)
-}
-
-/// 0 allowed, 1 frozen, 2 cannot tell; prints why.
-pub fn gate_decision(doc: &serde_json::Value, service: &str, slo: Option<&str>) -> Outcome {
-    let Some(list) = doc.get("slos").and_then(|s| s.as_array()) else {
-        crate::outln!("cannot tell: the answer has no \"slos\" list");
-        return 2;
-    };
-    let matching: Vec<&serde_json::Value> = list
-        .iter()
-        .filter(|s| s.get("service").and_then(|v| v.as_str()) == Some(service))
-        .filter(|s| slo.is_none() || s.get("slo").and_then(|v| v.as_str()) == slo)
-        .collect();
-    if matching.is_empty() {
-        crate::outln!(
-            "cannot tell: no SLO of service {service:?}{} is known",
-            slo.map(|s| format!(" named {s:?}")).unwrap_or_default()
-        );
-        return 2;
-    }
-    let mut code = 0;
-    for s in matching {
-        let name = s.get("slo").and_then(|v| v.as_str()).unwrap_or("?");
-        let left = s
-            .get("error_budget_remaining_ratio")
-            .and_then(|v| v.as_f64());
-        let status = s.get("status").and_then(|v| v.as_str()).unwrap_or("?");
-        match (s.get("release_frozen").and_then(|v| v.as_bool()), left) {
-            (Some(true), Some(l)) => {
-                crate::outln!("frozen: {service}/{name}: {:.1}% of the error budget left, below the release-freeze policy", l * 100.0);
-                code = code.max(1);
-            }
-            (Some(false), Some(l)) if status != "error" => {
-                crate::outln!(
-                    "allowed: {service}/{name}: {:.1}% of the error budget left",
-                    l * 100.0
-                );
-            }
-            _ => {
-                let why = s.get("error").and_then(|v| v.as_str()).unwrap_or(status);
-                crate::outln!("cannot tell: {service}/{name}: not evaluated ({why})");
-                code = 2;
-            }
-        }
-    }
-    code
-}
-
-#[cfg(test)]
-mod tests {
-    use super::gate_decision;
-    use serde_json::json;
-
-    fn doc(frozen: bool, status: &str) -> serde_json::Value {
-        json!({"slos": [
-            {"service": "checkout", "slo": "avail", "status": status,
-             "release_frozen": frozen, "error_budget_remaining_ratio": if frozen { -0.2 } else { 0.4 }},
-            {"service": "search", "slo": "avail", "status": "ok",
-             "release_frozen": true, "error_budget_remaining_ratio": -1.0}
-        ]})
-    }
-
-    #[test]
-    fn gate_exit_codes() {
-        assert_eq!(gate_decision(&doc(false, "ok"), "checkout", None), 0);
-        assert_eq!(gate_decision(&doc(true, "ok"), "checkout", None), 1);
-        assert_eq!(gate_decision(&doc(false, "error"), "checkout", None), 2);
-        assert_eq!(
-            gate_decision(&doc(false, "ok"), "checkout", Some("latency")),
-            2
-        );
-        assert_eq!(gate_decision(&doc(false, "ok"), "search", Some("avail")), 1);
-        assert_eq!(gate_decision(&json!({"x": 1}), "checkout", None), 2);
-    }
 }

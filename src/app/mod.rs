@@ -1,6 +1,7 @@
-//! The edge: reading the files (`load`), the daemon (`run`) and the
-//! one-shot commands (`commands`).
+//! The edge: reading the files (`load`), the daemon (`run`), the one-shot
+//! commands (`commands`) and the release gate's decision (`gate`).
 
 pub mod commands;
+pub mod gate;
 pub mod load;
 pub mod run;

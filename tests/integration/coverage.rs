@@ -190,6 +190,37 @@ fn a_running_daemon_says_how_much_of_the_period_it_holds() {
     assert_eq!(code, Some(0), "gate: {out}{err}");
     assert!(out.contains("allowed: young/availability"), "{out}");
 
+    // The same answer as JSON, with the figures it rests on: the budget
+    // left as the events say (within the bound `assert_honest` uses).
+    let (code, out, err) = run_bounded(
+        std::process::Command::new(errbudget_bin()).args([
+            "gate",
+            "--url",
+            &format!("http://{}", daemon.addr),
+            "--service",
+            "young",
+            "--output",
+            "json",
+        ]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, Some(0), "gate --output json: {out}{err}");
+    let answer: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(answer["decision"], "allowed", "{answer}");
+    assert_eq!(answer["exit_code"], 0, "{answer}");
+    let one = &answer["slos"][0];
+    assert_eq!(one["decision"], "allowed", "{answer}");
+    assert_eq!(one["release_frozen"], false, "{answer}");
+    let (total, bad) = g.events(end, end - start);
+    let covered = (crate::harness::evaluated_at(&answer) - start) as f64;
+    let spent = bad as f64 / total as f64 * covered;
+    let left = f(one, "error_budget_remaining_ratio");
+    let want = 1.0 - spent / BUDGET_SECS;
+    assert!(
+        (left - want).abs() <= 0.05 * spent / BUDGET_SECS,
+        "gate's remaining ratio {left}, events say {want}: {answer}"
+    );
+
     let metrics = daemon.get("/metrics").body;
     let line = metrics
         .lines()
