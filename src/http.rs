@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, State as AxState};
+use axum::extract::{Path, Query, State as AxState};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -136,8 +136,22 @@ async fn reload(AxState(app): AxState<AppState>) -> Response {
     }
 }
 
-async fn slos(AxState(app): AxState<AppState>) -> Json<serde_json::Value> {
-    Json(json::snapshot_json(&app.state.snapshot()))
+/// `?service=` and `?slo=` narrow the list, so a release gate of one
+/// service reads its own SLOs, not every SLO of the daemon.
+#[derive(Debug, Default, serde::Deserialize)]
+struct SloFilter {
+    service: Option<String>,
+    slo: Option<String>,
+}
+
+async fn slos(
+    AxState(app): AxState<AppState>,
+    Query(filter): Query<SloFilter>,
+) -> Json<serde_json::Value> {
+    let wanted = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+    Json(json::snapshot_json_of(&app.state.snapshot(), |i| {
+        wanted(&filter.service, &i.slo.service) && wanted(&filter.slo, &i.slo.name)
+    }))
 }
 
 async fn index(AxState(app): AxState<AppState>) -> Html<String> {
@@ -276,6 +290,58 @@ mod tests {
         let (status, body) = get("/slo/check%20out/nope").await;
         assert_eq!(status, 404);
         assert!(body.contains("SLO not found"));
+    }
+
+    #[tokio::test]
+    async fn the_slo_list_narrows_to_a_service_and_slo() {
+        let state = Arc::new(State::new());
+        let one = |service: &str, name: &str| {
+            (
+                Arc::new(test_slo(service, name, 99.9, 30)),
+                Ok(vec![(
+                    LabelSet::new(),
+                    Status::Ok,
+                    crate::render::pages::test_figures(0.5, false),
+                )]),
+            )
+        };
+        state.publish(
+            Snapshot::default().next(5_000, vec![one("a b", "x"), one("a b", "y"), one("c", "x")]),
+        );
+        let (reload, _rx) = mpsc::channel(1);
+        let addr = serve(AppState {
+            state,
+            metrics: Arc::new(DaemonMetrics::new()),
+            reload,
+            trends: None,
+            prefix: "".into(),
+        })
+        .await;
+        let names = |query: &'static str| async move {
+            let doc: serde_json::Value = reqwest::get(format!("http://{addr}/api/v1/slos{query}"))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            doc["slos"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{}/{}",
+                        s["service"].as_str().unwrap(),
+                        s["slo"].as_str().unwrap()
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names("").await, ["a b/x", "a b/y", "c/x"]);
+        assert_eq!(names("?service=a%20b").await, ["a b/x", "a b/y"]);
+        assert_eq!(names("?service=a+b&slo=y").await, ["a b/y"]);
+        assert_eq!(names("?slo=x").await, ["a b/x", "c/x"]);
+        assert!(names("?service=nope").await.is_empty());
     }
 
     #[tokio::test]

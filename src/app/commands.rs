@@ -247,8 +247,13 @@ pub async fn gate(
     let body = async {
         let url = parsed.map_err(|e| e.to_string())?;
         let answer = async {
+            // The daemon narrows the list (an older one ignores this and
+            // `decide` filters all the same).
+            let mut query = vec![("service", service)];
+            query.extend(slo.map(|s| ("slo", s)));
             client
                 .get(url)
+                .query(&query)
                 .timeout(timeout)
                 .send()
                 .await?

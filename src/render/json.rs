@@ -98,8 +98,13 @@ pub fn instance_json(i: &Instance) -> Value {
 }
 
 pub fn snapshot_json(s: &Snapshot) -> Value {
+    snapshot_json_of(s, |_| true)
+}
+
+/// The document with only the instances `keep` accepts (`/api/v1/slos?service=`).
+pub fn snapshot_json_of(s: &Snapshot, keep: impl Fn(&Instance) -> bool) -> Value {
     json!({
         "evaluated_at": s.evaluated_at.map_or(Value::Null, |t| json!(rfc3339(t))),
-        "slos": s.instances.iter().map(instance_json).collect::<Vec<_>>(),
+        "slos": s.instances.iter().filter(|i| keep(i)).map(instance_json).collect::<Vec<_>>(),
     })
 }
