@@ -262,42 +262,19 @@ pub(crate) fn parse_settings_with_positions(
     file: &str,
     text: &str,
 ) -> Result<(Settings, Vec<Pos>), Vec<Diagnostic>> {
-    let docs = yaml::load(text)
-        .map_err(|(pos, msg)| vec![Diagnostic::new(file, pos.line, pos.column, msg)])?;
-    let mut cx = Cx::of_text(file, text);
-    let base = Path::new(file)
-        .parent()
-        .unwrap_or(Path::new(""))
-        .to_path_buf();
-    let r = Reader { base };
-    let parsed = match docs.as_slice() {
-        [doc] if !yaml::is_null(doc) => r.settings(&mut cx, doc, file),
-        [] | [_] => {
+    parse_document(
+        file,
+        text,
+        "a settings file",
+        |cx| {
             cx.err(
                 Pos { line: 1, column: 1 },
                 "empty settings file: prometheus.url is required",
             );
             None
-        }
-        [_, second, ..] => {
-            cx.err(
-                Pos {
-                    line: second.span.start.line(),
-                    column: second.span.start.col() + 1,
-                },
-                "a settings file holds one YAML document",
-            );
-            None
-        }
-    };
-    match parsed {
-        Some(s) if !cx.has_errors() => Ok(s),
-        _ => {
-            let mut d = cx.diags;
-            d.sort();
-            Err(d)
-        }
-    }
+        },
+        |r, cx, doc| r.settings(cx, doc, file),
+    )
 }
 
 /// Keys of an HTTP client file: a client block without `url` and
@@ -310,6 +287,27 @@ const CLIENT_FILE_KEYS: &[&str] = &["headers", "basic_auth", "bearer_token_file"
 /// errbudget whose web config asks for basic auth or client certificates.
 /// An empty file is a client without any. Every problem is reported.
 pub fn parse_client_file(file: &str, text: &str) -> Result<HttpClientSettings, Vec<Diagnostic>> {
+    parse_document(
+        file,
+        text,
+        "an HTTP client file",
+        |_| Some(HttpClientSettings::default()),
+        |r, cx, doc| {
+            Map::open(cx, doc, "", CLIENT_FILE_KEYS).and_then(|m| r.client_options(cx, &m))
+        },
+    )
+}
+
+/// Reads the one YAML document of `file` with `read` (paths relative to
+/// the file's directory), or `empty` when there is none; every problem is
+/// reported, sorted by position. `what` names the file in messages.
+fn parse_document<T>(
+    file: &str,
+    text: &str,
+    what: &str,
+    empty: impl FnOnce(&mut Cx<'_>) -> Option<T>,
+    read: impl FnOnce(&Reader, &mut Cx<'_>, &yaml::Node<'_>) -> Option<T>,
+) -> Result<T, Vec<Diagnostic>> {
     let docs = yaml::load(text)
         .map_err(|(pos, msg)| vec![Diagnostic::new(file, pos.line, pos.column, msg)])?;
     let mut cx = Cx::of_text(file, text);
@@ -319,16 +317,15 @@ pub fn parse_client_file(file: &str, text: &str) -> Result<HttpClientSettings, V
         .to_path_buf();
     let r = Reader { base };
     let parsed = match docs.as_slice() {
-        [doc] if !yaml::is_null(doc) => Map::open(&mut cx, doc, "", CLIENT_FILE_KEYS)
-            .and_then(|m| r.client_options(&mut cx, &m)),
-        [] | [_] => Some(HttpClientSettings::default()),
+        [doc] if !yaml::is_null(doc) => read(&r, &mut cx, doc),
+        [] | [_] => empty(&mut cx),
         [_, second, ..] => {
             cx.err(
                 Pos {
                     line: second.span.start.line(),
                     column: second.span.start.col() + 1,
                 },
-                "an HTTP client file holds one YAML document",
+                format!("{what} holds one YAML document"),
             );
             None
         }

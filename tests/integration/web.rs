@@ -250,6 +250,21 @@ fn offline_config(ws: &Workspace) -> PathBuf {
     )
 }
 
+/// A web config serving HTTPS with the test PKI's server certificate and
+/// asking every request for `USER`'s basic auth.
+fn https_with_basic_auth(ws: &Workspace, pki: &Pki) -> PathBuf {
+    write_web_config(
+        ws,
+        "web.yml",
+        &format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\nbasic_auth_users:\n  {USER}: {}\n",
+            pki.path("server.crt").display(),
+            pki.path("server.key").display(),
+            bcrypt_hash(PASSWORD)
+        ),
+    )
+}
+
 fn write_web_config(ws: &Workspace, name: &str, text: &str) -> PathBuf {
     let p = ws.path(name);
     std::fs::write(&p, text).expect("write web config");
@@ -573,16 +588,7 @@ async fn fifty_scrapers_over_https_with_basic_auth() {
             ),
         )],
     );
-    let web = write_web_config(
-        &ws,
-        "web.yml",
-        &format!(
-            "tls_server_config:\n  cert_file: {}\n  key_file: {}\nbasic_auth_users:\n  {USER}: {}\n",
-            pki.path("server.crt").display(),
-            pki.path("server.key").display(),
-            bcrypt_hash(PASSWORD)
-        ),
-    );
+    let web = https_with_basic_auth(&ws, &pki);
     let mut s = Server::start(&cfg, Some(&web));
     let c = pki.client(None);
     s.wait_for(
@@ -760,16 +766,7 @@ async fn gate_and_healthcheck_reach_a_protected_errbudget_with_a_client_file() {
     let pki = Pki::new();
     let ws = Workspace::new();
     let cfg = offline_config(&ws);
-    let web = write_web_config(
-        &ws,
-        "web.yml",
-        &format!(
-            "tls_server_config:\n  cert_file: {}\n  key_file: {}\nbasic_auth_users:\n  {USER}: {}\n",
-            pki.path("server.crt").display(),
-            pki.path("server.key").display(),
-            bcrypt_hash(PASSWORD)
-        ),
-    );
+    let web = https_with_basic_auth(&ws, &pki);
     let mut s = Server::start(&cfg, Some(&web));
     let c = pki.client(None);
     let healthy = s.url("https", "/-/healthy");
