@@ -261,8 +261,10 @@ pub async fn gate(
                 .json::<serde_json::Value>()
                 .await
         };
-        answer.await.map_err(|e| e.to_string())
+        // Without the URL: it may carry credentials.
+        answer.await.map_err(crate::httpclient::describe)
     };
+    let endpoint = crate::diag::redact(&endpoint);
     // "cannot tell" is the gate's answer, on stdout where CI logs read it.
     let (doc, answer) = match body.await {
         Ok(doc) => {
@@ -300,6 +302,6 @@ pub async fn healthcheck(
         .send()
         .await
         .and_then(|r| r.error_for_status())
-        .map_err(Failure::Unhealthy)?;
+        .map_err(|e| Failure::Unhealthy(e.without_url()))?;
     Ok(0)
 }

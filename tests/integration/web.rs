@@ -828,6 +828,28 @@ async fn gate_and_healthcheck_reach_a_protected_errbudget_with_a_client_file() {
     let (code, out, err) = run(&gate, Some(&ca_only));
     assert_eq!(code, Some(2), "{out}{err}");
     assert!(out.contains("401"), "{out}{err}");
+    // Credentials in the URL never reach the output, text or JSON.
+    let leaky = base.replace("https://", "https://scraper:not-the-password@");
+    for output in ["text", "json"] {
+        let (code, out, err) = run(
+            &[
+                "gate",
+                "--url",
+                &leaky,
+                "--service",
+                "live",
+                "--output",
+                output,
+            ],
+            Some(&ca_only),
+        );
+        assert_eq!(code, Some(2), "{out}{err}");
+        assert!(out.contains("401"), "{out}{err}");
+        assert!(
+            !format!("{out}{err}").contains("not-the-password"),
+            "{out}{err}"
+        );
+    }
 
     // A broken client file is a usage problem, reported at its line.
     std::fs::write(&client_file, "basic_auth:\n  username: x\nbogus: 1\n").expect("write");
