@@ -3,7 +3,6 @@
 //! [`Outcome`] (its exit code when there is nothing more to say) or a
 //! [`Failure`], which `main` alone prints and turns into an exit code.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,7 +11,6 @@ use crate::app::load;
 use crate::cli::{GateOutput, OutputFormat};
 use crate::diag::Diagnostic;
 use crate::eval::engine::Engine;
-use crate::httpclient::ClientError;
 use crate::metrics::DaemonMetrics;
 use crate::prom::Client;
 use crate::render::{json, table};
@@ -30,17 +28,17 @@ pub enum Failure {
     #[error("{0}")]
     Usage(String),
     /// The settings or specs could not be loaded; every problem is listed.
-    #[error("{}", Lines(.0))]
+    #[error("{}", load::join(.0))]
     Load(Vec<Diagnostic>),
     /// The files loaded but hold problems the command reports as its
     /// result (`check`, `convert`); `summary` closes the list.
-    #[error("{}\n{summary}", Lines(.problems))]
+    #[error("{}\n{summary}", load::join(.problems))]
     Problems {
         problems: Vec<Diagnostic>,
         summary: String,
     },
-    #[error("cannot set up the Prometheus client")]
-    Client(#[source] ClientError),
+    #[error(transparent)]
+    Client(#[from] load::PromClientError),
     /// The rules cannot be written for these SLOs.
     #[error("{}", .0.join("\n"))]
     Rules(Vec<String>),
@@ -74,21 +72,6 @@ impl Failure {
             | Failure::Run(_)
             | Failure::Man(_) => 1,
         }
-    }
-}
-
-/// Diagnostics one per line, as editors and CI annotations read them.
-struct Lines<'a>(&'a [Diagnostic]);
-
-impl fmt::Display for Lines<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (n, d) in self.0.iter().enumerate() {
-            if n > 0 {
-                f.write_str("\n")?;
-            }
-            write!(f, "{d}")?;
-        }
-        Ok(())
     }
 }
 
@@ -132,7 +115,7 @@ fn engine<C: crate::prom::QueryApi>(
 ) -> Result<Engine<C>, Failure> {
     let (settings, slos) = load::settings_and_specs(config_file).map_err(Failure::Load)?;
     let metrics = Arc::new(DaemonMetrics::new());
-    let client = load::prom_client(&settings, &metrics).map_err(Failure::Client)?;
+    let client = load::prom_client(&settings, &metrics)?;
     let mut engine = Engine::new(
         Arc::new(wrap(client)),
         slos,

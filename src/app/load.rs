@@ -195,7 +195,7 @@ pub fn prepare(
     let mut problems = Vec::new();
     let client = prom_client(&settings, metrics)
         .map(Arc::new)
-        .map_err(|e| problems.push(Diagnostic::whole_file(&file, client_problem(&e))))
+        .map_err(|e| problems.push(Diagnostic::whole_file(&file, crate::diag::chain(&e))))
         .ok();
     if let Err(e) = crate::alert::dispatch::check_receivers(&settings.alerting) {
         problems.push(Diagnostic::whole_file(&file, crate::diag::chain(&e)));
@@ -226,24 +226,22 @@ pub fn prepare(
 pub fn prom_client(
     settings: &Settings,
     metrics: &Arc<DaemonMetrics>,
-) -> Result<Client, crate::httpclient::ClientError> {
+) -> Result<Client, PromClientError> {
     let client = Client::new(
         &settings.prometheus.client,
         settings.prometheus.max_concurrent_queries.max(1),
         metrics.clone(),
-    )?
+    )
+    .map_err(PromClientError)?
     // Retries must never make a cycle outlast the next one.
     .with_retry_budget(settings.evaluation_interval);
     Ok(client)
 }
 
-/// How a client that cannot be set up is reported.
-pub fn client_problem(e: &crate::httpclient::ClientError) -> String {
-    format!(
-        "cannot set up the Prometheus client: {}",
-        crate::diag::chain(e)
-    )
-}
+/// The settings' Prometheus client could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up the Prometheus client")]
+pub struct PromClientError(#[source] pub crate::httpclient::ClientError);
 
 /// Applies the alerting part of the settings to the engine.
 pub fn configure_alerting<C: crate::prom::QueryApi>(engine: &mut Engine<C>, settings: &Settings) {

@@ -396,7 +396,7 @@ async fn apply(
         resolve_external_url(&mut new, opts);
         let client = if new.prometheus != settings.prometheus {
             Some(Arc::new(
-                load::prom_client(&new, metrics).map_err(|e| load::client_problem(&e))?,
+                load::prom_client(&new, metrics).map_err(|e| crate::diag::chain(&e))?,
             ))
         } else {
             None

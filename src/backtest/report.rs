@@ -7,11 +7,6 @@ use super::{label, Replayed, Report};
 use crate::state::Instance;
 use crate::time::rfc3339;
 
-/// JSON numbers cannot be NaN or infinite: those become null.
-fn num(v: f64) -> Value {
-    serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)
-}
-
 fn episode_json(r: &Replayed) -> Value {
     let e = &r.episode;
     json!({
@@ -23,7 +18,7 @@ fn episode_json(r: &Replayed) -> Value {
         "start": rfc3339(e.started),
         "end": e.ended.map(rfc3339),
         "ongoing": r.ongoing,
-        "peak_burn_rate": num(e.peak_burn_rate),
+        "peak_burn_rate": Value::from(e.peak_burn_rate),
     })
 }
 
@@ -46,7 +41,7 @@ pub fn json(report: &Report, from: i64, to: i64, step: u64) -> Value {
                 "slo": i.slo.name,
                 "labels": i.labels(),
                 "status": i.status.as_str(),
-                "error_budget_remaining_ratio": i.figures.as_ref().map_or(Value::Null, |f| num(f.remaining_ratio)),
+                "error_budget_remaining_ratio": i.figures.as_ref().map_or(Value::Null, |f| Value::from(f.remaining_ratio)),
                 "alerts": mine,
             })
         })

@@ -6,11 +6,8 @@ use serde_json::{json, Map, Value};
 use crate::state::{Instance, Snapshot};
 use crate::time::rfc3339;
 
-/// JSON numbers cannot be NaN or infinite: those become null.
-fn num(v: f64) -> Value {
-    serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)
-}
-
+/// Numbers go through `Value::from`, which makes NaN and infinities null
+/// (JSON has neither).
 pub fn instance_json(i: &Instance) -> Value {
     let slo = &i.slo;
     let mut o = Map::new();
@@ -19,7 +16,7 @@ pub fn instance_json(i: &Instance) -> Value {
     o.insert("labels".into(), json!(i.labels()));
     o.insert("description".into(), json!(slo.description));
     o.insert("sli_type".into(), json!(slo.sli.kind()));
-    o.insert("objective".into(), num(slo.objective.ratio()));
+    o.insert("objective".into(), Value::from(slo.objective.ratio()));
     o.insert("period_seconds".into(), json!(slo.period.as_secs()));
     o.insert("status".into(), json!(i.status.as_str()));
     if let Some(e) = &i.error {
@@ -33,7 +30,7 @@ pub fn instance_json(i: &Instance) -> Value {
     let per_window = |f: &dyn Fn(&crate::state::WindowFigures) -> f64| -> Value {
         let mut m = Map::new();
         for w in fig.map(|f| f.windows.as_slice()).unwrap_or_default() {
-            m.insert(w.window.to_string(), num(f(w)));
+            m.insert(w.window.to_string(), Value::from(f(w)));
         }
         Value::Object(m)
     };
@@ -43,7 +40,8 @@ pub fn instance_json(i: &Instance) -> Value {
         "error_budget_exhaustion_seconds".into(),
         per_window(&|w| w.exhaustion_seconds),
     );
-    let field = |f: &dyn Fn(&crate::state::Figures) -> f64| fig.map_or(Value::Null, |x| num(f(x)));
+    let field =
+        |f: &dyn Fn(&crate::state::Figures) -> f64| fig.map_or(Value::Null, |x| Value::from(f(x)));
     o.insert(
         "period_error_ratio".into(),
         field(&|f| f.period_error_ratio),
@@ -54,7 +52,7 @@ pub fn instance_json(i: &Instance) -> Value {
     );
     o.insert(
         "error_budget_seconds".into(),
-        num(slo.error_budget_seconds()),
+        Value::from(slo.error_budget_seconds()),
     );
     o.insert(
         "error_budget_remaining_seconds".into(),
@@ -69,7 +67,7 @@ pub fn instance_json(i: &Instance) -> Value {
     o.insert(
         "period_events".into(),
         match fig.and_then(|f| f.period_events) {
-            Some(e) => json!({"total": num(e.total), "bad": num(e.bad)}),
+            Some(e) => json!({"total": Value::from(e.total), "bad": Value::from(e.bad)}),
             None => Value::Null,
         },
     );
@@ -89,7 +87,7 @@ pub fn instance_json(i: &Instance) -> Value {
                 "low_traffic": a.low_traffic,
                 "long_window": a.long.to_string(),
                 "short_window": a.short.to_string(),
-                "burn_rate_threshold": num(a.burn_rate_threshold),
+                "burn_rate_threshold": Value::from(a.burn_rate_threshold),
             })
         })
         .collect();
