@@ -82,6 +82,7 @@ fn figures(slo: &Slo, n: usize) -> Figures {
                 error_ratio,
                 burn_rate: budget::burn_rate(error_ratio, budget_ratio),
                 exhaustion_seconds: budget::exhaustion_after(remaining_seconds, error_ratio),
+                excluded_seconds: 0.0,
             }
         })
         .collect();
@@ -121,6 +122,10 @@ fn figures(slo: &Slo, n: usize) -> Figures {
         remaining_seconds,
         coverage,
         period_events: Some(period),
+        period_start: 1_761_526_800,
+        period_end: 1_761_526_800 + period_secs as i64,
+        budget_seconds: period_secs * budget_ratio,
+        excluded_seconds: 0.0,
         release_frozen: remaining_ratio < slo.release_freeze_below,
         alerts,
     }

@@ -11,6 +11,7 @@
 //! state file stores.
 
 use crate::budget::Events;
+use crate::exclusion::Mask;
 
 /// Buckets aligned to multiples of `width` seconds since the epoch; a bucket
 /// is keyed by its end and holds the events in `(end - width, end]`.
@@ -257,13 +258,19 @@ impl History {
     /// aligned `from` and `to` this is exactly the events of the span; the
     /// caller counts a partial edge itself (with a query of its own).
     pub fn events_between(&self, from: i64, to: i64) -> Events {
+        self.events_between_except(from, to, &Mask::default())
+    }
+
+    /// As [`History::events_between`], leaving out the buckets `mask`
+    /// covers (maintenance windows, which are bucket-aligned).
+    pub fn events_between_except(&self, from: i64, to: i64, mask: &Mask) -> Events {
         let w = self.width as i64;
         let mut sum = Events::default();
         for (end, b) in self.buckets() {
             if end > to {
                 break;
             }
-            if end - w >= from {
+            if end - w >= from && (mask.is_empty() || !mask.covers(end - w, end)) {
                 sum = sum + b;
             }
         }

@@ -5,7 +5,7 @@
 //!
 //! 1. foundations: `diag` (positioned YAML, `Diagnostic`), `time`, `tls`,
 //!    `readfile`, `console`, `version`, `logging`, `metrics`, `systemd`
-//! 2. domain, no I/O: `model`, `promql`, `plan`, `budget`, `history`,
+//! 2. domain, no I/O: `model`, `calendar`, `exclusion`, `promql`, `plan`, `budget`, `history`,
 //!    `state`, `rules`, `convert`
 //! 3. format readers: `spec`, `config` (text in, model out)
 //! 4. clients and persistence: `httpclient`, `prom`, `alert`, `store`
@@ -27,7 +27,9 @@ pub mod version;
 
 // 2. domain
 pub mod budget;
+pub mod calendar;
 pub mod convert;
+pub mod exclusion;
 pub mod history;
 pub mod model;
 pub mod plan;

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use crate::calendar::Calendar;
+use crate::exclusion::Exclusion;
 use crate::time;
 
 /// The default burn-rate windows whose figures are always exposed.
@@ -200,7 +202,14 @@ pub struct Slo {
     /// Service-level labels merged with the SLO's own (SLO wins).
     pub labels: BTreeMap<String, String>,
     pub objective: Objective,
+    /// The rolling period, or a calendar period's nominal length (the
+    /// length alert factors are scaled to, see `calendar::Unit::nominal`).
     pub period: Duration,
+    /// Set for a calendar period: the budget resets at its boundaries.
+    pub calendar: Option<Calendar>,
+    /// Maintenance windows from the spec: their events count toward
+    /// neither bad nor total.
+    pub exclusions: Vec<Exclusion>,
     pub sli: Sli,
     pub alerting: Alerting,
     /// Remaining-budget ratio under which releases freeze.
@@ -223,8 +232,31 @@ impl Slo {
         w
     }
 
+    /// The budget of a whole period, before exclusions: for a calendar
+    /// period, of its nominal length (the figures give the current one's).
     pub fn error_budget_seconds(&self) -> f64 {
         self.period.as_secs() as f64 * self.objective.budget_ratio()
+    }
+
+    /// The period in force at `now`, `(start, end]`: the rolling period
+    /// ending now, or the calendar period holding `now`.
+    pub fn period_at(&self, now: i64) -> (i64, i64) {
+        match &self.calendar {
+            Some(c) => {
+                let b = c.period_at(now);
+                (b.start, b.end)
+            }
+            None => (now - self.period.as_secs() as i64, now),
+        }
+    }
+
+    /// How the period is written in messages and labels: `30d`, or
+    /// `calendar month (Europe/Berlin)`.
+    pub fn period_text(&self) -> String {
+        match &self.calendar {
+            Some(c) => c.to_string(),
+            None => time::format(self.period),
+        }
     }
 }
 
@@ -275,6 +307,8 @@ pub(crate) fn test_slo(service: &str, name: &str, percent: f64, period_days: u64
         labels: BTreeMap::new(),
         objective: Objective { percent },
         period,
+        calendar: None,
+        exclusions: Vec::new(),
         sli: Sli::Events {
             error_query: "rate(bad[{{.window}}])".into(),
             total_query: "rate(total[{{.window}}])".into(),

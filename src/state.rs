@@ -38,6 +38,9 @@ pub struct WindowFigures {
     pub error_ratio: f64,
     pub burn_rate: f64,
     pub exhaustion_seconds: f64,
+    /// Seconds of the window inside maintenance windows, whose events
+    /// are left out.
+    pub excluded_seconds: f64,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -79,6 +82,15 @@ pub struct Figures {
     pub coverage: crate::budget::Coverage,
     /// Event counts over the period; `None` for ratio SLIs.
     pub period_events: Option<Events>,
+    /// The period the figures are over, `(start, end]`: for a rolling one
+    /// `end` is the evaluation time, for a calendar one the period's end.
+    pub period_start: i64,
+    pub period_end: i64,
+    /// The budget of the whole period in seconds: `(1 − objective)` × its
+    /// length less its maintenance time.
+    pub budget_seconds: f64,
+    /// Maintenance time in the period up to the evaluation.
+    pub excluded_seconds: f64,
     pub release_frozen: bool,
     pub alerts: Vec<AlertStatus>,
 }
@@ -275,6 +287,10 @@ mod tests {
             remaining_seconds: 0.0,
             coverage: crate::budget::Coverage::full(2_592_000.0),
             period_events: None,
+            period_start: 1_761_526_800,
+            period_end: 1_764_118_800,
+            budget_seconds: 2_592.0,
+            excluded_seconds: 0.0,
             release_frozen: false,
             alerts: vec![],
         }

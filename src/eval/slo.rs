@@ -16,6 +16,7 @@ use std::sync::Arc;
 use futures::future::try_join_all;
 
 use crate::budget::{self, Events};
+use crate::exclusion::{Exclusion, Mask};
 use crate::eval::sli::{self, SliError};
 use crate::history::{align_down, History};
 use crate::model::{Slo, Window};
@@ -58,6 +59,7 @@ pub struct SloEvaluator {
     /// edge, valid for the spelling they were counted with.
     partials: Partials,
     partials_spelling: Option<Spelling>,
+    extra_exclusions: Arc<Vec<Exclusion>>,
 }
 
 impl SloEvaluator {
@@ -73,6 +75,7 @@ impl SloEvaluator {
             last_end: None,
             partials: Partials::default(),
             partials_spelling: None,
+            extra_exclusions: Arc::default(),
         }
     }
 
@@ -103,7 +106,7 @@ impl SloEvaluator {
         now: i64,
     ) -> bool {
         let w = BUCKET_SECS as i64;
-        let period_start = align_down(now - self.span(), BUCKET_SECS);
+        let period_start = align_down(now - self.span(now), BUCKET_SECS);
         let last_final = align_down(now - SETTLE_SECS, BUCKET_SECS);
         let usable = start.rem_euclid(w) == 0
             && last_end.rem_euclid(w) == 0
@@ -121,10 +124,27 @@ impl SloEvaluator {
         usable
     }
 
-    /// Seconds of history needed: the period or the longest window.
-    fn span(&self) -> i64 {
-        let longest = self.slo.windows().last().map(|w| w.secs()).unwrap_or(0);
-        self.slo.period.as_secs().max(longest) as i64
+    /// Seconds of history needed at `now`: the period so far (a calendar
+    /// period's start may be near) or the longest window.
+    fn span(&self, now: i64) -> i64 {
+        let longest = self.slo.windows().last().map(|w| w.secs()).unwrap_or(0) as i64;
+        let (start, _) = self.slo.period_at(now);
+        (now - start).max(longest)
+    }
+
+    /// Maintenance windows known at run time (the API, a file), beside the
+    /// spec's own.
+    pub fn set_exclusions(&mut self, extra: Arc<Vec<Exclusion>>) {
+        self.extra_exclusions = extra;
+    }
+
+    /// Every maintenance window in `(from, to]`, spec and run time.
+    fn mask(&self, from: i64, to: i64) -> Mask {
+        Mask::of(
+            self.slo.exclusions.iter().chain(self.extra_exclusions.iter()),
+            from,
+            to,
+        )
     }
 
     /// Evaluates at `now` (unix seconds) on a backend with `semantics`.
@@ -157,7 +177,7 @@ impl SloEvaluator {
             tiles: self.rates_only || semantics.tiles_exactly(),
         };
         let last_final = align_down(now - SETTLE_SECS, BUCKET_SECS);
-        let start = align_down(now - self.span(), BUCKET_SECS);
+        let start = align_down(now - self.span(now), BUCKET_SECS);
         let from = match self.last_end {
             Some(end) if end >= start && end <= last_final && self.start.is_some() => end,
             _ => {
@@ -188,11 +208,26 @@ impl SloEvaluator {
         // whatever the window. A window that cannot be pieced (or, where
         // pieces would be estimates, one up to DIRECT_MAX) is one query.
         let windows = self.slo.windows();
-        let period_secs = self.slo.period.as_secs();
+        let (period_start, period_end) = self.slo.period_at(now);
+        let calendar = self.slo.calendar.is_some();
+        // A rolling period is one more window; a calendar period is the
+        // buckets since its (aligned) start plus the head, or, in its first
+        // minute, before any bucket of it is final, one query of its own.
+        let period_secs = (now - period_start).max(0) as u64;
+        let period_query = (calendar && period_start > last_final)
+            .then(|| Span::whole(wall, (wall - period_start).max(1) as u64));
+        let longest = windows.last().map_or(0, |w| w.secs() as i64);
+        let mask = self.mask(
+            align_down(now - longest.max(now - period_start), BUCKET_SECS),
+            period_end.max(now),
+        );
+        // Windows that hold a maintenance window are counted from buckets,
+        // which leave it out, wherever pieces can be had.
         let direct = |secs: u64| {
-            secs % STEP_SECS != 0
-                || secs < SETTLE_SECS as u64
-                || (secs <= DIRECT_MAX_SECS && !spelling.tiles)
+            (secs % STEP_SECS != 0 || secs < SETTLE_SECS as u64)
+                || (secs <= DIRECT_MAX_SECS
+                    && !spelling.tiles
+                    && !mask.overlaps(now - secs as i64, now))
         };
         if self.partials_spelling != Some(spelling) {
             self.partials.clear();
@@ -202,7 +237,9 @@ impl SloEvaluator {
         let fresh = Span::between(settled, now);
         let mut targets = BTreeMap::from([(Partial::Head, (last_final, settled))]);
         let mut spans: BTreeSet<Span> = fresh.into_iter().collect();
-        for secs in windows.iter().map(|w| w.secs()).chain([period_secs]) {
+        spans.extend(period_query);
+        let rolling_period = (!calendar).then_some(period_secs);
+        for secs in windows.iter().map(|w| w.secs()).chain(rolling_period) {
             let from = now - secs as i64;
             if direct(secs) {
                 spans.insert(Span::whole(wall, secs));
@@ -255,22 +292,46 @@ impl SloEvaluator {
                     .unwrap_or_default()
             };
             let history = self.histories.get(group);
-            let head = partials.events(Partial::Head, group) + count(fresh);
+            // Inside (or within a minute after) a maintenance window the
+            // head is left out: it is at most the last six minutes.
+            let head = if mask.overlaps(last_final, now) {
+                Events::default()
+            } else {
+                partials.events(Partial::Head, group) + count(fresh)
+            };
+            let buckets_since = |base: i64| {
+                history
+                    .map(|h| h.events_between_except(base, last_final, &mask))
+                    .unwrap_or_default()
+            };
             let events = |secs: u64| -> Events {
+                let from = now - secs as i64;
                 if direct(secs) {
+                    if mask.covers(from, now) {
+                        return Events::default();
+                    }
                     return count(Some(Span::whole(wall, secs)));
                 }
-                let from = now - secs as i64;
                 let base = align_down(from, BUCKET_SECS);
-                let buckets = history
-                    .map(|h| h.events_between(base, last_final))
-                    .unwrap_or_default();
-                let outside = partials.events(Partial::Edge(secs), group);
+                // The edge `(base, from]` lies in a bucket the mask may have
+                // left out already.
+                let outside = if mask.covers(base, base + BUCKET_SECS as i64) {
+                    Events::default()
+                } else {
+                    partials.events(Partial::Edge(secs), group)
+                };
+                let buckets = buckets_since(base);
                 Events::new(
                     buckets.bad + head.bad - outside.bad,
                     buckets.total + head.total - outside.total,
                 )
                 .non_negative()
+            };
+            let period_events = match period_query {
+                _ if !calendar => events(period_secs),
+                Some(_) if mask.covers(period_start, now) => Events::default(),
+                Some(q) => count(Some(q)),
+                None => buckets_since(period_start) + head,
             };
             let status = if no_data { Status::NoData } else { Status::Ok };
             // Before any final bucket holds data, the head is all there is.
@@ -280,11 +341,18 @@ impl SloEvaluator {
                 .and_then(History::data_since)
                 .or(seen_now.then_some(last_final));
             let coverage = budget::Coverage::at(data_since, now, period_secs as f64);
+            let span = PeriodSpan {
+                start: period_start,
+                end: period_end,
+                now,
+                mask: &mask,
+                coverage,
+            };
             let figures = self.figures(
                 &windows,
                 |w: Window| events(w.secs()),
-                events(period_secs),
-                coverage,
+                period_events,
+                span,
             );
             out.push((group.clone(), status, figures));
         }
@@ -299,23 +367,26 @@ impl SloEvaluator {
         windows: &[Window],
         events: impl Fn(Window) -> Events,
         period: Events,
-        coverage: budget::Coverage,
+        span: PeriodSpan<'_>,
     ) -> Figures {
         let budget_ratio = self.slo.objective.budget_ratio();
-        let period_secs = self.slo.period.as_secs() as f64;
+        let coverage = span.coverage;
+        // Maintenance time is no part of the period: it neither holds
+        // budget nor spends it.
+        let period_len = (span.end - span.start) as f64;
+        let excluded_whole = span.mask.seconds_in(span.start, span.end) as f64;
+        let excluded_so_far = span.mask.seconds_in(span.start, span.now) as f64;
+        let covered_excluded = coverage
+            .data_since
+            .map_or(0.0, |d| span.mask.seconds_in(d.max(span.start), span.now) as f64);
+        let budget_base = (period_len - excluded_whole).max(0.0);
+        let covered = (coverage.seconds - covered_excluded).max(0.0);
+        let period_secs = budget_base;
         let period_error_ratio = period.error_ratio();
-        let remaining_ratio = budget::remaining_ratio(
-            period_error_ratio,
-            budget_ratio,
-            period_secs,
-            coverage.seconds,
-        );
-        let remaining_seconds = budget::remaining_seconds(
-            period_error_ratio,
-            budget_ratio,
-            period_secs,
-            coverage.seconds,
-        );
+        let remaining_ratio =
+            budget::remaining_ratio(period_error_ratio, budget_ratio, period_secs, covered);
+        let remaining_seconds =
+            budget::remaining_seconds(period_error_ratio, budget_ratio, period_secs, covered);
         let window_figures: Vec<WindowFigures> = windows
             .iter()
             .map(|&window| {
@@ -328,6 +399,10 @@ impl SloEvaluator {
                     error_ratio,
                     burn_rate,
                     exhaustion_seconds: budget::exhaustion_after(remaining_seconds, error_ratio),
+                    excluded_seconds: span
+                        .mask
+                        .seconds_in(span.now - window.secs() as i64, span.now)
+                        as f64,
                 }
             })
             .collect();
@@ -365,6 +440,10 @@ impl SloEvaluator {
             remaining_seconds,
             coverage,
             period_events: events_sli.then_some(period),
+            period_start: span.start,
+            period_end: span.end,
+            budget_seconds: budget_base * budget_ratio,
+            excluded_seconds: excluded_so_far,
             release_frozen: remaining_ratio < self.slo.release_freeze_below,
             alerts,
         }
@@ -508,6 +587,16 @@ impl SloEvaluator {
         }
         self.last_end = Some(last_final);
     }
+}
+
+/// The period an evaluation's figures are over, and its maintenance time.
+struct PeriodSpan<'m> {
+    start: i64,
+    /// `now` for a rolling period; the calendar period's end otherwise.
+    end: i64,
+    now: i64,
+    mask: &'m Mask,
+    coverage: budget::Coverage,
 }
 
 /// How this evaluation spells a count over `(t - secs, t]`.

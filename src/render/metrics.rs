@@ -684,12 +684,17 @@ mod tests {
                 error_ratio: 0.002,
                 burn_rate: 2.0,
                 exhaustion_seconds: f64::INFINITY,
+                excluded_seconds: 0.0,
             }],
             period_error_ratio: 0.0005,
             remaining_ratio: 0.5,
             remaining_seconds: 1296.0,
             coverage: crate::budget::Coverage::at(Some(1_764_118_200), 1_764_118_800, 2_592_000.0),
             period_events: Some(Events::new(500.0, 1e6)),
+            period_start: 1_761_526_800,
+            period_end: 1_764_118_800,
+            budget_seconds: 2_592.0,
+            excluded_seconds: 0.0,
             release_frozen: false,
             alerts: vec![AlertStatus {
                 severity: Severity::Page,
@@ -728,6 +733,7 @@ mod tests {
             error_ratio: f64::NAN,
             burn_rate: 1e21,
             exhaustion_seconds: f64::NEG_INFINITY,
+            excluded_seconds: 0.0,
         });
         extreme.remaining_ratio = -0.0;
         extreme.remaining_seconds = -1.5e-7;

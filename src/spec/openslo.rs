@@ -39,7 +39,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use promql_parser::parser::{Expr, LabelModifier};
 
-use super::validate::{Draft, DraftAlerting, DraftSli, DraftWindow, Label, Query};
+use super::validate::{Draft, DraftAlerting, DraftPeriod, DraftSli, DraftWindow, Label, Query};
 use crate::diag::yaml::{Cx, Field, Map, Node, Sp};
 use crate::promql;
 
@@ -308,6 +308,7 @@ pub fn read(cx: &mut Cx<'_>, top: &Map<'_, '_>, index: &Index<'_, '_>) -> Option
         description,
         labels,
         period,
+        exclusions: Vec::new(),
         sli,
         alerting: alerting.unwrap_or_default(),
         release_freeze_below: None,
@@ -656,7 +657,7 @@ fn labels(cx: &mut Cx<'_>, f: &Field<'_, '_>) -> Vec<Label> {
     out
 }
 
-fn read_time_window(cx: &mut Cx<'_>, spec: &Map<'_, '_>) -> Option<Sp<String>> {
+fn read_time_window(cx: &mut Cx<'_>, spec: &Map<'_, '_>) -> Option<DraftPeriod> {
     let items = spec.req(cx, "timeWindow")?.seq(cx)?;
     let first = items.first().or_else(|| {
         cx.err(
@@ -674,27 +675,60 @@ fn read_time_window(cx: &mut Cx<'_>, spec: &Map<'_, '_>) -> Option<Sp<String>> {
     let w = first.map(cx, &["duration", "isRolling", "calendar"])?;
     let rolling = w.bool(cx, "isRolling").unwrap_or(false);
     let duration = w.req_str(cx, "duration")?;
-    if !rolling || w.has("calendar") {
-        cx.err(
-            w.pos,
-            format!(
-                "{}: calendar-aligned time windows ({} from a calendar start) are not supported yet: errbudget computes a rolling period; set isRolling: true and remove calendar",
-                w.path, duration.value
-            ),
-        );
-        return None;
+    if rolling && !w.has("calendar") {
+        if let Some(unit) = super::validate::calendar_unit(&duration.value) {
+            cx.err(
+                duration.pos,
+                format!(
+                    "{}.duration: {:?} is a calendar {unit}, which has no fixed length: for a calendar period set isRolling: false (with calendar.timeZone), or give days or weeks, e.g. 30d or 4w",
+                    w.path, duration.value
+                ),
+            );
+            return None;
+        }
+        return Some(DraftPeriod::Rolling(duration));
     }
-    if let Some(unit) = super::validate::calendar_unit(&duration.value) {
-        cx.err(
-            duration.pos,
-            format!(
-                "{}.duration: {:?} is a calendar {unit}: calendar periods are not supported yet (a {unit} has no fixed length); give days or weeks, e.g. 30d or 4w",
-                w.path, duration.value
-            ),
-        );
-        return None;
-    }
-    Some(duration)
+    let unit = match duration.value.trim() {
+        "1w" | "7d" => "week",
+        "1M" => "month",
+        "1Q" | "3M" => "quarter",
+        other => {
+            cx.err(
+                duration.pos,
+                format!(
+                    "{}.duration: a calendar-aligned window of {other:?} is not supported: give 1w, 1M or 1Q (a calendar week, month or quarter)",
+                    w.path
+                ),
+            );
+            return None;
+        }
+    };
+    calendar_window(cx, &w, unit, duration.pos)
+}
+
+/// A calendar-aligned window's `calendar.timeZone` (default UTC). Periods
+/// start at the calendar boundaries of that zone; `startTime` only says
+/// from when, so any value of it is accepted.
+fn calendar_window(
+    cx: &mut Cx<'_>,
+    w: &Map<'_, '_>,
+    unit: &str,
+    pos: crate::diag::yaml::Pos,
+) -> Option<DraftPeriod> {
+    let time_zone = match w.get("calendar") {
+        Some(f) => f
+            .map(cx, &["startTime", "timeZone"])?
+            .str(cx, "timeZone"),
+        None => None,
+    };
+    Some(DraftPeriod::Calendar {
+        pos: w.pos,
+        unit: Sp {
+            value: unit.to_string(),
+            pos,
+        },
+        time_zone,
+    })
 }
 
 /// `objectives[0]`: the target, and `op` / `value` for a threshold metric.
@@ -1116,6 +1150,7 @@ pub fn read_v1alpha(cx: &mut Cx<'_>, top: &Map<'_, '_>) -> Vec<Draft> {
             description: description.clone(),
             labels: Vec::new(),
             period: period.clone(),
+            exclusions: Vec::new(),
             broken: broken || sli.is_none(),
             sli,
             alerting,
@@ -1126,7 +1161,7 @@ pub fn read_v1alpha(cx: &mut Cx<'_>, top: &Map<'_, '_>) -> Vec<Draft> {
 }
 
 /// `timeWindows: [{count: 30, unit: Day}]` → `30d`. Sloth takes days only.
-fn alpha_window(cx: &mut Cx<'_>, f: &Field<'_, '_>) -> Option<Sp<String>> {
+fn alpha_window(cx: &mut Cx<'_>, f: &Field<'_, '_>) -> Option<DraftPeriod> {
     let items = f.seq(cx)?;
     if items.len() != 1 {
         cx.err(f.pos(), format!("{}: give exactly one time window", f.path));
@@ -1136,17 +1171,26 @@ fn alpha_window(cx: &mut Cx<'_>, f: &Field<'_, '_>) -> Option<Sp<String>> {
     let count = w.req(cx, "count").and_then(|c| c.usize(cx));
     let unit = w.req_str(cx, "unit");
     let (count, unit) = (count?, unit?);
+    let unit_name = unit.value.to_ascii_lowercase();
     if w.has("calendar") || w.bool(cx, "isRolling") == Some(false) {
-        cx.err(w.pos, format!("{}: calendar-aligned time windows are not supported yet: errbudget computes a rolling period; remove calendar", w.path));
-        return None;
+        let calendar = match (unit_name.as_str(), count.value) {
+            ("week", 1) | ("day", 7) => "week",
+            ("month", 1) => "month",
+            ("quarter", 1) | ("month", 3) => "quarter",
+            _ => {
+                cx.err(unit.pos, format!("{}: a calendar-aligned window of {} {} is not supported: give count: 1 with unit: Week, Month or Quarter", w.path, count.value, unit.value));
+                return None;
+            }
+        };
+        return calendar_window(cx, &w, calendar, unit.pos);
     }
-    match unit.value.to_ascii_lowercase().as_str() {
-        "day" => Some(Sp {
+    match unit_name.as_str() {
+        "day" => Some(DraftPeriod::Rolling(Sp {
             value: format!("{}d", count.value),
             pos: count.pos,
-        }),
+        })),
         "month" | "quarter" | "year" => {
-            cx.err(unit.pos, format!("{}.unit: {:?} is a calendar unit: calendar periods are not supported yet; give the period in days (unit: Day), e.g. count: 30", w.path, unit.value));
+            cx.err(unit.pos, format!("{}.unit: {:?} is a calendar unit, which has no fixed length: for a calendar period set isRolling: false, or give the period in days (unit: Day), e.g. count: 30", w.path, unit.value));
             None
         }
         _ => {

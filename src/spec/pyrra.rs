@@ -25,7 +25,9 @@
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{Expr, VectorSelector};
 
-use super::validate::{Draft, DraftAlert, DraftAlerting, DraftSli, DraftWindow, Label, Query};
+use super::validate::{
+    Draft, DraftAlert, DraftAlerting, DraftPeriod, DraftSli, DraftWindow, Label, Query,
+};
 use crate::diag::yaml::{join, Cx, Field, Map, Pos, Sp};
 use crate::model::RESERVED_LABELS;
 use crate::promql;
@@ -140,7 +142,8 @@ pub fn read(cx: &mut Cx<'_>, top: &Map<'_, '_>) -> Option<Draft> {
             .map(|s| s.value)
             .unwrap_or_default(),
         labels,
-        period: window,
+        period: window.map(DraftPeriod::Rolling),
+        exclusions: Vec::new(),
         sli: sli.map(|(s, _)| s),
         alerting,
         release_freeze_below: None,

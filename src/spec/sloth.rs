@@ -4,7 +4,9 @@
 //! extensions (`period`, `sli.latency`, `alerting.windows`, `policy`).
 //! Reads fields into drafts; the rules live in `validate`.
 
-use super::validate::{Draft, DraftAlert, DraftAlerting, DraftSli, DraftWindow, Query};
+use super::validate::{
+    Draft, DraftAlert, DraftAlerting, DraftExclusion, DraftPeriod, DraftSli, DraftWindow, Query,
+};
 use crate::diag::yaml::{Cx, Field, Map, Sp};
 
 /// Field spelling: the CR spells `error_query` as `errorQuery`.
@@ -45,7 +47,7 @@ pub fn read_prometheus_v1(cx: &mut Cx<'_>, top: &Map<'_, '_>) -> Vec<Draft> {
         cx,
         top.node,
         &top.path,
-        &["version", "service", "labels", "slos"],
+        &["version", "service", "labels", "exclusions", "slos"],
     )
     .map(|m| read_service(cx, &m, Naming { camel: false }))
     .unwrap_or_default()
@@ -63,7 +65,7 @@ pub fn read_cr(cx: &mut Cx<'_>, top: &Map<'_, '_>) -> Vec<Draft> {
     };
     let naming = Naming { camel: true };
     top.req(cx, "spec")
-        .and_then(|f| f.map(cx, &["service", "labels", "slos"]))
+        .and_then(|f| f.map(cx, &["service", "labels", "exclusions", "slos"]))
         .map(|spec| read_service(cx, &spec, naming))
         .unwrap_or_default()
 }
@@ -72,6 +74,7 @@ fn read_service(cx: &mut Cx<'_>, m: &Map<'_, '_>, n: Naming) -> Vec<Draft> {
     let service = m.req_str(cx, "service");
     let service_labels = m.string_map(cx, "labels");
     let labels_path = crate::diag::yaml::join(&m.path, "labels");
+    let service_exclusions = read_exclusions(cx, m, n);
     let Some(slos) = m.req(cx, "slos").and_then(|f| f.seq(cx)) else {
         return Vec::new();
     };
@@ -81,6 +84,7 @@ fn read_service(cx: &mut Cx<'_>, m: &Map<'_, '_>, n: Naming) -> Vec<Draft> {
             d.service = service.clone();
             d.service_labels = service_labels.clone();
             d.service_labels_path = labels_path.clone();
+            d.exclusions.splice(0..0, service_exclusions.iter().cloned());
             Some(d)
         })
         .collect()
@@ -97,6 +101,7 @@ fn read_slo(cx: &mut Cx<'_>, f: &Field<'_, '_>, n: Naming) -> Option<Draft> {
             "sli",
             "alerting",
             "period",
+            "exclusions",
             "policy",
         ]),
     )?;
@@ -135,12 +140,53 @@ fn read_slo(cx: &mut Cx<'_>, f: &Field<'_, '_>, n: Naming) -> Option<Draft> {
             .map(|s| s.value)
             .unwrap_or_default(),
         labels: m.string_map(cx, "labels"),
-        period: m.str(cx, "period"),
+        period: read_period(cx, &m, n),
+        exclusions: read_exclusions(cx, &m, n),
         sli,
         alerting,
         release_freeze_below,
         broken,
     })
+}
+
+/// `period: 30d` or `period: {calendar: month, time_zone: Europe/Berlin}`.
+fn read_period(cx: &mut Cx<'_>, m: &Map<'_, '_>, n: Naming) -> Option<DraftPeriod> {
+    let f = m.get("period")?;
+    if crate::diag::yaml::as_str(f.node).is_some() {
+        return f.str(cx).map(DraftPeriod::Rolling);
+    }
+    let p = f.map(cx, &n.ks(&["calendar", "time_zone"]))?;
+    Some(DraftPeriod::Calendar {
+        pos: p.pos,
+        unit: p.req_str(cx, "calendar")?,
+        time_zone: p.str(cx, &n.k("time_zone")),
+    })
+}
+
+/// `exclusions:` of a service or an SLO: maintenance windows.
+fn read_exclusions(cx: &mut Cx<'_>, m: &Map<'_, '_>, n: Naming) -> Vec<DraftExclusion> {
+    let Some(items) = m.get("exclusions").and_then(|f| f.seq(cx)) else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|f| {
+            let e = f.map(
+                cx,
+                &n.ks(&["reason", "start", "end", "rrule", "duration", "time_zone"]),
+            )?;
+            Some(DraftExclusion {
+                pos: e.pos,
+                path: e.path.clone(),
+                reason: e.str(cx, "reason"),
+                start: e.str(cx, "start"),
+                end: e.str(cx, "end"),
+                rrule: e.str(cx, "rrule"),
+                duration: e.str(cx, "duration"),
+                time_zone: e.str(cx, &n.k("time_zone")),
+            })
+        })
+        .collect()
 }
 
 fn query(cx: &mut Cx<'_>, m: &Map<'_, '_>, key: &str) -> Option<Query> {

@@ -102,14 +102,20 @@ fn every_invalid_fixture_gives_its_exact_message() {
         ("invalid-release-freeze.yaml", &[
             "invalid-release-freeze.yaml:11:29: slos[0].policy.release_freeze_below: release_freeze_below 10 is outside [0, 1]: it is a remaining-budget ratio such as 0.1",
         ]),
-        ("invalid-openslo-calendar.yaml", &[
-            "invalid-openslo-calendar.yaml:24:7: spec.timeWindow[0]: calendar-aligned time windows (1M from a calendar start) are not supported yet: errbudget computes a rolling period; set isRolling: true and remove calendar",
-        ]),
         ("invalid-openslo-timeslices.yaml", &[
             "invalid-openslo-timeslices.yaml:26:20: spec.budgetingMethod: budgetingMethod Timeslices is not supported: errbudget counts occurrences (bad/total events); use Occurrences",
         ]),
         ("invalid-calendar-period.yaml", &[
-            "invalid-calendar-period.yaml:6:13: slos[0].period: \"1M\" is a calendar month: calendar periods are not supported yet (a month has no fixed length); give a rolling period in days, e.g. 30d",
+            "invalid-calendar-period.yaml:6:13: slos[0].period: \"1M\" is a calendar month, which has no fixed length: for a calendar period write `period: {calendar: month, time_zone: Europe/Berlin}` (week, month or quarter); or give a rolling period in days, e.g. 30d",
+        ]),
+        ("invalid-exclusions.yaml", &[
+            "invalid-exclusions.yaml:7:17: slos[0].period.calendar: \"fortnight\" is not a calendar period: give week, month or quarter",
+            "invalid-exclusions.yaml:8:18: slos[0].period.time_zone: \"Europe/Berlinn\" is not an IANA time zone name (such as Europe/Berlin, America/New_York or UTC)",
+            "invalid-exclusions.yaml:11:16: slos[0].exclusions[0]: a maintenance window starts and ends on a 5-minute boundary (errbudget keeps events in 5-minute buckets, and only whole buckets are removed exactly)",
+            "invalid-exclusions.yaml:13:16: slos[0].exclusions[1].rrule: an occurrence starts at 2020-01-05T02:07:00Z, not on a 5-minute boundary (errbudget keeps events in 5-minute buckets); give BYMINUTE in multiples of 5 and no BYSECOND",
+            "invalid-exclusions.yaml:15:9: slos[0].exclusions[2]: a recurring window needs a duration, e.g. duration: 2h",
+            "invalid-exclusions.yaml:16:9: slos[0].exclusions[3]: give either start and end (a one-off window) or rrule and duration (a recurring one)",
+            "invalid-exclusions.yaml:18:16: slos[0].exclusions[4].start: \"yesterday\" is not an RFC 3339 time such as 2026-11-14T22:00:00Z: premature end of input",
         ]),
         ("invalid-pyrra-target.yaml", &[
             "invalid-pyrra-target.yaml:6:11: spec.target: expected a percent such as \"99.9\", found \"ninety\"",
@@ -122,7 +128,7 @@ fn every_invalid_fixture_gives_its_exact_message() {
             "invalid-pyrra-window.yaml:7:11: spec.window: window 1d is too short for Pyrra's burn-rate windows: the short window of the first pair (window / 8064, rounded to the minute) is 0s; use a window of at least 3d",
         ]),
         ("invalid-openslo-calendar-unit.yaml", &[
-            "invalid-openslo-calendar-unit.yaml:24:17: spec.timeWindow[0].duration: \"1Q\" is a calendar quarter: calendar periods are not supported yet (a quarter has no fixed length); give days or weeks, e.g. 30d or 4w",
+            "invalid-openslo-calendar-unit.yaml:24:17: spec.timeWindow[0].duration: \"1Q\" is a calendar quarter, which has no fixed length: for a calendar period set isRolling: false (with calendar.timeZone), or give days or weeks, e.g. 30d or 4w",
         ]),
         ("invalid-openslo-unused-alerts.yaml", &[
             "invalid-openslo-unused-alerts.yaml:1:3: [0]: AlertPolicy \"orphan-policy\" is not used: no SLO references it (spec.alertPolicies: [{alertPolicyRef: NAME}]); errbudget alerts only through an SLO's policies, so reference it or remove it",
@@ -138,7 +144,7 @@ fn every_invalid_fixture_gives_its_exact_message() {
             "invalid-openslo-threshold.yaml:11:7: spec.indicator.spec.thresholdMetric: this thresholdMetric is not supported (the query is not a plain selector): errbudget reads a thresholdMetric only as a latency SLI, a histogram's NAME_bucket selector with the objective's op: lte and value: a bucket boundary in seconds; other thresholds are compared sample by sample, which needs Timeslices budgeting",
         ]),
         ("invalid-openslo-v1alpha-unit.yaml", &[
-            "invalid-openslo-v1alpha-unit.yaml:21:13: spec.timeWindows[0].unit: \"Month\" is a calendar unit: calendar periods are not supported yet; give the period in days (unit: Day), e.g. count: 30",
+            "invalid-openslo-v1alpha-unit.yaml:21:13: spec.timeWindows[0].unit: \"Month\" is a calendar unit, which has no fixed length: for a calendar period set isRolling: false, or give the period in days (unit: Day), e.g. count: 30",
         ]),
         ("invalid-windows-conflict.yaml", &[
             "invalid-windows-conflict.yaml:12:1: AlertWindows for period 30d already given at invalid-windows-conflict.yaml:1:1 with other windows: give one catalogue per period",
@@ -751,4 +757,34 @@ fn a_file_that_defines_nothing_is_reported() {
             path.display()
         )]
     );
+}
+
+#[test]
+fn calendar_periods_and_maintenance_windows_load_from_sloth_and_openslo() {
+    use crate::calendar::Unit;
+    use crate::exclusion::When;
+    let slos = parse_fixture("valid-calendar-month.yaml").unwrap();
+    let [slo] = slos.as_slice() else {
+        panic!("one SLO expected, got {}", slos.len());
+    };
+    let cal = slo.calendar.expect("a calendar period");
+    assert_eq!((cal.unit, cal.tz), (Unit::Month, chrono_tz::Europe::Berlin));
+    // Factors are scaled to the nominal 30 days: 2% of it in 1h is 14.4.
+    assert_eq!(slo.period.as_secs(), 30 * 86_400);
+    assert!((slo.alerting.windows[0].factor - 14.4).abs() < 1e-9);
+    // The service's window first, then the SLO's own.
+    assert_eq!(slo.exclusions.len(), 2);
+    assert_eq!(slo.exclusions[0].reason, "weekly OS patching");
+    assert!(matches!(slo.exclusions[0].when, When::Recurring { duration: 7_200, .. }));
+    assert_eq!(
+        slo.exclusions[1].when,
+        When::Once {
+            start: 1_794_693_600, // 2026-11-14T22:00:00Z
+            end: 1_794_708_000 // 2026-11-15T02:00:00Z
+        }
+    );
+
+    let slos = parse_fixture("valid-openslo-calendar.yaml").unwrap();
+    let cal = slos[0].calendar.expect("a calendar period");
+    assert_eq!((cal.unit, cal.tz), (Unit::Month, chrono_tz::America::New_York));
 }

@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::calendar::{self, Calendar};
 use crate::diag::yaml::{Cx, Pos, Sp};
+use crate::exclusion::Exclusion;
 use crate::diag::Diagnostic;
 use crate::model::{
     default_policy, factor_for_budget, AlertWindow, Alerting, Objective, Origin, Severity, Sli,
@@ -91,6 +93,41 @@ pub struct DraftAlerting {
     pub windows: Option<Vec<DraftWindow>>,
 }
 
+/// The compliance period as written: a duration (`30d`), or a calendar
+/// unit with its time zone.
+#[derive(Clone, Debug)]
+pub enum DraftPeriod {
+    Rolling(Sp<String>),
+    Calendar {
+        pos: Pos,
+        unit: Sp<String>,
+        time_zone: Option<Sp<String>>,
+    },
+}
+
+impl DraftPeriod {
+    pub fn pos(&self) -> Pos {
+        match self {
+            DraftPeriod::Rolling(p) => p.pos,
+            DraftPeriod::Calendar { pos, .. } => *pos,
+        }
+    }
+}
+
+/// One maintenance window as written: `start` and `end` (RFC 3339), or
+/// `rrule` with `duration` (and `time_zone`, `start` as local time).
+#[derive(Clone, Debug, Default)]
+pub struct DraftExclusion {
+    pub pos: Pos,
+    pub path: String,
+    pub reason: Option<Sp<String>>,
+    pub start: Option<Sp<String>>,
+    pub end: Option<Sp<String>>,
+    pub rrule: Option<Sp<String>>,
+    pub duration: Option<Sp<String>>,
+    pub time_zone: Option<Sp<String>>,
+}
+
 /// One SLO as read from any format. `None` in a required field means the
 /// reader already reported it missing or mistyped.
 #[derive(Clone, Debug)]
@@ -106,7 +143,9 @@ pub struct Draft {
     pub objective: Option<Sp<f64>>,
     pub description: String,
     pub labels: Vec<Label>,
-    pub period: Option<Sp<String>>,
+    pub period: Option<DraftPeriod>,
+    /// The service's maintenance windows and the SLO's own.
+    pub exclusions: Vec<DraftExclusion>,
     pub sli: Option<DraftSli>,
     pub alerting: DraftAlerting,
     pub release_freeze_below: Option<Sp<f64>>,
@@ -141,39 +180,22 @@ pub fn build(cx: &mut Cx<'_>, d: &Draft) -> Option<Slo> {
             .ok()
     });
 
-    let period = match &d.period {
-        None => Some(DEFAULT_PERIOD),
-        Some(p) if calendar_unit(&p.value).is_some() => {
-            let unit = calendar_unit(&p.value).unwrap_or_default();
-            cx.err(
-                p.pos,
-                format!(
-                    "{}: {:?} is a calendar {unit}: calendar periods are not supported yet (a {unit} has no fixed length); give a rolling period in days, e.g. 30d",
-                    at("period"),
-                    p.value
-                ),
-            );
-            None
-        }
-        Some(p) => match time::parse(&p.value) {
-            Ok(v) if v > MAX_PERIOD => {
-                cx.err(
-                    p.pos,
-                    format!(
-                        "{}: {} is longer than the 366d errbudget can evaluate (start-up reads the period one day per range query, and holds it in memory as 5-minute buckets)",
-                        at("period"),
-                        p.value.trim()
-                    ),
-                );
-                None
-            }
-            Ok(v) => Some(v),
-            Err(e) => {
-                cx.err(p.pos, format!("{}: {e}", at("period")));
-                None
-            }
+    let (period, calendar) = match &d.period {
+        None => (Some(DEFAULT_PERIOD), None),
+        Some(DraftPeriod::Rolling(p)) => (rolling_period(cx, p, &at("period")), None),
+        Some(DraftPeriod::Calendar {
+            unit, time_zone, ..
+        }) => match calendar_period(cx, unit, time_zone.as_ref(), &at("period")) {
+            Some(c) => (Some(c.unit.nominal()), Some(c)),
+            None => (None, None),
         },
     };
+    let zone = calendar.map_or(chrono_tz::UTC, |c| c.tz);
+    let exclusions: Vec<Exclusion> = d
+        .exclusions
+        .iter()
+        .filter_map(|e| build_exclusion(cx, e, zone))
+        .collect();
 
     // Labels: service labels, then the SLO's own, which win.
     check_label_names(cx, &d.service_labels, &d.service_labels_path, true);
@@ -226,6 +248,8 @@ pub fn build(cx: &mut Cx<'_>, d: &Draft) -> Option<Slo> {
         labels,
         objective: objective?,
         period: period?,
+        calendar,
+        exclusions,
         sli: sli?,
         alerting: Alerting {
             name: a.name.clone().unwrap_or_else(|| "ErrorBudgetBurn".into()),
@@ -246,6 +270,151 @@ pub fn build(cx: &mut Cx<'_>, d: &Draft) -> Option<Slo> {
             column: d.pos.column,
         },
     })
+}
+
+fn rolling_period(cx: &mut Cx<'_>, p: &Sp<String>, path: &str) -> Option<Duration> {
+    if let Some(unit) = calendar_unit(&p.value) {
+        let hint = match unit {
+            "year" => "a calendar year is not supported; give a rolling period in days, e.g. 365d",
+            _ => "for a calendar period write `period: {calendar: month, time_zone: Europe/Berlin}` (week, month or quarter)",
+        };
+        cx.err(
+            p.pos,
+            format!(
+                "{path}: {:?} is a calendar {unit}, which has no fixed length: {hint}; or give a rolling period in days, e.g. 30d",
+                p.value
+            ),
+        );
+        return None;
+    }
+    match time::parse(&p.value) {
+        Ok(v) if v > MAX_PERIOD => {
+            cx.err(
+                p.pos,
+                format!(
+                    "{path}: {} is longer than the 366d errbudget can evaluate (start-up reads the period one day per range query, and holds it in memory as 5-minute buckets)",
+                    p.value.trim()
+                ),
+            );
+            None
+        }
+        Ok(v) => Some(v),
+        Err(e) => {
+            cx.err(p.pos, format!("{path}: {e}"));
+            None
+        }
+    }
+}
+
+fn time_zone(cx: &mut Cx<'_>, tz: Option<&Sp<String>>, path: &str) -> Option<chrono_tz::Tz> {
+    let Some(tz) = tz else {
+        return Some(chrono_tz::UTC);
+    };
+    let found = Calendar::parse_time_zone(tz.value.trim());
+    if found.is_none() {
+        cx.err(
+            tz.pos,
+            format!(
+                "{path}: {:?} is not an IANA time zone name (such as Europe/Berlin, America/New_York or UTC)",
+                tz.value
+            ),
+        );
+    }
+    found
+}
+
+fn calendar_period(
+    cx: &mut Cx<'_>,
+    unit: &Sp<String>,
+    tz: Option<&Sp<String>>,
+    path: &str,
+) -> Option<Calendar> {
+    let u = calendar::Unit::parse(unit.value.trim());
+    if u.is_none() {
+        cx.err(
+            unit.pos,
+            format!(
+                "{path}.calendar: {:?} is not a calendar period: give week, month or quarter",
+                unit.value
+            ),
+        );
+    }
+    let tz = time_zone(cx, tz, &format!("{path}.time_zone"));
+    Some(Calendar { unit: u?, tz: tz? })
+}
+
+fn build_exclusion(
+    cx: &mut Cx<'_>,
+    e: &DraftExclusion,
+    zone: chrono_tz::Tz,
+) -> Option<Exclusion> {
+    let reason = e.reason.as_ref().map(|r| r.value.clone()).unwrap_or_default();
+    let parse_instant = |cx: &mut Cx<'_>, v: &Sp<String>, key: &str| {
+        chrono::DateTime::parse_from_rfc3339(v.value.trim())
+            .map(|t| t.timestamp())
+            .map_err(|err| {
+                cx.err(
+                    v.pos,
+                    format!(
+                        "{}.{key}: {:?} is not an RFC 3339 time such as 2026-11-14T22:00:00Z: {err}",
+                        e.path, v.value
+                    ),
+                )
+            })
+            .ok()
+    };
+    match (&e.rrule, &e.start, &e.end) {
+        (None, Some(start), Some(end)) => {
+            let (s, t) = (parse_instant(cx, start, "start"), parse_instant(cx, end, "end"));
+            Exclusion::once(s?, t?, reason)
+                .map_err(|m| cx.err(start.pos, format!("{}: {m}", e.path)))
+                .ok()
+        }
+        (Some(rule), start, None) => {
+            let tz = match &e.time_zone {
+                Some(_) => time_zone(cx, e.time_zone.as_ref(), &format!("{}.time_zone", e.path)),
+                None => Some(zone),
+            };
+            let duration = match &e.duration {
+                None => {
+                    cx.err(e.pos, format!("{}: a recurring window needs a duration, e.g. duration: 2h", e.path));
+                    None
+                }
+                Some(d) => time::parse(&d.value)
+                    .map(|d| d.as_secs() as i64)
+                    .map_err(|m| cx.err(d.pos, format!("{}.duration: {m}", e.path)))
+                    .ok(),
+            };
+            let dtstart = match start {
+                None => chrono::NaiveDate::from_ymd_opt(2020, 1, 1)
+                    .map(|d| d.and_time(chrono::NaiveTime::MIN)),
+                Some(st) => chrono::NaiveDateTime::parse_from_str(st.value.trim(), "%Y-%m-%dT%H:%M:%S")
+                    .map_err(|_| {
+                        cx.err(
+                            st.pos,
+                            format!(
+                                "{}.start: {:?} is not a local time such as 2026-01-04T02:00:00 (the rule's first occurrence, in its time_zone)",
+                                e.path, st.value
+                            ),
+                        )
+                    })
+                    .ok(),
+            };
+            Exclusion::recurring(&rule.value, tz?, dtstart?, duration?, reason)
+                .map_err(|m| cx.err(rule.pos, format!("{}.rrule: {m}", e.path)))
+                .ok()
+        }
+        _ => {
+            cx.err(
+                e.pos,
+                format!(
+                    "{}: give either start and end (a one-off window) or rrule and duration (a recurring one)",
+                    e.path
+                ),
+            );
+            None
+        }
+    }
 }
 
 /// The calendar unit a duration is written in (`1M`, `1Q`, `1Y`, `2 months`),
@@ -471,7 +640,7 @@ fn check_windows(
     let Some(spec) = &d.alerting.windows else {
         // The default policy can still misfit a short period or a loose
         // objective; point at what chose it.
-        let pos = d.period.as_ref().map_or(d.pos, |p| p.pos);
+        let pos = d.period.as_ref().map_or(d.pos, DraftPeriod::pos);
         for w in default_policy(period) {
             for problem in window_problems(&w, period, objective) {
                 cx.err(

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use super::validate::{Draft, DraftWindow};
+use super::validate::{Draft, DraftPeriod, DraftWindow};
 use crate::diag::yaml::{Cx, Map, Pos, Sp};
 use crate::diag::Diagnostic;
 use crate::time;
@@ -135,12 +135,14 @@ impl Catalogues {
         if d.alerting.windows.is_some() {
             return;
         }
+        // A calendar period has no fixed length for a catalogue to match.
         let period = match &d.period {
             None => 30 * 86_400,
-            Some(p) => match time::parse(&p.value) {
+            Some(DraftPeriod::Rolling(p)) => match time::parse(&p.value) {
                 Ok(p) => p.as_secs(),
                 Err(_) => return, // reported by validate
             },
+            Some(DraftPeriod::Calendar { .. }) => return,
         };
         if let Some(c) = self.by_period.get(&period) {
             let mut windows = c.windows.clone();
