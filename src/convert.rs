@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use crate::exclusion::When;
 use crate::model::{default_policy, AlertWindow, Sli, Slo};
 use crate::time;
 
@@ -35,6 +36,38 @@ pub fn render(slos: &[Slo]) -> String {
     out
 }
 
+/// The service's windows are written into each of its SLOs, in order.
+fn exclusions(out: &mut String, s: &Slo) {
+    if s.exclusions.is_empty() {
+        return;
+    }
+    out.push_str("    exclusions:\n");
+    for e in &s.exclusions {
+        let _ = writeln!(out, "      - reason: {}", scalar(&e.reason));
+        match &e.when {
+            When::Once { start, end } => {
+                let _ = writeln!(out, "        start: {}", time::rfc3339(*start));
+                let _ = writeln!(out, "        end: {}", time::rfc3339(*end));
+            }
+            When::Recurring {
+                rule,
+                tz,
+                dtstart,
+                duration,
+            } => {
+                let _ = writeln!(out, "        rrule: {}", scalar(rule));
+                let _ = writeln!(
+                    out,
+                    "        duration: {}",
+                    time::format(std::time::Duration::from_secs((*duration).max(0) as u64))
+                );
+                let _ = writeln!(out, "        time_zone: {}", scalar(tz.name()));
+                let _ = writeln!(out, "        start: {}", dtstart.format("%Y-%m-%dT%H:%M:%S"));
+            }
+        }
+    }
+}
+
 fn slo(out: &mut String, s: &Slo) {
     let _ = writeln!(out, "  # from {}", s.origin);
     let _ = writeln!(out, "  - name: {}", scalar(&s.name));
@@ -42,7 +75,20 @@ fn slo(out: &mut String, s: &Slo) {
     if !s.description.is_empty() {
         let _ = writeln!(out, "    description: {}", block(&s.description, 6));
     }
-    let _ = writeln!(out, "    period: {}", time::format(s.period));
+    match &s.calendar {
+        None => {
+            let _ = writeln!(out, "    period: {}", time::format(s.period));
+        }
+        Some(c) => {
+            let _ = writeln!(
+                out,
+                "    period:\n      calendar: {}\n      time_zone: {}",
+                c.unit.as_str(),
+                scalar(c.tz.name())
+            );
+        }
+    }
+    exclusions(out, s);
     map(out, 4, "labels", &s.labels);
     out.push_str("    sli:\n");
     match &s.sli {

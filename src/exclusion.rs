@@ -94,6 +94,14 @@ impl Exclusion {
         reason: String,
     ) -> Result<Exclusion, String> {
         let rule = rule.trim().trim_start_matches("RRULE:").to_string();
+        // RFC 5545 rule values are ASCII; rrule 0.14 panics slicing a
+        // BYDAY value with a multi-byte character, and a line break would
+        // smuggle in properties of its own.
+        if rule.is_empty() || !rule.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(format!(
+                "{rule:?} is not an RRULE: give RFC 5545 parts such as FREQ=WEEKLY;BYDAY=SU;BYHOUR=2 (ASCII, no spaces)"
+            ));
+        }
         if duration <= 0 || !aligned(duration) {
             return Err("the duration must be a positive multiple of 5m".into());
         }
@@ -264,6 +272,14 @@ mod tests {
         assert!(Exclusion::once(600, 300, String::new()).is_err());
         assert!(Exclusion::recurring(
             "FREQ=DAILY;BYHOUR=2;BYMINUTE=7",
+            chrono_tz::UTC,
+            local("2026-01-01T00:00:00"),
+            600,
+            String::new()
+        )
+        .is_err());
+        assert!(Exclusion::recurring(
+            "FREQ=WEEKLY;BYDAY=S\u{fffd}U",
             chrono_tz::UTC,
             local("2026-01-01T00:00:00"),
             600,
