@@ -111,6 +111,47 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// Length of the period the figures are over: the rolling period, or
+    /// the current calendar period's (28 to 31 days for a month, an hour
+    /// more or less across a daylight-saving change).
+    pub fn period_seconds(&self) -> f64 {
+        match (&self.slo.calendar, &self.figures) {
+            (Some(_), Some(f)) => (f.period_end - f.period_start) as f64,
+            _ => self.slo.period.as_secs() as f64,
+        }
+    }
+
+    /// The budget of the current period in seconds, less its maintenance
+    /// time; before any figures, of the spec's period.
+    pub fn budget_seconds(&self) -> f64 {
+        self.figures
+            .as_ref()
+            .map_or_else(|| self.slo.error_budget_seconds(), |f| f.budget_seconds)
+    }
+
+    /// The period as people name it: `30d`, or `2026-12 (calendar month,
+    /// Europe/Berlin)` once there are figures.
+    pub fn period_label(&self) -> String {
+        match (&self.slo.calendar, &self.figures) {
+            (Some(c), Some(f)) => format!(
+                "{} (calendar {}, {})",
+                c.period_at(f.period_end).name,
+                c.unit.as_str(),
+                c.tz.name()
+            ),
+            _ => self.slo.period_text(),
+        }
+    }
+
+    /// Whether the figures say anything about maintenance time: the spec
+    /// names windows, or some window of these figures held one.
+    pub fn has_exclusions(&self) -> bool {
+        !self.slo.exclusions.is_empty()
+            || self.figures.as_ref().is_some_and(|f| {
+                f.excluded_seconds > 0.0 || f.windows.iter().any(|w| w.excluded_seconds > 0.0)
+            })
+    }
+
     /// Spec labels and group labels, as exposed on every series.
     pub fn labels(&self) -> LabelSet {
         let mut l = self.slo.labels.clone();

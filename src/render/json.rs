@@ -17,7 +17,8 @@ pub fn instance_json(i: &Instance) -> Value {
     o.insert("description".into(), json!(slo.description));
     o.insert("sli_type".into(), json!(slo.sli.kind()));
     o.insert("objective".into(), Value::from(slo.objective.ratio()));
-    o.insert("period_seconds".into(), json!(slo.period.as_secs()));
+    o.insert("period_seconds".into(), json!(i.period_seconds() as i64));
+    o.insert("period".into(), period_json(i));
     o.insert("status".into(), json!(i.status.as_str()));
     if let Some(e) = &i.error {
         o.insert("error".into(), json!(e.to_string()));
@@ -52,7 +53,7 @@ pub fn instance_json(i: &Instance) -> Value {
     );
     o.insert(
         "error_budget_seconds".into(),
-        Value::from(slo.error_budget_seconds()),
+        Value::from(i.budget_seconds()),
     );
     o.insert(
         "error_budget_remaining_seconds".into(),
@@ -64,6 +65,11 @@ pub fn instance_json(i: &Instance) -> Value {
         fig.and_then(|f| f.coverage.data_since)
             .map_or(Value::Null, |t| json!(rfc3339(t))),
     );
+    o.insert(
+        "period_excluded_seconds".into(),
+        field(&|f| f.excluded_seconds),
+    );
+    o.insert("excluded_seconds".into(), per_window(&|w| w.excluded_seconds));
     o.insert(
         "period_events".into(),
         match fig.and_then(|f| f.period_events) {
@@ -92,6 +98,25 @@ pub fn instance_json(i: &Instance) -> Value {
         })
         .collect();
     o.insert("alerts".into(), Value::Array(alerts));
+    Value::Object(o)
+}
+
+/// What kind of period the figures are over and, for a calendar one,
+/// which: `{"kind": "calendar", "unit": "month", "time_zone":
+/// "Europe/Berlin", "name": "2026-12", "start": ..., "end": ...}`.
+fn period_json(i: &Instance) -> Value {
+    let Some(c) = &i.slo.calendar else {
+        return json!({"kind": "rolling"});
+    };
+    let mut o = Map::new();
+    o.insert("kind".into(), json!("calendar"));
+    o.insert("unit".into(), json!(c.unit.as_str()));
+    o.insert("time_zone".into(), json!(c.tz.name()));
+    if let Some(f) = &i.figures {
+        o.insert("name".into(), json!(c.period_at(f.period_end).name));
+        o.insert("start".into(), json!(rfc3339(f.period_start)));
+        o.insert("end".into(), json!(rfc3339(f.period_end)));
+    }
     Value::Object(o)
 }
 

@@ -515,7 +515,7 @@ fn instance_series(f: &mut impl Sink, i: &Instance) {
         .collect();
     let base = &base[..];
     let objective = slo.objective.ratio().to_string();
-    let period = crate::time::format(slo.period);
+    let period = slo.period_text();
     f.add(
         "slo_info",
         "SLO definition, value 1.",
@@ -537,17 +537,17 @@ fn instance_series(f: &mut impl Sink, i: &Instance) {
     );
     f.add(
         "slo_period_seconds",
-        "SLO compliance period in seconds.",
+        "SLO compliance period in seconds (of the current period, for a calendar one).",
         base,
         &[],
-        slo.period.as_secs() as f64,
+        i.period_seconds(),
     );
     f.add(
         "slo_error_budget_seconds",
-        "Error budget of the period in seconds of full failure: period × (1 − objective).",
+        "Error budget of the period in seconds of full failure: (period − maintenance time) × (1 − objective).",
         base,
         &[],
-        slo.error_budget_seconds(),
+        i.budget_seconds(),
     );
     let ok = i.status != crate::state::Status::Error;
     f.add(
@@ -622,6 +622,41 @@ fn instance_series(f: &mut impl Sink, i: &Instance) {
         &[],
         fig.coverage.ratio,
     );
+    if slo.calendar.is_some() {
+        f.add(
+            "slo_period_start_timestamp_seconds",
+            "Unix time the current calendar period began.",
+            base,
+            &[],
+            fig.period_start as f64,
+        );
+        f.add(
+            "slo_period_end_timestamp_seconds",
+            "Unix time the current calendar period ends.",
+            base,
+            &[],
+            fig.period_end as f64,
+        );
+    }
+    if i.has_exclusions() {
+        f.add(
+            "slo_period_excluded_seconds",
+            "Seconds of the period so far inside maintenance windows (their events count toward neither bad nor total).",
+            base,
+            &[],
+            fig.excluded_seconds,
+        );
+        for w in &fig.windows {
+            let window = w.window.to_string();
+            f.add(
+                "slo_excluded_seconds",
+                "Seconds of the window inside maintenance windows.",
+                base,
+                &[("window", window.as_str())],
+                w.excluded_seconds,
+            );
+        }
+    }
     if let Some(e) = fig.period_events {
         for (kind, v) in [("total", e.total), ("bad", e.bad)] {
             f.add(

@@ -58,7 +58,7 @@ pub fn table(s: &Snapshot) -> String {
                     format!(
                         "{} of {}",
                         crate::time::human(f.coverage.seconds).unwrap_or_default(),
-                        crate::time::format(i.slo.period)
+                        crate::render::pages::covered_of(i, f)
                     )
                 } else {
                     "all".into()

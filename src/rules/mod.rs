@@ -140,6 +140,20 @@ fn selector(slo: &Slo, extra: &[(&str, &str)]) -> String {
 /// Every problem that keeps `slo` from being computed at this interval.
 fn check(slo: &Slo, interval: u64) -> Vec<String> {
     let mut errs = Vec::new();
+    // A range selector cannot start at the first of a month in a time
+    // zone, nor skip a recurring window: these SLOs need the daemon.
+    if let Some(c) = &slo.calendar {
+        errs.push(format!(
+            "{}: {}/{}: a {c} period cannot be written as Prometheus rules (a range selector looks back a fixed time); errbudget run evaluates it, and its /metrics carry the same series",
+            slo.origin, slo.service, slo.name
+        ));
+    }
+    if !slo.exclusions.is_empty() {
+        errs.push(format!(
+            "{}: {}/{}: maintenance windows cannot be written as Prometheus rules (they would be left in every range); errbudget run evaluates them",
+            slo.origin, slo.service, slo.name
+        ));
+    }
     let mut spans: Vec<(String, u64)> = slo
         .windows()
         .into_iter()

@@ -134,9 +134,22 @@ fn coverage_text(i: &Instance, f: &Figures) -> Option<String> {
         format!(
             "period holds {} of {}",
             human_secs(f.coverage.seconds),
-            crate::time::format(i.slo.period)
+            covered_of(i, f)
         )
     })
+}
+
+/// What coverage is measured against: the rolling period, or the part of
+/// the calendar period that has passed.
+pub(crate) fn covered_of(i: &Instance, f: &Figures) -> String {
+    match &i.slo.calendar {
+        None => crate::time::format(i.slo.period),
+        Some(_) if f.coverage.ratio > 0.0 => format!(
+            "{} so far",
+            human_secs(f.coverage.seconds / f.coverage.ratio)
+        ),
+        Some(_) => "the period so far".into(),
+    }
 }
 
 /// The budget left as time of full failure: `42m of 43m` while coverage is
@@ -149,7 +162,7 @@ fn budget_time(i: &Instance, f: &Figures) -> String {
         format!(
             "{} of {}",
             human_secs(f.remaining_seconds),
-            human_secs(i.slo.error_budget_seconds())
+            human_secs(i.budget_seconds())
         )
     } else {
         human_secs(f.remaining_seconds)

@@ -37,7 +37,7 @@ pub fn slo_page(
     body.push_str(&format!(
         "<p class=\"small muted\">Objective {} over {} ({} SLI){}. Last evaluation: <time>{}</time></p>\n",
         escape(&format!("{}%", slo.objective.percent())),
-        escape(&crate::time::format(slo.period)),
+        escape(&instances.first().map_or_else(|| slo.period_text(), |i| i.period_label())),
         escape(slo.sli.kind()),
         if slo.labels.is_empty() {
             String::new()
@@ -88,8 +88,32 @@ fn instance_section(i: &Instance, grouped: bool) -> String {
         return out;
     };
     let firing = firing_pills(f);
+    if i.has_exclusions() {
+        let windows: Vec<String> = i
+            .slo
+            .exclusions
+            .iter()
+            .map(|e| {
+                let reason = if e.reason.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}: ", e.reason)
+                };
+                format!("<li>{}</li>", escape(&format!("{reason}{}", e.when)))
+            })
+            .collect();
+        out.push_str(&format!(
+            "<p class=\"note\"><b>Maintenance:</b> {} of this period so far is left out; events in it count toward neither bad nor total, and the budget is of the time outside it.</p>\n{}",
+            human_secs(f.excluded_seconds),
+            if windows.is_empty() {
+                String::new()
+            } else {
+                format!("<ul class=\"small\">{}</ul>\n", windows.join(""))
+            }
+        ));
+    }
     if let Some(c) = coverage_text(i, f) {
-        let spent = (i.slo.error_budget_seconds() - f.remaining_seconds).max(0.0);
+        let spent = (i.budget_seconds() - f.remaining_seconds).max(0.0);
         out.push_str(&format!(
             "<p class=\"note\"><b>The {c}</b>{}. Budget figures cover only that time: the \
 budget left, as a share and in time, counts only the failure seen in it ({} spent), and so does the \
