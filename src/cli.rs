@@ -48,6 +48,13 @@ pub enum OutputFormat {
     Json,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReportOutput {
+    Markdown,
+    Html,
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon: evaluate every interval, serve /metrics and the API.
@@ -105,6 +112,23 @@ pub enum Command {
         step: std::time::Duration,
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         output: OutputFormat,
+    },
+    /// The record of one closed period: objective, achieved, budget
+    /// consumed, time in freeze, incidents, per SLO.
+    Report {
+        #[arg(short = 'c', long = "config.file")]
+        config_file: PathBuf,
+        /// The period: 2026-11 (month), 2026-Q4 (quarter), 2026-W48 (ISO week).
+        #[arg(long)]
+        period: String,
+        /// Only this service's SLOs.
+        #[arg(long)]
+        service: Option<String>,
+        /// Replay step: how finely incidents and freezes are timed.
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        step: std::time::Duration,
+        #[arg(long, value_enum, default_value_t = ReportOutput::Markdown)]
+        output: ReportOutput,
     },
     /// Print Prometheus recording and alerting rules computing the same series.
     Rules {

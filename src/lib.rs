@@ -9,7 +9,7 @@
 //!    `state`, `rules`, `convert`
 //! 3. format readers: `spec`, `config` (text in, model out)
 //! 4. clients and persistence: `httpclient`, `prom`, `alert`, `store`
-//! 5. use-cases: `eval` (the evaluation loop), `backtest`
+//! 5. use-cases: `eval` (the evaluation loop), `backtest`, `report`
 //! 6. views: `render` (`/metrics`, JSON, table, HTML pages)
 //! 7. the edge: `app` (loading files, the daemon, the commands), `http`,
 //!    `web`, `cli`
@@ -50,6 +50,7 @@ pub mod store;
 // 5. use-cases
 pub mod backtest;
 pub mod eval;
+pub mod report;
 
 // 6. views
 pub mod render;

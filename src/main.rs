@@ -82,6 +82,13 @@ fn main() -> ExitCode {
                 step,
                 output,
             } => commands::backtest(&config_file, &from, &to, step, output).await,
+            Command::Report {
+                config_file,
+                period,
+                service,
+                step,
+                output,
+            } => commands::report(&config_file, &period, service.as_deref(), step, output).await,
             Command::Gate {
                 url,
                 service,

@@ -49,6 +49,9 @@ pub type DefinitionKey = [u8; 16];
 pub fn definition_key(slo: &crate::model::Slo) -> DefinitionKey {
     let mut s = slo.clone();
     s.origin = Default::default();
+    // Buckets hold every event; maintenance windows are left out when they
+    // are read, so editing one keeps the history.
+    s.exclusions = Vec::new();
     let d = ring::digest::digest(&ring::digest::SHA256, format!("{s:?}").as_bytes());
     let mut key = [0u8; 16];
     key.copy_from_slice(&d.as_ref()[..16]);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::app::gate;
 use crate::app::load;
-use crate::cli::{GateOutput, OutputFormat};
+use crate::cli::{GateOutput, OutputFormat, ReportOutput};
 use crate::diag::Diagnostic;
 use crate::eval::engine::Engine;
 use crate::metrics::DaemonMetrics;
@@ -114,6 +114,14 @@ fn engine<C: crate::prom::QueryApi>(
     wrap: impl FnOnce(Client) -> C,
 ) -> Result<Engine<C>, Failure> {
     let (settings, slos) = load::settings_and_specs(config_file).map_err(Failure::Load)?;
+    engine_of(&settings, slos, wrap)
+}
+
+fn engine_of<C: crate::prom::QueryApi>(
+    settings: &crate::config::Settings,
+    slos: Vec<crate::model::Slo>,
+    wrap: impl FnOnce(Client) -> C,
+) -> Result<Engine<C>, Failure> {
     let metrics = Arc::new(DaemonMetrics::new());
     let client = load::prom_client(&settings, &metrics)?;
     let mut engine = Engine::new(
@@ -122,7 +130,7 @@ fn engine<C: crate::prom::QueryApi>(
         Arc::new(State::new()),
         metrics,
     );
-    load::configure_alerting(&mut engine, &settings);
+    load::configure_alerting(&mut engine, settings);
     Ok(engine)
 }
 
@@ -175,6 +183,83 @@ pub async fn backtest(
         }
         OutputFormat::Table => {
             crate::console::out(format_args!("{}", crate::backtest::report::table(&report)))
+        }
+    }
+    if report.failed_cycles > 0 {
+        return Err(Failure::Incomplete(report.failed_cycles));
+    }
+    Ok(0)
+}
+
+/// The report of the period `name` for every SLO (of `service`), one
+/// replay per distinct period (calendar SLOs in different zones differ).
+pub async fn report(
+    config_file: &Path,
+    name: &str,
+    service: Option<&str>,
+    step: std::time::Duration,
+    format: ReportOutput,
+) -> Result<Outcome, Failure> {
+    let (settings, slos) = load::settings_and_specs(config_file).map_err(Failure::Load)?;
+    let slos: Vec<_> = slos
+        .into_iter()
+        .filter(|s| service.is_none_or(|want| s.service == want))
+        .collect();
+    if slos.is_empty() {
+        return Err(Failure::Usage(match service {
+            Some(s) => format!("no SLO of service {s:?} in the specs"),
+            None => "the specs define no SLO".into(),
+        }));
+    }
+    let now = unix_now();
+    let mut groups: Vec<(crate::calendar::Bounds, Vec<crate::model::Slo>)> = Vec::new();
+    for slo in slos {
+        let Some(b) = crate::report::period_of(&slo, name) else {
+            return Err(Failure::Usage(format!(
+                "{}: {}/{}: {name:?} names no period of its {}: give 2026-11 for a month, 2026-Q4 for a quarter, 2026-W48 for an ISO week",
+                slo.origin,
+                slo.service,
+                slo.name,
+                slo.period_text()
+            )));
+        };
+        if b.end > now {
+            return Err(Failure::Usage(format!(
+                "{name} ends at {} ({}/{}): a report is of a closed period",
+                crate::time::rfc3339(b.end),
+                slo.service,
+                slo.name
+            )));
+        }
+        match groups.iter_mut().find(|(g, _)| *g == b) {
+            Some((_, v)) => v.push(slo),
+            None => groups.push((b, vec![slo])),
+        }
+    }
+    let step_secs = step.as_secs().max(1);
+    let mut report = crate::report::PeriodReport {
+        name: name.to_string(),
+        step: step_secs,
+        slos: Vec::new(),
+        failed_cycles: 0,
+    };
+    for (bounds, slos) in groups {
+        let mut engine = engine_of(&settings, slos, |c| {
+            crate::backtest::Prefetch::new(c, bounds.start, bounds.end, step_secs)
+        })?;
+        let (mut slos, failed) =
+            crate::report::replay_period(&mut engine, &bounds, step_secs).await;
+        report.slos.append(&mut slos);
+        report.failed_cycles += failed;
+    }
+    match format {
+        ReportOutput::Json => print_json(&crate::report::render::json(&report))?,
+        ReportOutput::Markdown => crate::console::out(format_args!(
+            "{}",
+            crate::report::render::markdown(&report)
+        )),
+        ReportOutput::Html => {
+            crate::console::out(format_args!("{}", crate::report::render::html(&report)))
         }
     }
     if report.failed_cycles > 0 {

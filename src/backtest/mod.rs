@@ -39,6 +39,17 @@ pub struct Report {
 
 /// Runs the engine at every step from `from` to `to`.
 pub async fn replay<C: QueryApi>(engine: &mut Engine<C>, from: i64, to: i64, step: u64) -> Report {
+    replay_with(engine, from, to, step, |_| {}).await
+}
+
+/// [`replay`], showing each step's snapshot to `on_step`.
+pub async fn replay_with<C: QueryApi>(
+    engine: &mut Engine<C>,
+    from: i64,
+    to: i64,
+    step: u64,
+    mut on_step: impl FnMut(&Snapshot),
+) -> Report {
     let mut episodes = Vec::new();
     let mut failed_cycles = 0;
     let mut t = from;
@@ -46,6 +57,7 @@ pub async fn replay<C: QueryApi>(engine: &mut Engine<C>, from: i64, to: i64, ste
         if engine.cycle(t).await > 0 {
             failed_cycles += 1;
         }
+        on_step(&engine.state().snapshot());
         episodes.extend(
             engine
                 .decider_mut()

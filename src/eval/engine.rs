@@ -107,6 +107,21 @@ impl<C: QueryApi> Engine<C> {
         self.sink = sink;
     }
 
+    /// Events of one SLO instance in `(from, to]` from its history (see
+    /// [`SloEvaluator::events_between`]).
+    pub fn events_between(
+        &self,
+        slo: &Slo,
+        group: &LabelSet,
+        from: i64,
+        to: i64,
+    ) -> Option<crate::budget::Events> {
+        self.evaluators
+            .iter()
+            .find(|e| e.slo().service == slo.service && e.slo().name == slo.name)
+            .and_then(|e| e.events_between(group, from, to))
+    }
+
     pub fn decider_mut(&mut self) -> &mut Decider {
         &mut self.decider
     }

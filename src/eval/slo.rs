@@ -132,6 +132,16 @@ impl SloEvaluator {
         (now - start).max(longest)
     }
 
+    /// Events of one instance in `(from, to]` (bucket-aligned) from its
+    /// history, maintenance windows left out; `None` for an unknown
+    /// instance.
+    pub fn events_between(&self, group: &LabelSet, from: i64, to: i64) -> Option<Events> {
+        let mask = self.mask(from, to);
+        self.histories
+            .get(group)
+            .map(|h| h.events_between_except(from, to, &mask))
+    }
+
     /// Maintenance windows known at run time (the API, a file), beside the
     /// spec's own.
     pub fn set_exclusions(&mut self, extra: Arc<Vec<Exclusion>>) {

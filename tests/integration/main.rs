@@ -11,6 +11,7 @@ mod alert_delivery;
 mod alerts;
 mod backtest;
 mod bins;
+mod calendar;
 mod check;
 mod chromium;
 mod compat;
