@@ -309,10 +309,23 @@ impl SloEvaluator {
             } else {
                 partials.events(Partial::Head, group) + count(fresh)
             };
-            let buckets_since = |base: i64| {
-                history
+            let sums: BTreeMap<i64, Events> = match history {
+                Some(h) => {
+                    let bases: Vec<i64> = windows
+                        .iter()
+                        .map(|w| align_down(now - w.secs() as i64, BUCKET_SECS))
+                        .chain([align_down(now - period_secs as i64, BUCKET_SECS)])
+                        .collect();
+                    let found = h.sums_from(&bases, last_final, &mask);
+                    bases.into_iter().zip(found).collect()
+                }
+                None => BTreeMap::new(),
+            };
+            let buckets_since = |base: i64| match sums.get(&base) {
+                Some(e) => *e,
+                None => history
                     .map(|h| h.events_between_except(base, last_final, &mask))
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
             };
             let events = |secs: u64| -> Events {
                 let from = now - secs as i64;
