@@ -23,6 +23,8 @@ command -v musl-gcc >/dev/null 2>&1 || need+=(musl-tools)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v buildah >/dev/null 2>&1 || need+=(buildah)
 command -v man >/dev/null 2>&1 || need+=(man-db)
+# Calendar tests take month boundaries from the system's zone database.
+[ -e /usr/share/zoneinfo/Europe/Berlin ] || need+=(tzdata)
 if ((${#need[@]})); then
   step "apt-get install ${need[*]}"
   SUDO=""

@@ -15,6 +15,7 @@ mod calendar;
 mod check;
 mod chromium;
 mod compat;
+mod compliance;
 mod convert;
 mod coverage;
 mod daemon;
