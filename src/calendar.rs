@@ -217,7 +217,10 @@ mod tests {
         let o = c.named("2026-10").expect("October");
         assert_eq!(o.seconds(), 31 * 86_400 + 3_600);
         assert_eq!(c.named("2026-02").expect("February").seconds(), 28 * 86_400);
-        assert_eq!(c.named("2028-02").expect("leap February").seconds(), 29 * 86_400);
+        assert_eq!(
+            c.named("2028-02").expect("leap February").seconds(),
+            29 * 86_400
+        );
     }
 
     #[test]

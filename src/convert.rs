@@ -62,7 +62,11 @@ fn exclusions(out: &mut String, s: &Slo) {
                     time::format(std::time::Duration::from_secs((*duration).max(0) as u64))
                 );
                 let _ = writeln!(out, "        time_zone: {}", scalar(tz.name()));
-                let _ = writeln!(out, "        start: {}", dtstart.format("%Y-%m-%dT%H:%M:%S"));
+                let _ = writeln!(
+                    out,
+                    "        start: {}",
+                    dtstart.format("%Y-%m-%dT%H:%M:%S")
+                );
             }
         }
     }

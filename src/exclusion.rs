@@ -116,7 +116,12 @@ impl Exclusion {
         };
         let set = e.rule_set()?;
         let first = set.all(100);
-        if let Some(t) = first.dates.iter().map(|d| d.timestamp()).find(|&t| !aligned(t)) {
+        if let Some(t) = first
+            .dates
+            .iter()
+            .map(|d| d.timestamp())
+            .find(|&t| !aligned(t))
+        {
             return Err(format!(
                 "an occurrence starts at {}, not on a 5-minute boundary (errbudget keeps events in 5-minute buckets); give BYMINUTE in multiples of 5 and no BYSECOND",
                 crate::time::rfc3339(t)

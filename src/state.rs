@@ -210,10 +210,36 @@ impl PartialEq for SloError {
     }
 }
 
+/// How an instance ended a calendar period: the figures of its last
+/// evaluation inside it (at most one interval before the end; the report
+/// recomputes a period exactly from the backend).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClosedPeriod {
+    pub service: String,
+    pub slo: String,
+    pub group: LabelSet,
+    pub name: String,
+    pub start: i64,
+    pub end: i64,
+    pub evaluated_at: i64,
+    pub objective: f64,
+    pub period_error_ratio: f64,
+    pub remaining_ratio: f64,
+    pub budget_seconds: f64,
+    pub excluded_seconds: f64,
+    pub events: Option<Events>,
+}
+
+/// Closed periods kept, oldest dropped first: two years of monthly
+/// periods for 40 SLO instances.
+pub const MAX_CLOSED: usize = 1_000;
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Snapshot {
     pub evaluated_at: Option<i64>,
     pub instances: Vec<Instance>,
+    /// Closed calendar periods, oldest first.
+    pub closed: Arc<Vec<ClosedPeriod>>,
 }
 
 impl Snapshot {
@@ -270,7 +296,48 @@ impl Snapshot {
         Snapshot {
             evaluated_at: Some(at),
             instances,
+            closed: self.closed.clone(),
         }
+    }
+
+    /// The periods `next` has moved out of since `self`: for every calendar
+    /// instance whose period changed, its last figures in the old one.
+    pub fn closed_by(&self, next: &Snapshot) -> Vec<ClosedPeriod> {
+        let mut out = Vec::new();
+        for i in &next.instances {
+            let (Some(cal), Some(f)) = (&i.slo.calendar, &i.figures) else {
+                continue;
+            };
+            let before = self
+                .instances
+                .iter()
+                .find(|p| same_slo(&p.slo, &i.slo) && p.group == i.group);
+            let Some((p, pf)) = before.and_then(|p| Some((p, p.figures.as_ref()?))) else {
+                continue;
+            };
+            if pf.period_start == f.period_start || pf.period_end > f.period_start {
+                continue;
+            }
+            out.push(ClosedPeriod {
+                service: i.slo.service.clone(),
+                slo: i.slo.name.clone(),
+                group: i.group.clone(),
+                name: cal.period_at(pf.period_end).name,
+                start: pf.period_start,
+                end: pf.period_end,
+                evaluated_at: self
+                    .evaluated_at
+                    .or(p.last_success)
+                    .unwrap_or(pf.period_start),
+                objective: i.slo.objective.ratio(),
+                period_error_ratio: pf.period_error_ratio,
+                remaining_ratio: pf.remaining_ratio,
+                budget_seconds: pf.budget_seconds,
+                excluded_seconds: pf.excluded_seconds,
+                events: pf.period_events,
+            });
+        }
+        out
     }
 }
 
@@ -299,6 +366,17 @@ impl State {
 
     pub fn publish(&self, next: Snapshot) {
         self.publish_arc(Arc::new(next));
+    }
+
+    /// Closed periods read back at start-up; readiness is untouched.
+    pub fn restore_closed(&self, closed: Vec<ClosedPeriod>) {
+        let mut g = match self.snapshot.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut snap = (**g).clone();
+        snap.closed = Arc::new(closed);
+        *g = Arc::new(snap);
     }
 
     fn publish_arc(&self, next: Arc<Snapshot>) {
@@ -335,6 +413,80 @@ mod tests {
             release_frozen: false,
             alerts: vec![],
         }
+    }
+
+    #[test]
+    fn a_calendar_instance_moving_on_closes_its_period_with_its_last_figures() {
+        let mut slo = test_slo("s", "monthly", 99.9, 30);
+        slo.calendar = Some(crate::calendar::Calendar {
+            unit: crate::calendar::Unit::Month,
+            tz: chrono_tz::UTC,
+        });
+        let slo = Arc::new(slo);
+        let in_period = |start: i64, end: i64, remaining: f64| Figures {
+            period_start: start,
+            period_end: end,
+            ..figures(remaining)
+        };
+        // November 2026 in UTC, then December.
+        let (nov, dec, jan) = (1_793_491_200, 1_796_083_200, 1_798_761_600);
+        let late_nov = Snapshot::default().next(
+            dec - 20,
+            vec![(
+                slo.clone(),
+                Ok(vec![(
+                    LabelSet::new(),
+                    Status::Ok,
+                    in_period(nov, dec, 0.25),
+                )]),
+            )],
+        );
+        let early_dec = late_nov.next(
+            dec + 10,
+            vec![(
+                slo.clone(),
+                Ok(vec![(
+                    LabelSet::new(),
+                    Status::Ok,
+                    in_period(dec, jan, 1.0),
+                )]),
+            )],
+        );
+        let closed = late_nov.closed_by(&early_dec);
+        assert_eq!(closed.len(), 1);
+        let c = &closed[0];
+        assert_eq!((c.name.as_str(), c.start, c.end), ("2026-11", nov, dec));
+        assert_eq!((c.remaining_ratio, c.evaluated_at), (0.25, dec - 20));
+        // Within a period, and for a rolling SLO, nothing closes.
+        assert!(early_dec
+            .closed_by(&early_dec.next(
+                dec + 40,
+                vec![(
+                    slo.clone(),
+                    Ok(vec![(
+                        LabelSet::new(),
+                        Status::Ok,
+                        in_period(dec, jan, 0.9)
+                    )])
+                )]
+            ))
+            .is_empty());
+        let rolling = Arc::new(test_slo("s", "rolling", 99.9, 30));
+        let a = Snapshot::default().next(
+            1,
+            vec![(
+                rolling.clone(),
+                Ok(vec![(LabelSet::new(), Status::Ok, in_period(0, 1, 0.5))]),
+            )],
+        );
+        let b = a.next(
+            2,
+            vec![(
+                rolling,
+                Ok(vec![(LabelSet::new(), Status::Ok, in_period(1, 2, 0.5))]),
+            )],
+        );
+        assert!(a.closed_by(&b).is_empty());
     }
 
     #[test]

@@ -123,7 +123,7 @@ fn engine_of<C: crate::prom::QueryApi>(
     wrap: impl FnOnce(Client) -> C,
 ) -> Result<Engine<C>, Failure> {
     let metrics = Arc::new(DaemonMetrics::new());
-    let client = load::prom_client(&settings, &metrics)?;
+    let client = load::prom_client(settings, &metrics)?;
     let mut engine = Engine::new(
         Arc::new(wrap(client)),
         slos,
@@ -254,10 +254,9 @@ pub async fn report(
     }
     match format {
         ReportOutput::Json => print_json(&crate::report::render::json(&report))?,
-        ReportOutput::Markdown => crate::console::out(format_args!(
-            "{}",
-            crate::report::render::markdown(&report)
-        )),
+        ReportOutput::Markdown => {
+            crate::console::out(format_args!("{}", crate::report::render::markdown(&report)))
+        }
         ReportOutput::Html => {
             crate::console::out(format_args!("{}", crate::report::render::html(&report)))
         }

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use futures::future::try_join_all;
 
 use crate::budget::{self, Events};
-use crate::exclusion::{Exclusion, Mask};
 use crate::eval::sli::{self, SliError};
+use crate::exclusion::{Exclusion, Mask};
 use crate::history::{align_down, History};
 use crate::model::{Slo, Window};
 use crate::plan::Semantics;
@@ -151,7 +151,10 @@ impl SloEvaluator {
     /// Every maintenance window in `(from, to]`, spec and run time.
     fn mask(&self, from: i64, to: i64) -> Mask {
         Mask::of(
-            self.slo.exclusions.iter().chain(self.extra_exclusions.iter()),
+            self.slo
+                .exclusions
+                .iter()
+                .chain(self.extra_exclusions.iter()),
             from,
             to,
         )
@@ -371,12 +374,7 @@ impl SloEvaluator {
                 mask: &mask,
                 coverage,
             };
-            let figures = self.figures(
-                &windows,
-                |w: Window| events(w.secs()),
-                period_events,
-                span,
-            );
+            let figures = self.figures(&windows, |w: Window| events(w.secs()), period_events, span);
             out.push((group.clone(), status, figures));
         }
         if spelling.tiles {
@@ -399,9 +397,9 @@ impl SloEvaluator {
         let period_len = (span.end - span.start) as f64;
         let excluded_whole = span.mask.seconds_in(span.start, span.end) as f64;
         let excluded_so_far = span.mask.seconds_in(span.start, span.now) as f64;
-        let covered_excluded = coverage
-            .data_since
-            .map_or(0.0, |d| span.mask.seconds_in(d.max(span.start), span.now) as f64);
+        let covered_excluded = coverage.data_since.map_or(0.0, |d| {
+            span.mask.seconds_in(d.max(span.start), span.now) as f64
+        });
         let budget_base = (period_len - excluded_whole).max(0.0);
         let covered = (coverage.seconds - covered_excluded).max(0.0);
         let period_secs = budget_base;

@@ -227,7 +227,10 @@ mod tests {
         let mut slo = crate::model::test_slo("s", "a", 99.9, 30);
         let nov = period_of(&slo, "2026-11").expect("a UTC month for a rolling SLO");
         assert_eq!(nov.seconds(), 30 * 86_400);
-        assert_eq!(period_of(&slo, "2026-Q4").map(|b| b.seconds()), Some(92 * 86_400));
+        assert_eq!(
+            period_of(&slo, "2026-Q4").map(|b| b.seconds()),
+            Some(92 * 86_400)
+        );
         slo.calendar = Some(Calendar {
             unit: Unit::Week,
             tz: chrono_tz::UTC,

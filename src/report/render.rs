@@ -21,7 +21,8 @@ fn incident_json(i: &Incident) -> Value {
 fn slo_json(r: &SloReport) -> Value {
     let i = &r.instance;
     let f = i.figures.as_ref();
-    let num = |g: &dyn Fn(&crate::state::Figures) -> f64| f.map_or(Value::Null, |f| Value::from(g(f)));
+    let num =
+        |g: &dyn Fn(&crate::state::Figures) -> f64| f.map_or(Value::Null, |f| Value::from(g(f)));
     json!({
         "service": i.slo.service,
         "slo": i.slo.name,
@@ -126,7 +127,14 @@ const SUMMARY: [&str; 8] = [
     "Incidents",
 ];
 
-const INCIDENT: [&str; 6] = ["Start", "End", "Severity", "Alerts", "Peak burn", "Budget consumed"];
+const INCIDENT: [&str; 6] = [
+    "Start",
+    "End",
+    "Severity",
+    "Alerts",
+    "Peak burn",
+    "Budget consumed",
+];
 
 fn incident_row(i: &Incident) -> [String; 6] {
     [
@@ -139,7 +147,11 @@ fn incident_row(i: &Incident) -> [String; 6] {
     ]
 }
 
-fn md_table<const N: usize>(out: &mut String, head: [&str; N], rows: impl Iterator<Item = [String; N]>) {
+fn md_table<const N: usize>(
+    out: &mut String,
+    head: [&str; N],
+    rows: impl Iterator<Item = [String; N]>,
+) {
     out.push_str(&format!("| {} |\n", head.join(" | ")));
     out.push_str(&format!("|{}\n", "---|".repeat(N)));
     for row in rows {
@@ -186,7 +198,11 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn html_table<const N: usize>(out: &mut String, head: [&str; N], rows: impl Iterator<Item = [String; N]>) {
+fn html_table<const N: usize>(
+    out: &mut String,
+    head: [&str; N],
+    rows: impl Iterator<Item = [String; N]>,
+) {
     out.push_str("<table>\n<tr>");
     for h in head {
         out.push_str(&format!("<th>{}</th>", escape(h)));

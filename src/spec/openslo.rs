@@ -716,9 +716,7 @@ fn calendar_window(
     pos: crate::diag::yaml::Pos,
 ) -> Option<DraftPeriod> {
     let time_zone = match w.get("calendar") {
-        Some(f) => f
-            .map(cx, &["startTime", "timeZone"])?
-            .str(cx, "timeZone"),
+        Some(f) => f.map(cx, &["startTime", "timeZone"])?.str(cx, "timeZone"),
         None => None,
     };
     Some(DraftPeriod::Calendar {

@@ -84,7 +84,8 @@ fn read_service(cx: &mut Cx<'_>, m: &Map<'_, '_>, n: Naming) -> Vec<Draft> {
             d.service = service.clone();
             d.service_labels = service_labels.clone();
             d.service_labels_path = labels_path.clone();
-            d.exclusions.splice(0..0, service_exclusions.iter().cloned());
+            d.exclusions
+                .splice(0..0, service_exclusions.iter().cloned());
             Some(d)
         })
         .collect()

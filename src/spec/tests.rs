@@ -775,16 +775,25 @@ fn calendar_periods_and_maintenance_windows_load_from_sloth_and_openslo() {
     // The service's window first, then the SLO's own.
     assert_eq!(slo.exclusions.len(), 2);
     assert_eq!(slo.exclusions[0].reason, "weekly OS patching");
-    assert!(matches!(slo.exclusions[0].when, When::Recurring { duration: 7_200, .. }));
+    assert!(matches!(
+        slo.exclusions[0].when,
+        When::Recurring {
+            duration: 7_200,
+            ..
+        }
+    ));
     assert_eq!(
         slo.exclusions[1].when,
         When::Once {
             start: 1_794_693_600, // 2026-11-14T22:00:00Z
-            end: 1_794_708_000 // 2026-11-15T02:00:00Z
+            end: 1_794_708_000    // 2026-11-15T02:00:00Z
         }
     );
 
     let slos = parse_fixture("valid-openslo-calendar.yaml").unwrap();
     let cal = slos[0].calendar.expect("a calendar period");
-    assert_eq!((cal.unit, cal.tz), (Unit::Month, chrono_tz::America::New_York));
+    assert_eq!(
+        (cal.unit, cal.tz),
+        (Unit::Month, chrono_tz::America::New_York)
+    );
 }

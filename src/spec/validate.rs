@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use crate::calendar::{self, Calendar};
 use crate::diag::yaml::{Cx, Pos, Sp};
-use crate::exclusion::Exclusion;
 use crate::diag::Diagnostic;
+use crate::exclusion::Exclusion;
 use crate::model::{
     default_policy, factor_for_budget, AlertWindow, Alerting, Objective, Origin, Severity, Sli,
     Slo, Window, RESERVED_LABELS,
@@ -343,12 +343,12 @@ fn calendar_period(
     Some(Calendar { unit: u?, tz: tz? })
 }
 
-fn build_exclusion(
-    cx: &mut Cx<'_>,
-    e: &DraftExclusion,
-    zone: chrono_tz::Tz,
-) -> Option<Exclusion> {
-    let reason = e.reason.as_ref().map(|r| r.value.clone()).unwrap_or_default();
+fn build_exclusion(cx: &mut Cx<'_>, e: &DraftExclusion, zone: chrono_tz::Tz) -> Option<Exclusion> {
+    let reason = e
+        .reason
+        .as_ref()
+        .map(|r| r.value.clone())
+        .unwrap_or_default();
     let parse_instant = |cx: &mut Cx<'_>, v: &Sp<String>, key: &str| {
         chrono::DateTime::parse_from_rfc3339(v.value.trim())
             .map(|t| t.timestamp())
@@ -365,7 +365,10 @@ fn build_exclusion(
     };
     match (&e.rrule, &e.start, &e.end) {
         (None, Some(start), Some(end)) => {
-            let (s, t) = (parse_instant(cx, start, "start"), parse_instant(cx, end, "end"));
+            let (s, t) = (
+                parse_instant(cx, start, "start"),
+                parse_instant(cx, end, "end"),
+            );
             Exclusion::once(s?, t?, reason)
                 .map_err(|m| cx.err(start.pos, format!("{}: {m}", e.path)))
                 .ok()
@@ -377,7 +380,13 @@ fn build_exclusion(
             };
             let duration = match &e.duration {
                 None => {
-                    cx.err(e.pos, format!("{}: a recurring window needs a duration, e.g. duration: 2h", e.path));
+                    cx.err(
+                        e.pos,
+                        format!(
+                            "{}: a recurring window needs a duration, e.g. duration: 2h",
+                            e.path
+                        ),
+                    );
                     None
                 }
                 Some(d) => time::parse(&d.value)

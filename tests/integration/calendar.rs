@@ -70,10 +70,26 @@ fn series() -> Series {
             spread: 21,
             p: 0.0005,
             incidents: vec![
-                (utc("2026-10-18T00:30:00Z"), utc("2026-10-18T01:30:00Z"), 0.5),
-                (utc("2026-10-20T10:00:00Z"), utc("2026-10-20T10:40:00Z"), 0.2),
-                (utc("2026-10-31T23:10:00Z"), utc("2026-10-31T23:40:00Z"), 0.3),
-                (utc("2026-11-01T01:10:00Z"), utc("2026-11-01T01:50:00Z"), 0.5),
+                (
+                    utc("2026-10-18T00:30:00Z"),
+                    utc("2026-10-18T01:30:00Z"),
+                    0.5,
+                ),
+                (
+                    utc("2026-10-20T10:00:00Z"),
+                    utc("2026-10-20T10:40:00Z"),
+                    0.2,
+                ),
+                (
+                    utc("2026-10-31T23:10:00Z"),
+                    utc("2026-10-31T23:40:00Z"),
+                    0.3,
+                ),
+                (
+                    utc("2026-11-01T01:10:00Z"),
+                    utc("2026-11-01T01:50:00Z"),
+                    0.5,
+                ),
             ],
         },
         resets: vec![],
@@ -119,7 +135,10 @@ struct World {
 fn world() -> World {
     let (start, end) = (utc(START), utc(END));
     let generated = series().generate(start, end);
-    let (blocks_dir, blocks) = backfill(&openmetrics_days(std::slice::from_ref(&generated), start, end), true);
+    let (blocks_dir, blocks) = backfill(
+        &openmetrics_days(std::slice::from_ref(&generated), start, end),
+        true,
+    );
     World {
         prom: Prometheus::start(&blocks),
         generated,
@@ -158,7 +177,8 @@ fn close(got: f64, want: f64, what: &str) {
 }
 
 fn num(v: &Value, what: &str) -> f64 {
-    v.as_f64().unwrap_or_else(|| panic!("{what} is not a number: {v}"))
+    v.as_f64()
+        .unwrap_or_else(|| panic!("{what} is not a number: {v}"))
 }
 
 /// Checks one evaluation against the events: period bounds and length,
@@ -172,12 +192,24 @@ fn check_period(g: &Generated, doc: &Value, at: i64, start: i64, end: i64, name:
     assert_eq!(slo["period"]["end"], harness::rfc3339(end));
     assert_eq!(slo["period_seconds"].as_i64(), Some(end - start));
     let (total, bad) = events_outside(g, start, at);
-    close(num(&slo["period_events"]["total"], "total"), total, "period total");
+    close(
+        num(&slo["period_events"]["total"], "total"),
+        total,
+        "period total",
+    );
     close(num(&slo["period_events"]["bad"], "bad"), bad, "period bad");
     let budget = (end - start) as f64 - excluded_in(start, end);
-    close(num(&slo["error_budget_seconds"], "budget"), budget * 0.001, "budget seconds");
+    close(
+        num(&slo["error_budget_seconds"], "budget"),
+        budget * 0.001,
+        "budget seconds",
+    );
     let excluded = excluded_in(start, at);
-    close(num(&slo["period_excluded_seconds"], "excluded"), excluded, "excluded so far");
+    close(
+        num(&slo["period_excluded_seconds"], "excluded"),
+        excluded,
+        "excluded so far",
+    );
     // Budget spent: the period's error ratio over the time outside windows.
     let covered = (at - start) as f64 - excluded;
     let want_remaining = 1.0 - (bad / total) * covered / (budget * 0.001);
@@ -237,7 +269,10 @@ fn a_berlin_month_across_daylight_saving_with_weekly_maintenance() {
         .iter()
         .filter(|a| a["severity"] == "page" && a["condition"] == true)
         .collect();
-    assert!(paging.is_empty(), "no page condition inside maintenance: {paging:?}");
+    assert!(
+        paging.is_empty(),
+        "no page condition inside maintenance: {paging:?}"
+    );
 }
 
 #[test]
@@ -263,15 +298,30 @@ fn the_october_report_holds_its_incident_and_not_the_maintenance_one() {
     assert_eq!(slo["period"]["start"], harness::rfc3339(start));
     assert_eq!(slo["period"]["end"], harness::rfc3339(end));
     let (total, bad) = events_outside(&w.generated, start, end);
-    close(num(&slo["period_events"]["total"], "total"), total, "October total");
+    close(
+        num(&slo["period_events"]["total"], "total"),
+        total,
+        "October total",
+    );
     close(num(&slo["period_events"]["bad"], "bad"), bad, "October bad");
-    close(num(&slo["achieved_ratio"], "achieved"), 1.0 - bad / total, "achieved");
+    close(
+        num(&slo["achieved_ratio"], "achieved"),
+        1.0 - bad / total,
+        "achieved",
+    );
     assert_eq!(slo["met"], Value::Bool(1.0 - bad / total >= 0.999));
-    close(num(&slo["excluded_seconds"], "excluded"), 4.0 * 2.0 * HOUR as f64, "excluded");
+    close(
+        num(&slo["excluded_seconds"], "excluded"),
+        4.0 * 2.0 * HOUR as f64,
+        "excluded",
+    );
     let budget = ((end - start) as f64 - 8.0 * HOUR as f64) * 0.001;
     let consumed = (bad / total) * ((end - start) as f64 - 8.0 * HOUR as f64) / budget;
     let got = num(&slo["budget_consumed_ratio"], "consumed");
-    assert!((got - consumed).abs() < 1e-6, "consumed {got} vs {consumed}");
+    assert!(
+        (got - consumed).abs() < 1e-6,
+        "consumed {got} vs {consumed}"
+    );
 
     // One incident: 20 October. The 18 October one was maintenance; the
     // 23:10Z one on 31 October is November's in Berlin.
@@ -289,7 +339,11 @@ fn the_october_report_holds_its_incident_and_not_the_maintenance_one() {
     assert!(inc_end > to, "it ends after the incident does: {inc}");
     // Its budget share: its bad events over the period's, of what October consumed.
     let (_, inc_bad) = events_outside(&w.generated, inc_start, inc_end);
-    close(num(&inc["bad_events"], "bad_events"), inc_bad, "incident bad events");
+    close(
+        num(&inc["bad_events"], "bad_events"),
+        inc_bad,
+        "incident bad events",
+    );
     let share = num(&inc["budget_consumed_ratio"], "share");
     assert!(
         (share - consumed * inc_bad / bad).abs() < 1e-6,

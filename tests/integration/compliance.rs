@@ -158,7 +158,10 @@ fn a_berlin_month_with_weekly_maintenance_agrees_on_the_page_in_grafana_and_in_t
     // Last month: an outage on its 10th (pages) and one inside a
     // maintenance window (left out).
     let mut outage = prev_start + 9 * DAY + 10 * HOUR;
-    if windows.iter().any(|&(s, e)| s < outage + 30 * MINUTE && outage < e) {
+    if windows
+        .iter()
+        .any(|&(s, e)| s < outage + 30 * MINUTE && outage < e)
+    {
         outage += 3 * HOUR;
     }
     let hidden = windows
@@ -223,8 +226,18 @@ fn a_berlin_month_with_weekly_maintenance_agrees_on_the_page_in_grafana_and_in_t
     assert_eq!(slo["period"]["start"], harness::rfc3339(cur_start));
     assert_eq!(slo["period"]["end"], harness::rfc3339(cur_end));
     let (total, bad) = s.outside(cur_start, at.min(end));
-    close(slo["period_events"]["total"].as_f64().expect("total"), total, rel, "period total");
-    close(slo["period_events"]["bad"].as_f64().expect("bad"), bad, rel, "period bad");
+    close(
+        slo["period_events"]["total"].as_f64().expect("total"),
+        total,
+        rel,
+        "period total",
+    );
+    close(
+        slo["period_events"]["bad"].as_f64().expect("bad"),
+        bad,
+        rel,
+        "period bad",
+    );
     close(
         slo["period_excluded_seconds"].as_f64().expect("excluded"),
         s.excluded(cur_start, at),
@@ -235,7 +248,9 @@ fn a_berlin_month_with_weekly_maintenance_agrees_on_the_page_in_grafana_and_in_t
     // tolerance applies to x.
     let spent_tol = |x: f64| 2.0 * rel * x.abs() + 1e-9;
     let remaining = s.remaining(cur_start, cur_end, at);
-    let got = slo["error_budget_remaining_ratio"].as_f64().expect("remaining");
+    let got = slo["error_budget_remaining_ratio"]
+        .as_f64()
+        .expect("remaining");
     assert!(
         (got - remaining).abs() <= spent_tol(1.0 - remaining),
         "remaining ratio: errbudget {got}, events {remaining}"
@@ -246,7 +261,8 @@ fn a_berlin_month_with_weekly_maintenance_agrees_on_the_page_in_grafana_and_in_t
     let page = daemon.get(&format!("/slo/{SERVICE}/availability"));
     assert_eq!(page.status, 200);
     assert!(
-        page.body.contains(&format!("{cur_name} (calendar month, {ZONE})")),
+        page.body
+            .contains(&format!("{cur_name} (calendar month, {ZONE})")),
         "the page names the month:\n{}",
         page.body
     );
@@ -297,10 +313,25 @@ fn a_berlin_month_with_weekly_maintenance_agrees_on_the_page_in_grafana_and_in_t
     let report: Value = serde_json::from_str(&out).expect("report JSON");
     let r = &report["slos"][0];
     let (total, bad) = s.outside(prev_start, prev_end);
-    close(r["period_events"]["total"].as_f64().expect("total"), total, rel, "last month total");
-    close(r["achieved_ratio"].as_f64().expect("achieved"), 1.0 - bad / total, rel, "achieved");
+    close(
+        r["period_events"]["total"].as_f64().expect("total"),
+        total,
+        rel,
+        "last month total",
+    );
+    close(
+        r["achieved_ratio"].as_f64().expect("achieved"),
+        1.0 - bad / total,
+        rel,
+        "achieved",
+    );
     let consumed = 1.0 - s.remaining(prev_start, prev_end, prev_end);
-    close(r["budget_consumed_ratio"].as_f64().expect("consumed"), consumed, 1e-6, "consumed");
+    close(
+        r["budget_consumed_ratio"].as_f64().expect("consumed"),
+        consumed,
+        1e-6,
+        "consumed",
+    );
     close(
         r["excluded_seconds"].as_f64().expect("excluded"),
         s.excluded(prev_start, prev_end),
@@ -308,13 +339,20 @@ fn a_berlin_month_with_weekly_maintenance_agrees_on_the_page_in_grafana_and_in_t
         "last month's maintenance",
     );
     let incidents = r["incidents"].as_array().expect("incidents");
-    assert_eq!(incidents.len(), 1, "only the outage, not the maintenance one: {incidents:#?}");
+    assert_eq!(
+        incidents.len(),
+        1,
+        "only the outage, not the maintenance one: {incidents:#?}"
+    );
     let start = humantime::parse_rfc3339(incidents[0]["start"].as_str().expect("start"))
         .expect("RFC 3339")
         .duration_since(std::time::UNIX_EPOCH)
         .expect("after 1970")
         .as_secs() as i64;
-    assert!(start > outage && start <= outage + 15 * MINUTE, "{incidents:#?}");
+    assert!(
+        start > outage && start <= outage + 15 * MINUTE,
+        "{incidents:#?}"
+    );
     assert_eq!(incidents[0]["severity"], "page");
     drop(targets);
 }

@@ -449,5 +449,9 @@ fn realistic_scrapes_with_a_maintenance_window() {
     // what was left out is no rounding matter.
     let (total, bad) = w.sum(T0 - HOUR, T0);
     let got = s["error_ratio"]["1h"].as_f64().expect("1h");
-    assert!(got < 0.5 * bad / total, "1h {got} vs {} with the incident", bad / total);
+    assert!(
+        got < 0.5 * bad / total,
+        "1h {got} vs {} with the incident",
+        bad / total
+    );
 }
