@@ -200,6 +200,16 @@ impl Mask {
         self.0.is_empty()
     }
 
+    /// The part of the mask inside `(from, to]`.
+    pub fn clip(&self, from: i64, to: i64) -> Mask {
+        Mask(
+            self.0
+                .iter()
+                .filter_map(|&(s, e)| (s.max(from) < e.min(to)).then_some((s.max(from), e.min(to))))
+                .collect(),
+        )
+    }
+
     pub fn intervals(&self) -> &[(i64, i64)] {
         &self.0
     }
@@ -313,5 +323,7 @@ mod tests {
         assert!(!m.covers(900, 1_500));
         assert!(m.overlaps(900, 1_500));
         assert!(!m.overlaps(1_200, 3_000));
+        assert_eq!(m.clip(600, 3_050).intervals(), &[(600, 1_200), (3_000, 3_050)]);
+        assert_eq!(Mask::of([&a, &b, &c], 600, 3_050), m.clip(600, 3_050));
     }
 }

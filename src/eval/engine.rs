@@ -246,8 +246,16 @@ impl<C: QueryApi> Engine<C> {
             .into_iter()
             .map(|s| {
                 let key = store::definition_key(&s);
-                old.remove(&key)
-                    .unwrap_or_else(|| SloEvaluator::new(Arc::new(s)))
+                match old.remove(&key) {
+                    // The key leaves out what does not change the buckets
+                    // (maintenance windows, where it was written): take
+                    // the new definition, keep the history.
+                    Some(mut e) => {
+                        e.redefine(Arc::new(s));
+                        e
+                    }
+                    None => SloEvaluator::new(Arc::new(s)),
+                }
             })
             .collect();
     }

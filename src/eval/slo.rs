@@ -60,6 +60,10 @@ pub struct SloEvaluator {
     partials: Partials,
     partials_spelling: Option<Spelling>,
     extra_exclusions: Arc<Vec<Exclusion>>,
+    /// The maintenance windows of a span reaching a day past the last one
+    /// asked for: enumerating a rule's occurrences costs up to milliseconds
+    /// (an hourly rule over a month), and a cycle's span moves by seconds.
+    mask_cache: Option<(i64, i64, Mask)>,
 }
 
 impl SloEvaluator {
@@ -76,11 +80,19 @@ impl SloEvaluator {
             partials: Partials::default(),
             partials_spelling: None,
             extra_exclusions: Arc::default(),
+            mask_cache: None,
         }
     }
 
     pub fn slo(&self) -> &Arc<Slo> {
         &self.slo
+    }
+
+    /// Takes a definition with the same key (same buckets) in place of
+    /// this one: new maintenance windows, a new origin.
+    pub fn redefine(&mut self, slo: Arc<Slo>) {
+        self.slo = slo;
+        self.mask_cache = None;
     }
 
     pub fn key(&self) -> crate::store::DefinitionKey {
@@ -145,7 +157,24 @@ impl SloEvaluator {
     /// Maintenance windows known at run time (the API, a file), beside the
     /// spec's own.
     pub fn set_exclusions(&mut self, extra: Arc<Vec<Exclusion>>) {
+        if !Arc::ptr_eq(&extra, &self.extra_exclusions) {
+            self.mask_cache = None;
+        }
         self.extra_exclusions = extra;
+    }
+
+    /// [`SloEvaluator::mask`] through the cache.
+    fn cached_mask(&mut self, from: i64, to: i64) -> Mask {
+        match &self.mask_cache {
+            Some((f, t, m)) if *f <= from && to <= *t => m.clip(from, to),
+            _ => {
+                let (f, t) = (from - 3_600, to + 86_400);
+                let m = self.mask(f, t);
+                let clipped = m.clip(from, to);
+                self.mask_cache = Some((f, t, m));
+                clipped
+            }
+        }
     }
 
     /// Every maintenance window in `(from, to]`, spec and run time.
@@ -230,7 +259,7 @@ impl SloEvaluator {
         let period_query = (calendar && period_start > last_final)
             .then(|| Span::whole(wall, (wall - period_start).max(1) as u64));
         let longest = windows.last().map_or(0, |w| w.secs() as i64);
-        let mask = self.mask(
+        let mask = self.cached_mask(
             align_down(now - longest.max(now - period_start), BUCKET_SECS),
             period_end.max(now),
         );

@@ -1051,7 +1051,20 @@ mod tests {
 
     #[test]
     fn every_documented_series_is_rendered_with_escaped_labels() {
-        let text = render(&DaemonMetrics::new(), &snapshot()).unwrap();
+        // A calendar SLO with a maintenance window beside the rolling ones:
+        // its series exist only for such SLOs.
+        let mut snap = snapshot();
+        let mut monthly = snap.instances[0].clone();
+        let mut slo = (*monthly.slo).clone();
+        slo.name = "monthly".into();
+        slo.calendar = Some(crate::calendar::Calendar {
+            unit: crate::calendar::Unit::Month,
+            tz: chrono_tz::Europe::Berlin,
+        });
+        slo.exclusions = vec![crate::exclusion::Exclusion::once(0, 300, String::new()).unwrap()];
+        monthly.slo = std::sync::Arc::new(slo);
+        snap.instances.push(monthly);
+        let text = render(&DaemonMetrics::new(), &snap).unwrap();
         let documented = crate::interface_doc::documented_series();
         let types: Vec<(&str, &str)> = text
             .lines()
