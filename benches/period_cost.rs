@@ -48,9 +48,17 @@ fn main() {
         ("daily", "FREQ=DAILY;BYHOUR=3", 1_800),
         ("hourly", "FREQ=HOURLY;BYMINUTE=0", 300),
     ] {
-        let e = Exclusion::recurring(rule, chrono_tz::Europe::Berlin, dtstart, duration, String::new())
-            .expect("valid rule");
-        let (secs, n) = time(repeat, || Mask::of([&e], END - MONTH, END).intervals().len());
+        let e = Exclusion::recurring(
+            rule,
+            chrono_tz::Europe::Berlin,
+            dtstart,
+            duration,
+            String::new(),
+        )
+        .expect("valid rule");
+        let (secs, n) = time(repeat, || {
+            Mask::of([&e], END - MONTH, END).intervals().len()
+        });
         let day = Mask::of([&e], END - MONTH - 3_600, END + 86_400);
         let (clip, _) = time(repeat, || day.clip(END - MONTH, END).intervals().len());
         println!(
@@ -63,7 +71,9 @@ fn main() {
 
     let mut h = History::new(300);
     h.start_at(END - MONTH);
-    h.extend_to(END, |t| Events::new((t % 7) as f64, 1_000.0 + (t % 13) as f64));
+    h.extend_to(END, |t| {
+        Events::new((t % 7) as f64, 1_000.0 + (t % 13) as f64)
+    });
     let bases: Vec<i64> = [300, 1_800, 3_600, 7_200, 21_600, 86_400, 259_200, MONTH]
         .iter()
         .map(|w| END - w)

@@ -323,7 +323,10 @@ mod tests {
         assert!(!m.covers(900, 1_500));
         assert!(m.overlaps(900, 1_500));
         assert!(!m.overlaps(1_200, 3_000));
-        assert_eq!(m.clip(600, 3_050).intervals(), &[(600, 1_200), (3_000, 3_050)]);
+        assert_eq!(
+            m.clip(600, 3_050).intervals(),
+            &[(600, 1_200), (3_000, 3_050)]
+        );
         assert_eq!(Mask::of([&a, &b, &c], 600, 3_050), m.clip(600, 3_050));
     }
 }

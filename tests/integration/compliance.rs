@@ -256,6 +256,25 @@ fn a_berlin_month_with_weekly_maintenance_agrees_on_the_page_in_grafana_and_in_t
         "remaining ratio: errbudget {got}, events {remaining}"
     );
 
+    // The series only such an SLO has, with the figures of the API.
+    let metrics = daemon.get("/metrics").body;
+    let line = |name: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name) && l.contains("service=\"checkout\""))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics:\n{metrics}"))
+    };
+    assert_eq!(
+        line("slo_period_start_timestamp_seconds{"),
+        cur_start as f64
+    );
+    assert_eq!(line("slo_period_end_timestamp_seconds{"), cur_end as f64);
+    assert_eq!(line("slo_period_seconds{"), (cur_end - cur_start) as f64);
+    assert!(line("slo_period_excluded_seconds{") >= s.excluded(cur_start, at));
+    assert!(metrics.contains("slo_excluded_seconds{"), "{metrics}");
+
     // The status page says which month, how much of it was maintenance,
     // and the budget left the events give (one decimal, as it prints it).
     let page = daemon.get(&format!("/slo/{SERVICE}/availability"));

@@ -16,10 +16,16 @@ use crate::interface::{documented_series, is_sample_of};
 
 /// Documented series with no label values, so no sample, in a daemon with
 /// no alert receiver and no `--storage.path`.
-const WITHOUT_SAMPLES_HERE: [&str; 3] = [
+const WITHOUT_SAMPLES_HERE: [&str; 7] = [
     "errbudget_notifications_total",
     "errbudget_storage_writes_total",
     "errbudget_storage_last_write_bytes",
+    // Calendar periods and maintenance windows only (`compliance` checks
+    // them on such an SLO).
+    "slo_period_start_timestamp_seconds",
+    "slo_period_end_timestamp_seconds",
+    "slo_period_excluded_seconds",
+    "slo_excluded_seconds",
 ];
 
 /// A Prometheus whose data ends at the current minute: one day of a steady
