@@ -29,6 +29,9 @@ pub struct Settings {
     pub alerting: AlertingSettings,
     pub web: WebSettings,
     pub storage: StorageSettings,
+    /// Where deploys are read from besides the API; none: the API only.
+    pub deployments: Option<DeploymentSettings>,
+    pub policy: PolicySettings,
     /// The config file these settings came from.
     pub path: PathBuf,
 }
@@ -95,6 +98,23 @@ impl Default for AlertingSettings {
             evaluation_failing_after: DEFAULT_EVALUATION_FAILING_AFTER,
         }
     }
+}
+
+/// Deploys read from a metric: a series per running version (an info
+/// series, or a counter of deploys that carries the version), whose
+/// appearance is a deploy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeploymentSettings {
+    pub query: String,
+    pub service_label: String,
+    pub version_label: String,
+}
+
+/// The release policy's run-time part.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PolicySettings {
+    /// A YAML list of release-freeze overrides, re-read on reload.
+    pub overrides_file: Option<PathBuf>,
 }
 
 /// Where `run` keeps its state across restarts; none: nothing is kept.
@@ -191,6 +211,8 @@ const TOP_KEYS: &[&str] = &[
     "alerting",
     "web",
     "storage",
+    "deployments",
+    "policy",
 ];
 const CLIENT_KEYS: &[&str] = &[
     "url",
@@ -218,6 +240,8 @@ const ALERTING_KEYS: &[&str] = &[
 ];
 const WEB_KEYS: &[&str] = &["listen_address", "config_file", "external_url"];
 const STORAGE_KEYS: &[&str] = &["path"];
+const DEPLOYMENT_KEYS: &[&str] = &["query", "service_label", "version_label"];
+const POLICY_KEYS: &[&str] = &["overrides_file"];
 
 /// Every settings key the parser accepts, as dotted paths
 /// (`alerting.alertmanagers.tls.ca_file`; list items add no index).
@@ -246,6 +270,12 @@ pub fn settings_keys() -> Vec<String> {
     }
     for k in STORAGE_KEYS {
         out.push(format!("storage.{k}"));
+    }
+    for k in DEPLOYMENT_KEYS {
+        out.push(format!("deployments.{k}"));
+    }
+    for k in POLICY_KEYS {
+        out.push(format!("policy.{k}"));
     }
     out
 }
@@ -379,6 +409,16 @@ impl Reader {
                 path: self.path(cx, &s, "path"),
             }),
         };
+        let deployments = match m.get("deployments") {
+            None => Some(None),
+            Some(f) => self.deployments(cx, &f).map(Some),
+        };
+        let policy = match m.get("policy") {
+            None => Some(PolicySettings::default()),
+            Some(f) => f.map(cx, POLICY_KEYS).map(|p| PolicySettings {
+                overrides_file: self.path(cx, &p, "overrides_file"),
+            }),
+        };
         let positions = globs.iter().map(|g| g.pos).collect();
         Some((
             Settings {
@@ -388,6 +428,8 @@ impl Reader {
                 alerting: alerting?,
                 web: web?,
                 storage: storage?,
+                deployments: deployments?,
+                policy: policy?,
                 path: PathBuf::from(file),
             },
             positions,
@@ -452,6 +494,43 @@ impl Reader {
             resend_interval: resend_interval?,
             pending_for: pending_for?,
             evaluation_failing_after: failing_after?,
+        })
+    }
+
+    fn deployments(&self, cx: &mut Cx<'_>, f: &Field<'_, '_>) -> Option<DeploymentSettings> {
+        let m = f.map(cx, DEPLOYMENT_KEYS)?;
+        let query = m.req_str(cx, "query");
+        if let Some(q) = &query {
+            if let Err(e) = promql_parser::parser::parse(&q.value) {
+                cx.err(q.pos, format!("deployments.query: not PromQL: {e}"));
+                return None;
+            }
+        }
+        let label = |cx: &mut Cx<'_>, key: &str, default: &str| match m.str(cx, key) {
+            None => Some(default.to_string()),
+            Some(l)
+                if !l.value.is_empty()
+                    && !l.value.starts_with(|c: char| c.is_ascii_digit())
+                    && l.value
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
+                Some(l.value)
+            }
+            Some(l) => {
+                cx.err(
+                    l.pos,
+                    format!("deployments.{key}: {:?} is not a label name", l.value),
+                );
+                None
+            }
+        };
+        let service_label = label(cx, "service_label", "service");
+        let version_label = label(cx, "version_label", "version");
+        Some(DeploymentSettings {
+            query: query?.value,
+            service_label: service_label?,
+            version_label: version_label?,
         })
     }
 
