@@ -21,6 +21,22 @@ use crate::config::DeploymentSettings;
 use crate::prom::{QueryApi, QueryError};
 use crate::records::{self, Deployment, Present, Records, Seen, Source};
 
+/// The labels the query's answer carries the service and version in. The
+/// configured labels are copied into these and the rest dropped (`count
+/// by`): `service` is a label errbudget sets on its own series, and the
+/// query client refuses answers that carry it; `count by` also makes the
+/// many pods of one version one series.
+const SERVICE: &str = "errbudget_deploy_service";
+const VERSION: &str = "errbudget_deploy_version";
+
+/// The expression sent for `settings.query`.
+pub fn expression(settings: &DeploymentSettings) -> String {
+    format!(
+        "count by ({SERVICE}, {VERSION}) (label_replace(label_replace({}, \"{SERVICE}\", \"$1\", \"{}\", \"(.*)\"), \"{VERSION}\", \"$1\", \"{}\", \"(.*)\"))",
+        settings.query, settings.service_label, settings.version_label
+    )
+}
+
 /// Points of the dating range query at most; the step grows past an hour
 /// of gap (a restart after a long stop) so the query stays small.
 const MAX_POINTS: i64 = 3_600;
@@ -34,27 +50,22 @@ pub async fn detect<C: QueryApi>(
     records: &Records,
     now: i64,
 ) -> Result<Vec<Deployment>, QueryError> {
-    let samples = client.instant(&settings.query, now).await?;
-    let present = present(
-        samples.iter().map(|s| &s.labels),
-        &settings.service_label,
-        &settings.version_label,
-    );
+    let query = expression(settings);
+    let samples = client.instant(&query, now).await?;
+    let present = present(samples.iter().map(|s| &s.labels));
     let before = records.read(|b| b.seen.clone());
     let new = records::appeared(&before, &present);
     let mut found = Vec::new();
     if let (Some(since), false) = (before.at, new.is_empty()) {
         let start = (since + 1).min(now);
         let step = ((now - start) / MAX_POINTS).max(1);
-        let series = client
-            .range(&settings.query, start, now, step as u64)
-            .await?;
+        let series = client.range(&query, start, now, step as u64).await?;
         for (service, version) in new {
             let first = series
                 .iter()
                 .filter(|s| {
-                    s.labels.get(&settings.service_label) == Some(&service)
-                        && s.labels.get(&settings.version_label) == Some(&version)
+                    s.labels.get(SERVICE) == Some(&service)
+                        && s.labels.get(VERSION) == Some(&version)
                 })
                 .filter_map(|s| s.points.first().map(|p| p.0))
                 .min();
@@ -82,15 +93,16 @@ pub async fn detect<C: QueryApi>(
 }
 
 /// Versions per service among the series' labels; a series without
-/// either label is not a deploy of anything and is skipped.
+/// either label (empty after `label_replace`) is not a deploy of anything.
 fn present<'a>(
     labels: impl Iterator<Item = &'a std::collections::BTreeMap<String, String>>,
-    service_label: &str,
-    version_label: &str,
 ) -> Present {
     let mut out = Present::new();
     for l in labels {
-        if let (Some(s), Some(v)) = (l.get(service_label), l.get(version_label)) {
+        let (Some(s), Some(v)) = (l.get(SERVICE), l.get(VERSION)) else {
+            continue;
+        };
+        if !s.is_empty() && !v.is_empty() {
             out.entry(s.clone()).or_default().insert(v.clone());
         }
     }
@@ -113,7 +125,7 @@ mod tests {
     }
 
     fn labels(s: &str, v: &str) -> BTreeMap<String, String> {
-        [("service", s), ("version", v), ("job", "x")]
+        [(SERVICE, s), (VERSION, v)]
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
@@ -121,7 +133,8 @@ mod tests {
 
     impl QueryApi for Fake {
         async fn instant(&self, q: &str, at: i64) -> Result<Vec<Sample>, QueryError> {
-            self.asked.lock().unwrap().push(format!("instant {q} {at}"));
+            assert_eq!(q, expression(&settings()));
+            self.asked.lock().unwrap().push(format!("instant {at}"));
             Ok(self
                 .now
                 .iter()
@@ -141,7 +154,8 @@ mod tests {
             self.asked
                 .lock()
                 .unwrap()
-                .push(format!("range {q} {start} {end} {step}"));
+                .push(format!("range {start} {end} {step}"));
+            assert_eq!(q, expression(&settings()));
             Ok(self
                 .range
                 .iter()
@@ -190,7 +204,7 @@ mod tests {
         );
         assert_eq!(
             *next.asked.lock().unwrap(),
-            ["instant deploy_info 1030", "range deploy_info 1001 1030 1"]
+            ["instant 1030", "range 1001 1030 1"]
         );
         // Seen again (a restart that reads the same gap): still one deploy.
         records.write(|b| b.seen.at = Some(1_000));

@@ -1060,7 +1060,26 @@ mod tests {
 
     #[test]
     fn every_documented_series_is_rendered_with_escaped_labels() {
-        let text = render(&DaemonMetrics::new(), &snapshot()).unwrap();
+        let metrics = DaemonMetrics::new();
+        let records = Arc::new(crate::records::Records::default());
+        records.write(|b| {
+            b.add_deployment(crate::records::Deployment {
+                service: "check\"out".into(),
+                version: "v1".into(),
+                at: 1_000,
+                source: crate::records::Source::Api,
+                description: String::new(),
+            })
+        });
+        metrics
+            .registry
+            .register(Box::new(DeploymentsCollector::new(records).unwrap()))
+            .unwrap();
+        let text = render(&metrics, &snapshot()).unwrap();
+        assert!(
+            text.contains("slo_deployments_total{service=\"check\\\"out\"} 1\n"),
+            "{text}"
+        );
         let documented = crate::interface_doc::documented_series();
         let types: Vec<(&str, &str)> = text
             .lines()

@@ -577,9 +577,10 @@ mod tests {
             };
             promql_parser::parser::parse(expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
         }
-        // Rules record every documented slo_* series.
+        // Rules record every documented slo_* series but the deploys,
+        // which are told to the daemon, not computed from the SLI.
         for (name, _) in crate::interface_doc::documented_series() {
-            if name.starts_with("slo_") {
+            if name.starts_with("slo_") && name != "slo_deployments_total" {
                 assert!(records.contains(name.as_str()), "{name} not recorded");
             }
         }

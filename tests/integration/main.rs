@@ -20,6 +20,7 @@ mod daemon;
 mod dashboards;
 mod dataset;
 mod demo_config;
+mod deploys;
 mod eval;
 mod events;
 mod expect;
