@@ -328,6 +328,119 @@ pub fn parse_client_file(file: &str, text: &str) -> Result<HttpClientSettings, V
     )
 }
 
+/// Keys of one item of the overrides file.
+const OVERRIDE_KEYS: &[&str] = &["service", "slo", "reason", "by", "from", "until"];
+
+/// The overrides file (`policy.overrides_file`): a YAML list of
+/// `{service, slo?, reason, by, from?, until}`, times RFC 3339. Items are
+/// trusted as written (the file is the operators'), so neither the specs'
+/// `policy.override` users nor its `max_duration` apply; each gets the id
+/// `file-<n>` (n from 1, in file order). An empty file is no override.
+/// Every problem is reported as `file:line:column: message`.
+pub fn parse_overrides_file(
+    file: &str,
+    text: &str,
+) -> Result<Vec<crate::records::Override>, Vec<Diagnostic>> {
+    parse_document(
+        file,
+        text,
+        "an overrides file",
+        |_| Some(vec![]),
+        |_, cx, doc| {
+            let top = yaml::Field {
+                key_pos: Pos { line: 1, column: 1 },
+                path: "overrides".into(),
+                node: doc,
+            };
+            let mut out = vec![];
+            let mut ok = true;
+            for (n, item) in top.seq(cx)?.into_iter().enumerate() {
+                match read_override(cx, &item, n + 1) {
+                    Some(o) => out.push(o),
+                    None => ok = false,
+                }
+            }
+            ok.then_some(out)
+        },
+    )
+}
+
+fn read_override(
+    cx: &mut Cx<'_>,
+    item: &Field<'_, '_>,
+    n: usize,
+) -> Option<crate::records::Override> {
+    let m = item.map(cx, OVERRIDE_KEYS)?;
+    let text = |cx: &mut Cx<'_>, key: &str, required: bool| -> Option<Option<String>> {
+        let v = if required {
+            m.req_str(cx, key)
+        } else {
+            m.str(cx, key)
+        };
+        match v {
+            Some(s) if s.value.trim().is_empty() || s.value.chars().any(char::is_control) => {
+                cx.err(
+                    s.pos,
+                    format!(
+                        "{}: must be a non-empty line of text",
+                        yaml::join(&m.path, key)
+                    ),
+                );
+                None
+            }
+            Some(s) => Some(Some(s.value.trim().to_string())),
+            None if required => None,
+            None => Some(None),
+        }
+    };
+    let service = text(cx, "service", true);
+    let slo = text(cx, "slo", false);
+    let reason = text(cx, "reason", true);
+    let by = text(cx, "by", true);
+    let time = |cx: &mut Cx<'_>, key: &str, required: bool| -> Option<Option<i64>> {
+        let v = if required {
+            m.req_str(cx, key)
+        } else {
+            m.str(cx, key)
+        };
+        match v {
+            None if required => None,
+            None => Some(None),
+            Some(s) => match crate::records::parse_time(s.value.trim()) {
+                Some(t) => Some(Some(t)),
+                None => {
+                    cx.err(
+                        s.pos,
+                        format!(
+                            "{}: {:?} is not an RFC 3339 time (2026-12-03T10:02:00Z)",
+                            yaml::join(&m.path, key),
+                            s.value
+                        ),
+                    );
+                    None
+                }
+            },
+        }
+    };
+    let from = time(cx, "from", false);
+    let until = time(cx, "until", true);
+    let (from, until) = (from?.unwrap_or(0), until??);
+    if until <= from {
+        cx.err(m.pos, format!("{}: until is not after from", m.path));
+        return None;
+    }
+    Some(crate::records::Override {
+        id: format!("file-{n}"),
+        service: service??,
+        slo: slo?,
+        reason: reason??,
+        by: by??,
+        from,
+        until,
+        source: crate::records::Source::File,
+    })
+}
+
 /// Reads the one YAML document of `file` with `read` (paths relative to
 /// the file's directory), or `empty` when there is none; every problem is
 /// reported, sorted by position. `what` names the file in messages.
@@ -746,6 +859,42 @@ fn check_base_url(cx: &mut Cx<'_>, path: &str, u: Sp<String>) -> Option<String> 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_overrides_file_is_a_list_checked_with_positions() {
+        let ok = "- service: checkout\n  reason: fix for INC-7\n  by: ops\n  until: 2026-12-04T00:00:00Z\n\
+                  - service: search\n  slo: latency\n  reason: r\n  by: ops\n  from: 2026-12-03T00:00:00Z\n  until: 2026-12-03T06:00:00+01:00\n";
+        let list = super::parse_overrides_file("etc/overrides.yaml", ok).unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(
+            (list[0].id.as_str(), list[0].from, list[0].slo.as_deref()),
+            ("file-1", 0, None)
+        );
+        assert_eq!(list[1].until - list[1].from, 5 * 3_600);
+        assert_eq!(list[1].source, crate::records::Source::File);
+        assert!(super::parse_overrides_file("o.yaml", "")
+            .unwrap()
+            .is_empty());
+        let bad = "- service: checkout\n  reason: x\n  until: tomorrow\n  when: now\n";
+        let errs: Vec<String> = super::parse_overrides_file("o.yaml", bad)
+            .unwrap_err()
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
+        assert_eq!(
+            errs,
+            [
+                "o.yaml:1:3: overrides[0]: missing required field \"by\"",
+                "o.yaml:3:10: overrides[0].until: \"tomorrow\" is not an RFC 3339 time (2026-12-03T10:02:00Z)",
+                "o.yaml:4:3: overrides[0]: unknown field \"when\"",
+            ],
+        );
+        let not_a_list = super::parse_overrides_file("o.yaml", "service: x\n").unwrap_err();
+        assert!(
+            not_a_list[0].to_string().contains("expected a list"),
+            "{not_a_list:?}"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -3,7 +3,7 @@
 //! SLO's page asks Prometheus for anything, through the trend source,
 //! bounded in points and time.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State as AxState};
@@ -15,9 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::eval::trend::TrendSource;
 use crate::metrics::DaemonMetrics;
-use crate::records::{
-    Book, Context, DefaultPolicy, Deployment, Override, OverridePolicy, RecordKind, SharedRecords,
-};
+use crate::records::{Book, Context, Deployment, Override, RecordKind, SharedRecords};
 use crate::render::json;
 use crate::render::metrics::{Encoding, Format};
 use crate::state::State;
@@ -43,26 +41,13 @@ pub struct AppState {
 }
 
 /// What the record endpoints need.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct RecordsApi {
     pub records: SharedRecords,
     /// How clients are identified; `None`: the write endpoints answer 403.
     pub identity: Option<ClientIdentity>,
     /// Where records are saved at each change; `None`: memory only.
     pub file: Option<Arc<crate::store::RecordsFile>>,
-    /// Who may override a freeze; the specs give it, a reload replaces it.
-    pub policy: Arc<RwLock<Arc<dyn OverridePolicy>>>,
-}
-
-impl Default for RecordsApi {
-    fn default() -> Self {
-        RecordsApi {
-            records: SharedRecords::default(),
-            identity: None,
-            file: None,
-            policy: Arc::new(RwLock::new(Arc::new(DefaultPolicy))),
-        }
-    }
 }
 
 pub fn router(app: AppState) -> Router {
@@ -187,9 +172,25 @@ async fn slos(
     Query(filter): Query<SloFilter>,
 ) -> Json<serde_json::Value> {
     let wanted = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
-    Json(json::snapshot_json_of(&app.state.snapshot(), |i| {
+    let mut doc = json::snapshot_json_of(&app.state.snapshot(), |i| {
         wanted(&filter.service, &i.slo.service) && wanted(&filter.slo, &i.slo.name)
-    }))
+    });
+    // The overrides in force for each instance, for `gate`.
+    let now = crate::time::unix_now();
+    app.records.records.read(|book| {
+        for i in doc["slos"].as_array_mut().into_iter().flatten() {
+            let (service, slo) = (
+                i["service"].as_str().unwrap_or_default().to_string(),
+                i["slo"].as_str().unwrap_or_default().to_string(),
+            );
+            let active: Vec<serde_json::Value> = book
+                .active_overrides(&service, &slo, now)
+                .map(RecordKind::to_json)
+                .collect();
+            i["overrides"] = active.into();
+        }
+    });
+    Json(doc)
 }
 
 /// A record kind the API keeps in the book.
@@ -260,12 +261,7 @@ async fn create<K: Kept>(
         Ok(v) => v,
         Err(e) => return message(StatusCode::BAD_REQUEST, format!("body: not JSON: {e}")),
     };
-    let policy = app
-        .records
-        .policy
-        .read()
-        .map(|p| p.clone())
-        .unwrap_or_else(|p| p.into_inner().clone());
+    let policy = app.records.records.policy();
     let ctx = Context {
         now: crate::time::unix_now(),
         user: &user,

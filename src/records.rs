@@ -121,15 +121,15 @@ pub struct Context<'a> {
 /// Who may override a freeze of a service's SLOs, and for how long; the
 /// specs' `policy.override` blocks answer it.
 pub trait OverridePolicy: Send + Sync {
-    /// `Err(reason)` when `user` may not override `service` (`slo`) for
-    /// `seconds`.
+    /// `Err` naming the field when `user` may not override `service`
+    /// (`slo`) for `seconds`.
     fn allows(
         &self,
         user: &str,
         service: &str,
         slo: Option<&str>,
         seconds: i64,
-    ) -> Result<(), String>;
+    ) -> Result<(), BodyError>;
 }
 
 /// Any authenticated user, for up to [`DEFAULT_MAX_OVERRIDE_SECS`].
@@ -138,17 +138,89 @@ pub struct DefaultPolicy;
 pub const DEFAULT_MAX_OVERRIDE_SECS: i64 = 7 * 86_400;
 
 impl OverridePolicy for DefaultPolicy {
-    fn allows(&self, _: &str, _: &str, _: Option<&str>, seconds: i64) -> Result<(), String> {
+    fn allows(&self, _: &str, _: &str, _: Option<&str>, seconds: i64) -> Result<(), BodyError> {
         check_duration(seconds, DEFAULT_MAX_OVERRIDE_SECS)
     }
 }
 
-pub fn check_duration(seconds: i64, max: i64) -> Result<(), String> {
+/// The specs' `policy.override` blocks. An override of a whole service
+/// must be allowed by each of its SLOs, and lasts at most the shortest of
+/// their `max_duration`s.
+#[derive(Default)]
+pub struct SpecPolicy {
+    rules: BTreeMap<(String, String), crate::model::OverrideRules>,
+}
+
+impl SpecPolicy {
+    pub fn new(slos: &[crate::model::Slo]) -> Self {
+        SpecPolicy {
+            rules: slos
+                .iter()
+                .map(|s| {
+                    (
+                        (s.service.clone(), s.name.clone()),
+                        s.override_rules.clone(),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+impl OverridePolicy for SpecPolicy {
+    fn allows(
+        &self,
+        user: &str,
+        service: &str,
+        slo: Option<&str>,
+        seconds: i64,
+    ) -> Result<(), BodyError> {
+        let matching: Vec<(&str, &crate::model::OverrideRules)> = self
+            .rules
+            .iter()
+            .filter(|((sv, name), _)| sv == service && slo.is_none_or(|s| s == name))
+            .map(|((_, name), r)| (name.as_str(), r))
+            .collect();
+        if matching.is_empty() {
+            return Err(match slo {
+                None => bad(
+                    "service",
+                    format!("no SLO of service {service:?} is configured"),
+                ),
+                Some(s) => bad(
+                    "slo",
+                    format!("no SLO {s:?} of service {service:?} is configured"),
+                ),
+            });
+        }
+        let mut max = i64::MAX;
+        for (name, rules) in matching {
+            if let Some(users) = &rules.allowed_users {
+                if !users.iter().any(|u| u == user) {
+                    return Err(bad(
+                        "service",
+                        format!("user {user:?} may not override the freeze of {service}/{name} (policy.override.allowed_users)"),
+                    ));
+                }
+            }
+            let limit = rules
+                .max_duration
+                .map_or(DEFAULT_MAX_OVERRIDE_SECS, |d| d.as_secs() as i64);
+            max = max.min(limit);
+        }
+        check_duration(seconds, max)
+    }
+}
+
+pub fn check_duration(seconds: i64, max: i64) -> Result<(), BodyError> {
     if seconds > max {
-        Err(format!(
-            "an override may last at most {}, this one {}",
-            crate::time::format(std::time::Duration::from_secs(max.max(0) as u64)),
-            crate::time::format(std::time::Duration::from_secs(seconds.max(0) as u64)),
+        Err(bad(
+            "until",
+            format!(
+                "an override may last at most {}, this one {}",
+                crate::time::format(std::time::Duration::from_secs(max.max(0) as u64)),
+                crate::time::format(std::time::Duration::from_secs(seconds.max(0) as u64)),
+            ),
         ))
     } else {
         Ok(())
@@ -279,8 +351,7 @@ impl RecordKind for Override {
             return Err(bad("until", "is not in the future"));
         }
         ctx.policy
-            .allows(ctx.user, &service, slo.as_deref(), until - ctx.now)
-            .map_err(|m| bad("until", m))?;
+            .allows(ctx.user, &service, slo.as_deref(), until - ctx.now)?;
         Ok(Override {
             id: ctx.id.clone(),
             service,
@@ -476,16 +547,39 @@ impl Book {
     }
 }
 
-/// The book shared by the evaluation loop and the web handlers.
-#[derive(Default)]
+/// The book shared by the evaluation loop and the web handlers, and the
+/// policy overrides are checked against (the specs give it; a reload
+/// replaces it).
 pub struct Records {
     book: RwLock<Book>,
+    policy: RwLock<Arc<dyn OverridePolicy>>,
+}
+
+impl Default for Records {
+    fn default() -> Self {
+        Records::new(Book::default())
+    }
 }
 
 impl Records {
     pub fn new(book: Book) -> Self {
         Records {
             book: RwLock::new(book),
+            policy: RwLock::new(Arc::new(DefaultPolicy)),
+        }
+    }
+
+    pub fn policy(&self) -> Arc<dyn OverridePolicy> {
+        match self.policy.read() {
+            Ok(p) => p.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub fn set_policy(&self, policy: Arc<dyn OverridePolicy>) {
+        match self.policy.write() {
+            Ok(mut p) => *p = policy,
+            Err(p) => *p.into_inner() = policy,
         }
     }
 
@@ -606,14 +700,16 @@ pub struct Impact {
 mod tests {
     use super::*;
 
-    struct Only(&'static str);
-    impl OverridePolicy for Only {
-        fn allows(&self, user: &str, _: &str, _: Option<&str>, s: i64) -> Result<(), String> {
-            if user != self.0 {
-                return Err(format!("{user} may not override"));
-            }
-            check_duration(s, 86_400)
-        }
+    fn only_alice_for_a_day() -> SpecPolicy {
+        let mut a = crate::model::test_slo("c", "avail", 99.9, 30);
+        a.override_rules = crate::model::OverrideRules {
+            allowed_users: Some(vec!["alice".into()]),
+            max_duration: Some(std::time::Duration::from_secs(86_400)),
+        };
+        let mut b = crate::model::test_slo("c", "latency", 99.0, 30);
+        b.override_rules.max_duration = Some(std::time::Duration::from_secs(7_200));
+        let other = crate::model::test_slo("checkout", "avail", 99.9, 30);
+        SpecPolicy::new(&[a, b, other])
     }
 
     fn ctx<'a>(policy: &'a dyn OverridePolicy, user: &'a str) -> Context<'a> {
@@ -676,7 +772,7 @@ mod tests {
 
     #[test]
     fn overrides_follow_the_policy() {
-        let policy = Only("alice");
+        let policy = only_alice_for_a_day();
         let until = "2027-01-15T11:00:00Z";
         let o = Override::from_request(
             &json!({"service": "checkout", "reason": "hotfix", "until": until}),
@@ -693,18 +789,37 @@ mod tests {
                 .to_string()
         };
         assert_eq!(
+            err(json!({"service": "c", "slo": "avail", "reason": "x", "until": until}), "bob"),
+            "service: user \"bob\" may not override the freeze of c/avail (policy.override.allowed_users)"
+        );
+        // latency lets anyone override for 2h; the whole service takes the
+        // strictest of its SLOs.
+        let two_hours = "2027-01-15T10:00:00Z";
+        assert!(Override::from_request(
+            &json!({"service": "c", "slo": "latency", "reason": "x", "until": two_hours}),
+            &ctx(&policy, "bob")
+        )
+        .is_ok());
+        assert_eq!(
             err(
                 json!({"service": "c", "reason": "x", "until": until}),
-                "bob"
+                "alice"
             ),
-            "until: bob may not override"
+            "until: an override may last at most 2h, this one 3h"
         );
         assert_eq!(
             err(
-                json!({"service": "c", "reason": "x", "until": "2027-01-20T00:00:00Z"}),
+                json!({"service": "c", "slo": "avail", "reason": "x", "until": "2027-01-20T00:00:00Z"}),
                 "alice"
             ),
             "until: an override may last at most 1d, this one 4d16h"
+        );
+        assert_eq!(
+            err(
+                json!({"service": "nope", "reason": "x", "until": until}),
+                "alice"
+            ),
+            "service: no SLO of service \"nope\" is configured"
         );
         assert_eq!(
             err(json!({"service": "c", "until": until}), "alice"),

@@ -19,7 +19,7 @@ use crate::http::{self, AppState, RecordsApi, ReloadRequest};
 use crate::metrics::DaemonMetrics;
 use crate::model::Slo;
 use crate::prom::Client;
-use crate::records::{Book, Records, SharedRecords};
+use crate::records::{Book, OverridePolicy, Records, SharedRecords, SpecPolicy};
 use crate::state::State;
 use crate::time::unix_now;
 
@@ -105,12 +105,14 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         slos,
         client,
         web: web_config,
+        overrides,
     } = prepare(&opts.config_file, opts.web_config_file.as_deref(), &metrics)
         .map_err(|diags| anyhow::anyhow!("invalid configuration:\n{}", load::join(&diags)))?;
     resolve_external_url(&mut settings, &opts);
     warn_if_loopback(&settings);
     record_reload(&metrics, true);
     let state = Arc::new(State::new());
+    let policy = Arc::new(SpecPolicy::new(&slos)) as Arc<dyn OverridePolicy>;
     // The pages query through the engine's client, and follow it on reload.
     let mut engine = Engine::new(client.clone(), slos, state.clone(), metrics.clone());
     let storage_dir = opts
@@ -128,6 +130,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         Some(p) => load_records(&p.dir),
         None => Book::default(),
     }));
+    records.write(|b| b.set_file_overrides(overrides));
+    records.set_policy(policy);
     engine.set_records(records.clone());
     engine.set_deployments(settings.deployments.clone());
     metrics
@@ -143,7 +147,6 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         records: records.clone(),
         identity: crate::web::identifies_clients(web_config.as_ref()),
         file: records_file.clone(),
-        ..RecordsApi::default()
     };
     if settings.deployments.is_some() || records_api.identity.is_some() {
         tracing::info!(
@@ -503,10 +506,14 @@ async fn apply(
         if new.web.listen_address != settings.web.listen_address {
             tracing::warn!("web.listen_address changed; it takes effect after a restart");
         }
-        Ok((new, slos, client, delivery))
+        let overrides = load::load_overrides(&new).map_err(|d| load::join(&d))?;
+        Ok((new, slos, client, delivery, overrides))
     });
     match outcome {
-        Ok((new, slos, client, delivery)) => {
+        Ok((new, slos, client, delivery, overrides)) => {
+            let records = engine.records().clone();
+            records.set_policy(Arc::new(SpecPolicy::new(&slos)));
+            records.write(|b| b.set_file_overrides(overrides));
             if let Some(c) = client {
                 trends.set_client(c.clone());
                 engine.set_client(c);
