@@ -440,3 +440,180 @@ fn writes_are_refused_without_authenticated_clients() {
     assert_eq!(r.status, 200);
     assert_eq!(json(&r)["deployments"], serde_json::json!([]));
 }
+
+/// `errbudget gate --url URL --service burning --output json` with the
+/// client file: (exit code, JSON, how long the command took).
+fn gate(d: &Daemon, client_file: &std::path::Path) -> (Option<i32>, Value, Duration) {
+    let started = std::time::Instant::now();
+    let (code, out, err) = harness::run_bounded(
+        std::process::Command::new(harness::errbudget_bin())
+            .args(["gate", "--url", &format!("http://{}", d.addr)])
+            .args(["--service", "burning", "--output", "json"])
+            .arg("--http.config.file")
+            .arg(client_file),
+        Duration::from_secs(30),
+    );
+    let took = started.elapsed();
+    let doc = serde_json::from_str(&out).unwrap_or_else(|e| panic!("gate JSON: {e}\n{out}\n{err}"));
+    (code, doc, took)
+}
+
+/// A burning service (a third of its budget left) frozen by a policy at 90%: the gate
+/// says frozen; an override through the API (checked against the spec's
+/// `policy.override`) lets it through with who, until when and why; ending
+/// it freezes again; an override in the overrides file, read on reload,
+/// does the same; a broken file is refused at its line.
+#[test]
+fn gate_decisions_with_and_without_overrides() {
+    let exporter = Exporter::start("v1");
+    let (prom, _generated, _blocks) = burning_world_scraping(exporter.addr);
+    let ws = Workspace::new();
+    let mut text = spec(
+        "burning",
+        "sre",
+        &[slo("availability", "99.9", "burning", false)],
+    );
+    text.push_str(
+        "    policy:\n      release_freeze_below: 0.9\n      override:\n        allowed_users: [release-bot]\n        max_duration: 6h\n",
+    );
+    let overrides_file = ws.path("overrides.yaml");
+    std::fs::write(&overrides_file, "[]\n").expect("write overrides file");
+    let cfg = ws.config_with(
+        &prom.url(),
+        "2s",
+        "policy:\n  overrides_file: overrides.yaml\n",
+        &[("burning.yaml", &text)],
+    );
+    // Two users: release-bot may override, carol may not.
+    let hash = bcrypt::hash(PASSWORD, 4).expect("bcrypt hash");
+    let web = ws.path("web.yml");
+    std::fs::write(
+        &web,
+        format!("basic_auth_users:\n  {USER}: {hash}\n  carol: {hash}\n"),
+    )
+    .expect("write web config");
+    let password_file = ws.path("password");
+    std::fs::write(&password_file, PASSWORD).expect("write password");
+    let client_file = ws.path("client.yml");
+    std::fs::write(
+        &client_file,
+        format!(
+            "basic_auth:\n  username: {USER}\n  password_file: {}\n",
+            password_file.display()
+        ),
+    )
+    .expect("write client file");
+    let args = [std::ffi::OsStr::new("--web.config.file"), web.as_os_str()];
+    let d = Daemon::start_as(&cfg, free_port(), &args, Some((USER, PASSWORD)));
+    let ready = poll(Duration::from_secs(60), || {
+        (send(&d, "GET", "/-/ready", "").status == 200).then_some(())
+    });
+    assert!(ready.is_some(), "never ready\n{}", d.guard.log_tail());
+
+    let (code, doc, _) = gate(&d, &client_file);
+    assert_eq!(code, Some(1), "{doc}");
+    assert_eq!(doc["decision"], "frozen");
+    assert_eq!(doc["overrides"], serde_json::json!([]));
+
+    // Who and how long, as the spec's policy says.
+    let until = harness::rfc3339(unix_now() + 2 * 3_600);
+    let body =
+        format!(r#"{{"service": "burning", "reason": "fix for INC-7", "until": "{until}"}}"#);
+    let carol = http::request_as(
+        d.addr,
+        "POST",
+        "/api/v1/overrides",
+        Some(("carol", PASSWORD)),
+        &body,
+    )
+    .expect("POST as carol");
+    assert_eq!(carol.status, 400, "{}", carol.body);
+    assert_eq!(
+        json(&carol)["error"],
+        "service: user \"carol\" may not override the freeze of burning/availability (policy.override.allowed_users)"
+    );
+    let too_long = format!(
+        r#"{{"service": "burning", "reason": "x", "until": "{}"}}"#,
+        harness::rfc3339(unix_now() + 7 * 3_600)
+    );
+    let r = send(&d, "POST", "/api/v1/overrides", &too_long);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        json(&r)["error"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("until: an override may last at most 6h"),
+        "{}",
+        r.body
+    );
+    let r = send(&d, "POST", "/api/v1/overrides", &body);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let created = json(&r);
+    assert_eq!(created["by"], USER);
+    assert_eq!(created["until"], until);
+    let id = created["id"].as_str().expect("id").to_string();
+
+    let (code, doc, took) = gate(&d, &client_file);
+    assert_eq!(code, Some(0), "{doc}");
+    assert_eq!(doc["decision"], "allowed");
+    let reason = doc["reasons"][0].as_str().unwrap_or("");
+    assert!(
+        reason.ends_with(&format!(
+            "below the release-freeze policy; freeze overridden by {USER} until {until}: fix for INC-7"
+        )),
+        "{reason}"
+    );
+    assert_eq!(doc["overrides"][0]["id"], id.as_str());
+    assert_eq!(doc["slos"][0]["overrides"][0]["reason"], "fix for INC-7");
+    eprintln!("gate with an override answered in {took:?} (process start included)");
+
+    // Ended early: frozen again.
+    let r = send(&d, "DELETE", &format!("/api/v1/overrides/{id}"), "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        send(&d, "DELETE", &format!("/api/v1/overrides/{id}"), "").status,
+        404
+    );
+    let (code, doc, _) = gate(&d, &client_file);
+    assert_eq!(code, Some(1), "{doc}");
+    assert_eq!(doc["overrides"], serde_json::json!([]));
+
+    // The overrides file, read on reload.
+    let file_until = harness::rfc3339(unix_now() + 3_600);
+    std::fs::write(
+        &overrides_file,
+        format!("- service: burning\n  slo: availability\n  reason: change freeze exception CAB-12\n  by: ops\n  until: {file_until}\n"),
+    )
+    .expect("write overrides file");
+    let r = send(&d, "POST", "/-/reload", "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (code, doc, _) = gate(&d, &client_file);
+    assert_eq!(code, Some(0), "{doc}");
+    assert!(
+        doc["reasons"][0].as_str().unwrap_or("").ends_with(&format!(
+            "freeze overridden by ops until {file_until}: change freeze exception CAB-12"
+        )),
+        "{doc}"
+    );
+    let listed = json(&send(&d, "GET", "/api/v1/overrides", ""));
+    let file_one = listed["overrides"]
+        .as_array()
+        .and_then(|l| l.iter().find(|o| o["source"] == "file").cloned())
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(file_one["active"], true);
+
+    // A broken file is refused at its line; the running overrides stay.
+    std::fs::write(&overrides_file, "- service: burning\n  until: soon\n").expect("write");
+    let r = send(&d, "POST", "/-/reload", "");
+    assert_eq!(r.status, 500, "{}", r.body);
+    let name = overrides_file.display();
+    assert!(
+        r.body.contains(&format!(
+            "{name}:2:10: overrides[0].until: \"soon\" is not an RFC 3339 time"
+        )),
+        "{}",
+        r.body
+    );
+    let (code, _, _) = gate(&d, &client_file);
+    assert_eq!(code, Some(0));
+}
