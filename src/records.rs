@@ -461,12 +461,26 @@ impl Book {
     }
 
     /// Drops deploys older than [`KEEP_DEPLOYS_SECS`] and overrides that
-    /// ended more than a day ago (the period report of the day still
-    /// shows them).
+    /// ended longer ago than that: a period report lists the overrides of
+    /// its period, and periods run up to 90 days.
     pub fn prune(&mut self, now: i64) {
         self.deployments.retain(|d| d.at >= now - KEEP_DEPLOYS_SECS);
         self.impact.retain(|k, _| k.2 >= now - KEEP_DEPLOYS_SECS);
-        self.overrides.retain(|o| o.until >= now - 86_400);
+        self.overrides
+            .retain(|o| o.until >= now - KEEP_DEPLOYS_SECS);
+    }
+
+    /// Overrides of `service` in force at some time in `(from, to]`, for a
+    /// period report.
+    pub fn overrides_between<'a>(
+        &'a self,
+        service: &'a str,
+        from: i64,
+        to: i64,
+    ) -> impl Iterator<Item = &'a Override> + 'a {
+        self.overrides
+            .iter()
+            .filter(move |o| o.service == service && o.from <= to && o.until > from)
     }
 
     /// The book as the records file keeps it.
@@ -865,9 +879,13 @@ mod tests {
         assert_eq!(back, b);
         assert!(b.end_override("x", 3_000));
         assert_eq!(b.active_overrides("a", "avail", 3_000).count(), 0);
+        assert_eq!(b.overrides_between("a", 2_000, 2_500).count(), 1);
+        assert_eq!(b.overrides_between("a", 3_000, 9_000).count(), 0);
         b.prune(1_600 + KEEP_DEPLOYS_SECS);
         assert_eq!(b.deployments.len(), 1);
         assert_eq!(b.totals["a"], 2, "totals survive pruning");
+        assert_eq!(b.overrides.len(), 1, "ended at 3 000, kept for reports");
+        b.prune(3_001 + KEEP_DEPLOYS_SECS);
         assert!(b.overrides.is_empty());
         assert!(Book::from_json(&json!({"version": 2})).is_err());
     }
