@@ -428,10 +428,16 @@ async fn slo_page(
             why
         })
     });
+    let deploys: Vec<(i64, String)> = app.records.records.read(|b| {
+        b.deployments_of(&service, i64::MIN, i64::MAX)
+            .map(|d| (d.at, d.version.clone()))
+            .collect()
+    });
     Html(crate::render::pages::slo_page(
         &instances,
         snapshot.evaluated_at,
         trend,
+        &deploys,
         &app.prefix,
     ))
     .into_response()
