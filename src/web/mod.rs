@@ -320,13 +320,12 @@ pub fn identifies_clients(web: Option<&WebConfig>) -> Option<ClientIdentity> {
     if !web.users.is_empty() {
         return Some(ClientIdentity::BasicAuth);
     }
-    let required = web.tls_summary.as_ref().is_some_and(|t| {
-        matches!(
-            t.client_auth,
-            config::ClientAuth::RequireAnyClientCert
-                | config::ClientAuth::RequireAndVerifyClientCert
-        )
-    });
+    // Only a verified certificate says who the client is: any one would
+    // pass `RequireAnyClientCert`, a self-signed one included.
+    let required = web
+        .tls_summary
+        .as_ref()
+        .is_some_and(|t| t.client_auth == config::ClientAuth::RequireAndVerifyClientCert);
     required.then_some(ClientIdentity::ClientCertificate)
 }
 
@@ -334,7 +333,8 @@ pub fn identifies_clients(web: Option<&WebConfig>) -> Option<ClientIdentity> {
 pub enum ClientIdentity {
     /// The user name is the one of the request.
     BasicAuth,
-    /// Every client shows a certificate; records name it `client-certificate`.
+    /// Every client shows a certificate the client CA signed; records name
+    /// it `client-certificate`.
     ClientCertificate,
 }
 
