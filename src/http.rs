@@ -175,21 +175,10 @@ async fn slos(
     let mut doc = json::snapshot_json_of(&app.state.snapshot(), |i| {
         wanted(&filter.service, &i.slo.service) && wanted(&filter.slo, &i.slo.name)
     });
-    // The overrides in force for each instance, for `gate`.
     let now = crate::time::unix_now();
-    app.records.records.read(|book| {
-        for i in doc["slos"].as_array_mut().into_iter().flatten() {
-            let (service, slo) = (
-                i["service"].as_str().unwrap_or_default().to_string(),
-                i["slo"].as_str().unwrap_or_default().to_string(),
-            );
-            let active: Vec<serde_json::Value> = book
-                .active_overrides(&service, &slo, now)
-                .map(RecordKind::to_json)
-                .collect();
-            i["overrides"] = active.into();
-        }
-    });
+    app.records
+        .records
+        .read(|book| json::add_overrides(&mut doc, book, now));
     Json(doc)
 }
 

@@ -601,6 +601,10 @@ fn gate_decisions_with_and_without_overrides() {
         .and_then(|l| l.iter().find(|o| o["source"] == "file").cloned())
         .unwrap_or_else(|| panic!("{listed}"));
     assert_eq!(file_one["active"], true);
+    // eval reads the same file.
+    let doc = harness::eval_json(&cfg, unix_now());
+    assert_eq!(doc["slos"][0]["overrides"][0]["by"], "ops", "{doc}");
+    assert_eq!(doc["slos"][0]["overrides"][0]["source"], "file");
 
     // A broken file is refused at its line; the running overrides stay.
     std::fs::write(&overrides_file, "- service: burning\n  until: soon\n").expect("write");
