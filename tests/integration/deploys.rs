@@ -301,6 +301,20 @@ fn posted_and_scraped_deploys_reach_alertmanager_and_survive_a_restart() {
         d.guard.log_tail()
     );
 
+    // What one reading costs Prometheus: one sample per running version.
+    let expr = errbudget::eval::deploys::expression(&errbudget::config::DeploymentSettings {
+        query: "deploy_info".into(),
+        service_label: "service".into(),
+        version_label: "version".into(),
+    });
+    let stats = prom.query_raw(&expr, unix_now(), true);
+    let samples = &stats["data"]["stats"]["samples"]["totalQueryableSamples"];
+    assert_eq!(samples.as_i64(), Some(1), "{stats}");
+    assert_eq!(
+        stats["data"]["result"][0]["metric"]["errbudget_deploy_version"], "v1.43",
+        "{stats}"
+    );
+
     // The page carries the deploys of its long window, worded from the
     // times above.
     let today = switched;
