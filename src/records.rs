@@ -17,6 +17,11 @@ use serde_json::{json, Map, Value};
 /// longest periods people use (90d) and keeps the file small.
 pub const KEEP_DEPLOYS_SECS: i64 = 100 * 86_400;
 
+/// Deploys kept at most (the oldest go first): a pipeline in a loop must
+/// not fill memory and disk. 100 services deploying 10 times a day for
+/// 100 days is 100 000.
+pub const MAX_DEPLOYS: usize = 100_000;
+
 /// Where a record came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Source {
@@ -412,6 +417,9 @@ impl Book {
         *self.totals.entry(d.service.clone()).or_default() += 1;
         let i = self.deployments.partition_point(|x| x.at <= d.at);
         self.deployments.insert(i, d);
+        if self.deployments.len() > MAX_DEPLOYS {
+            self.deployments.remove(0);
+        }
         true
     }
 
@@ -691,7 +699,11 @@ pub fn budget_consumed_after(
 ) -> Option<f64> {
     let from = crate::history::align_down(at, 300);
     let to = from + 3600;
-    if history.last_end().is_none_or(|e| e < to) {
+    // The whole hour must be in the history: older buckets were pruned
+    // (or never read), and their absence is not a clean hour.
+    let held = history.first_end().is_some_and(|e| e <= from + 300)
+        && history.last_end().is_some_and(|e| e >= to);
+    if !held {
         return None;
     }
     let period = history.events_between(to - period_secs, to);
@@ -947,10 +959,11 @@ mod tests {
         assert!((share - 60.0 / 36.0).abs() < 1e-12, "{share}");
         let short = budget_consumed_after(&h, deploy_at, 0.99, 3_600).unwrap();
         assert!((short - 60.0 / 12.0).abs() < 1e-12, "{short}");
-        // The hour is not over in the history yet.
+        // The hour is not over in the history yet, or began before it.
         assert_eq!(
             budget_consumed_after(&h, start + 86_400 - 60, 0.99, 86_400),
             None
         );
+        assert_eq!(budget_consumed_after(&h, start - 600, 0.99, 86_400), None);
     }
 }

@@ -202,7 +202,7 @@ impl<C: QueryApi> Engine<C> {
         };
         let ((results, probed), ()) = tokio::join!(evaluate, deploys);
         self.records.write(|b| b.prune(now));
-        self.assess_deploys();
+        self.assess_deploys(now);
         if let Some(info) = probed {
             self.detected(info);
         }
@@ -251,27 +251,43 @@ impl<C: QueryApi> Engine<C> {
     }
 
     /// Fills in the budget each SLO instance spent in the hour after each
-    /// deploy of its service, once that hour is in its history. Each is
-    /// worked out once (a few bucket sums), so a cycle costs little however
-    /// many deploys there are.
-    fn assess_deploys(&self) {
+    /// deploy of its service, once that hour is over (and ten minutes more,
+    /// for the last buckets to be final) and every SLO of the service has a
+    /// history. Each deploy is worked out once, so a cycle costs little
+    /// however many deploys there are; a restart works them out again from
+    /// the restored histories.
+    fn assess_deploys(&self, now: i64) {
         let pending: Vec<(String, String, i64)> = self.records.read(|b| {
             b.deployments
                 .iter()
+                .filter(|d| d.at + 3_600 + 600 <= now)
                 .map(|d| (d.service.clone(), d.version.clone(), d.at))
-                .filter(|k| b.impact.get(k).is_none_or(|v| v.is_empty()))
+                .filter(|k| !b.impact.contains_key(k))
                 .collect()
         });
         if pending.is_empty() {
             return;
         }
-        let mut found: Vec<((String, String, i64), crate::records::Impact)> = vec![];
-        for key in &pending {
-            for e in self.evaluators.iter().filter(|e| e.slo().service == key.0) {
+        let mut done: Vec<((String, String, i64), Vec<crate::records::Impact>)> = vec![];
+        for key in pending {
+            let of_service: Vec<_> = self
+                .evaluators
+                .iter()
+                .filter(|e| e.slo().service == key.0)
+                .collect();
+            if of_service.iter().any(|e| e.saved().is_none()) {
+                continue;
+            }
+            let mut impact = vec![];
+            for e in of_service {
+                let slo = e.slo();
                 let Some((_, _, histories)) = e.saved() else {
                     continue;
                 };
-                let slo = e.slo();
+                // A deploy older than the period is before any history.
+                if key.2 < now - slo.period.as_secs() as i64 {
+                    continue;
+                }
                 for (labels, h) in histories {
                     let share = crate::records::budget_consumed_after(
                         h,
@@ -280,26 +296,20 @@ impl<C: QueryApi> Engine<C> {
                         slo.period.as_secs() as i64,
                     );
                     if let Some(share) = share {
-                        found.push((
-                            key.clone(),
-                            crate::records::Impact {
-                                slo: slo.name.clone(),
-                                labels: labels.clone(),
-                                budget_consumed_ratio: share,
-                            },
-                        ));
+                        impact.push(crate::records::Impact {
+                            slo: slo.name.clone(),
+                            labels: labels.clone(),
+                            budget_consumed_ratio: share,
+                        });
                     }
                 }
             }
+            done.push((key, impact));
         }
-        if found.is_empty() {
+        if done.is_empty() {
             return;
         }
-        self.records.write(|b| {
-            for (k, i) in found {
-                b.impact.entry(k).or_default().push(i);
-            }
-        });
+        self.records.write(|b| b.impact.extend(done));
     }
 
     /// Replaces the SLO set. Unchanged SLOs keep their bucket history, so a
