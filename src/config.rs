@@ -859,6 +859,20 @@ fn check_base_url(cx: &mut Cx<'_>, path: &str, u: Sp<String>) -> Option<String> 
 
 #[cfg(test)]
 mod tests {
+    proptest::proptest! {
+        /// A mangled overrides file is diagnostics inside it, never a panic.
+        #[test]
+        fn mangled_overrides_files_never_panic(bytes in crate::fuzzing::mutated(vec![
+            b"- service: checkout\n  slo: avail\n  reason: fix\n  by: ops\n  from: 2026-12-03T00:00:00Z\n  until: 2026-12-04T00:00:00+01:00\n".to_vec(),
+        ], 12)) {
+            if let Ok(text) = std::str::from_utf8(&bytes) {
+                if let Err(d) = super::parse_overrides_file("o.yaml", text) {
+                    proptest::prop_assert!(!d.is_empty());
+                }
+            }
+        }
+    }
+
     #[test]
     fn the_overrides_file_is_a_list_checked_with_positions() {
         let ok = "- service: checkout\n  reason: fix for INC-7\n  by: ops\n  until: 2026-12-04T00:00:00Z\n\

@@ -860,6 +860,27 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Mangled bodies and times are errors, never panics.
+        #[test]
+        fn mangled_request_bodies_never_panic(bytes in crate::fuzzing::mutated(vec![
+            br#"{"service": "c", "version": "v1.42", "at": "2027-01-15T07:06:40Z", "description": "d"}"#.to_vec(),
+            br#"{"service": "c", "slo": "avail", "reason": "x", "until": "2027-01-15T09:00:00+01:00"}"#.to_vec(),
+        ], 12)) {
+            let policy = only_alice_for_a_day();
+            if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
+                let _ = Deployment::from_request(&v, &ctx(&policy, "alice"));
+                let _ = Override::from_request(&v, &ctx(&policy, "alice"));
+            }
+            if let Ok(t) = std::str::from_utf8(&bytes) {
+                let _ = parse_time(t);
+                if let Ok(v) = serde_json::from_str::<Value>(t) {
+                    let _ = Book::from_json(&v);
+                }
+            }
+        }
+    }
+
     #[test]
     fn the_book_dedups_counts_prunes_and_round_trips() {
         let mut b = Book::default();
