@@ -29,6 +29,9 @@ pub struct Settings {
     pub alerting: AlertingSettings,
     pub web: WebSettings,
     pub storage: StorageSettings,
+    /// Where deploys are read from besides the API; none: the API only.
+    pub deployments: Option<DeploymentSettings>,
+    pub policy: PolicySettings,
     /// The config file these settings came from.
     pub path: PathBuf,
 }
@@ -95,6 +98,23 @@ impl Default for AlertingSettings {
             evaluation_failing_after: DEFAULT_EVALUATION_FAILING_AFTER,
         }
     }
+}
+
+/// Deploys read from a metric: a series per running version (an info
+/// series, or a counter of deploys that carries the version), whose
+/// appearance is a deploy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeploymentSettings {
+    pub query: String,
+    pub service_label: String,
+    pub version_label: String,
+}
+
+/// The release policy's run-time part.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PolicySettings {
+    /// A YAML list of release-freeze overrides, re-read on reload.
+    pub overrides_file: Option<PathBuf>,
 }
 
 /// Where `run` keeps its state across restarts; none: nothing is kept.
@@ -191,6 +211,8 @@ const TOP_KEYS: &[&str] = &[
     "alerting",
     "web",
     "storage",
+    "deployments",
+    "policy",
 ];
 const CLIENT_KEYS: &[&str] = &[
     "url",
@@ -218,6 +240,8 @@ const ALERTING_KEYS: &[&str] = &[
 ];
 const WEB_KEYS: &[&str] = &["listen_address", "config_file", "external_url"];
 const STORAGE_KEYS: &[&str] = &["path"];
+const DEPLOYMENT_KEYS: &[&str] = &["query", "service_label", "version_label"];
+const POLICY_KEYS: &[&str] = &["overrides_file"];
 
 /// Every settings key the parser accepts, as dotted paths
 /// (`alerting.alertmanagers.tls.ca_file`; list items add no index).
@@ -246,6 +270,12 @@ pub fn settings_keys() -> Vec<String> {
     }
     for k in STORAGE_KEYS {
         out.push(format!("storage.{k}"));
+    }
+    for k in DEPLOYMENT_KEYS {
+        out.push(format!("deployments.{k}"));
+    }
+    for k in POLICY_KEYS {
+        out.push(format!("policy.{k}"));
     }
     out
 }
@@ -296,6 +326,119 @@ pub fn parse_client_file(file: &str, text: &str) -> Result<HttpClientSettings, V
             Map::open(cx, doc, "", CLIENT_FILE_KEYS).and_then(|m| r.client_options(cx, &m))
         },
     )
+}
+
+/// Keys of one item of the overrides file.
+const OVERRIDE_KEYS: &[&str] = &["service", "slo", "reason", "by", "from", "until"];
+
+/// The overrides file (`policy.overrides_file`): a YAML list of
+/// `{service, slo?, reason, by, from?, until}`, times RFC 3339. Items are
+/// trusted as written (the file is the operators'), so neither the specs'
+/// `policy.override` users nor its `max_duration` apply; each gets the id
+/// `file-<n>` (n from 1, in file order). An empty file is no override.
+/// Every problem is reported as `file:line:column: message`.
+pub fn parse_overrides_file(
+    file: &str,
+    text: &str,
+) -> Result<Vec<crate::records::Override>, Vec<Diagnostic>> {
+    parse_document(
+        file,
+        text,
+        "an overrides file",
+        |_| Some(vec![]),
+        |_, cx, doc| {
+            let top = yaml::Field {
+                key_pos: Pos { line: 1, column: 1 },
+                path: "overrides".into(),
+                node: doc,
+            };
+            let mut out = vec![];
+            let mut ok = true;
+            for (n, item) in top.seq(cx)?.into_iter().enumerate() {
+                match read_override(cx, &item, n + 1) {
+                    Some(o) => out.push(o),
+                    None => ok = false,
+                }
+            }
+            ok.then_some(out)
+        },
+    )
+}
+
+fn read_override(
+    cx: &mut Cx<'_>,
+    item: &Field<'_, '_>,
+    n: usize,
+) -> Option<crate::records::Override> {
+    let m = item.map(cx, OVERRIDE_KEYS)?;
+    let text = |cx: &mut Cx<'_>, key: &str, required: bool| -> Option<Option<String>> {
+        let v = if required {
+            m.req_str(cx, key)
+        } else {
+            m.str(cx, key)
+        };
+        match v {
+            Some(s) if s.value.trim().is_empty() || s.value.chars().any(char::is_control) => {
+                cx.err(
+                    s.pos,
+                    format!(
+                        "{}: must be a non-empty line of text",
+                        yaml::join(&m.path, key)
+                    ),
+                );
+                None
+            }
+            Some(s) => Some(Some(s.value.trim().to_string())),
+            None if required => None,
+            None => Some(None),
+        }
+    };
+    let service = text(cx, "service", true);
+    let slo = text(cx, "slo", false);
+    let reason = text(cx, "reason", true);
+    let by = text(cx, "by", true);
+    let time = |cx: &mut Cx<'_>, key: &str, required: bool| -> Option<Option<i64>> {
+        let v = if required {
+            m.req_str(cx, key)
+        } else {
+            m.str(cx, key)
+        };
+        match v {
+            None if required => None,
+            None => Some(None),
+            Some(s) => match crate::records::parse_time(s.value.trim()) {
+                Some(t) => Some(Some(t)),
+                None => {
+                    cx.err(
+                        s.pos,
+                        format!(
+                            "{}: {:?} is not an RFC 3339 time (2026-12-03T10:02:00Z)",
+                            yaml::join(&m.path, key),
+                            s.value
+                        ),
+                    );
+                    None
+                }
+            },
+        }
+    };
+    let from = time(cx, "from", false);
+    let until = time(cx, "until", true);
+    let (from, until) = (from?.unwrap_or(0), until??);
+    if until <= from {
+        cx.err(m.pos, format!("{}: until is not after from", m.path));
+        return None;
+    }
+    Some(crate::records::Override {
+        id: format!("file-{n}"),
+        service: service??,
+        slo: slo?,
+        reason: reason??,
+        by: by??,
+        from,
+        until,
+        source: crate::records::Source::File,
+    })
 }
 
 /// Reads the one YAML document of `file` with `read` (paths relative to
@@ -379,6 +522,16 @@ impl Reader {
                 path: self.path(cx, &s, "path"),
             }),
         };
+        let deployments = match m.get("deployments") {
+            None => Some(None),
+            Some(f) => self.deployments(cx, &f).map(Some),
+        };
+        let policy = match m.get("policy") {
+            None => Some(PolicySettings::default()),
+            Some(f) => f.map(cx, POLICY_KEYS).map(|p| PolicySettings {
+                overrides_file: self.path(cx, &p, "overrides_file"),
+            }),
+        };
         let positions = globs.iter().map(|g| g.pos).collect();
         Some((
             Settings {
@@ -388,6 +541,8 @@ impl Reader {
                 alerting: alerting?,
                 web: web?,
                 storage: storage?,
+                deployments: deployments?,
+                policy: policy?,
                 path: PathBuf::from(file),
             },
             positions,
@@ -452,6 +607,43 @@ impl Reader {
             resend_interval: resend_interval?,
             pending_for: pending_for?,
             evaluation_failing_after: failing_after?,
+        })
+    }
+
+    fn deployments(&self, cx: &mut Cx<'_>, f: &Field<'_, '_>) -> Option<DeploymentSettings> {
+        let m = f.map(cx, DEPLOYMENT_KEYS)?;
+        let query = m.req_str(cx, "query");
+        if let Some(q) = &query {
+            if let Err(e) = promql_parser::parser::parse(&q.value) {
+                cx.err(q.pos, format!("deployments.query: not PromQL: {e}"));
+                return None;
+            }
+        }
+        let label = |cx: &mut Cx<'_>, key: &str, default: &str| match m.str(cx, key) {
+            None => Some(default.to_string()),
+            Some(l)
+                if !l.value.is_empty()
+                    && !l.value.starts_with(|c: char| c.is_ascii_digit())
+                    && l.value
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
+                Some(l.value)
+            }
+            Some(l) => {
+                cx.err(
+                    l.pos,
+                    format!("deployments.{key}: {:?} is not a label name", l.value),
+                );
+                None
+            }
+        };
+        let service_label = label(cx, "service_label", "service");
+        let version_label = label(cx, "version_label", "version");
+        Some(DeploymentSettings {
+            query: query?.value,
+            service_label: service_label?,
+            version_label: version_label?,
         })
     }
 
@@ -667,6 +859,56 @@ fn check_base_url(cx: &mut Cx<'_>, path: &str, u: Sp<String>) -> Option<String> 
 
 #[cfg(test)]
 mod tests {
+    proptest::proptest! {
+        /// A mangled overrides file is diagnostics inside it, never a panic.
+        #[test]
+        fn mangled_overrides_files_never_panic(bytes in crate::fuzzing::mutated(vec![
+            b"- service: checkout\n  slo: avail\n  reason: fix\n  by: ops\n  from: 2026-12-03T00:00:00Z\n  until: 2026-12-04T00:00:00+01:00\n".to_vec(),
+        ], 12)) {
+            if let Ok(text) = std::str::from_utf8(&bytes) {
+                if let Err(d) = super::parse_overrides_file("o.yaml", text) {
+                    proptest::prop_assert!(!d.is_empty());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_overrides_file_is_a_list_checked_with_positions() {
+        let ok = "- service: checkout\n  reason: fix for INC-7\n  by: ops\n  until: 2026-12-04T00:00:00Z\n\
+                  - service: search\n  slo: latency\n  reason: r\n  by: ops\n  from: 2026-12-03T00:00:00Z\n  until: 2026-12-03T06:00:00+01:00\n";
+        let list = super::parse_overrides_file("etc/overrides.yaml", ok).unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(
+            (list[0].id.as_str(), list[0].from, list[0].slo.as_deref()),
+            ("file-1", 0, None)
+        );
+        assert_eq!(list[1].until - list[1].from, 5 * 3_600);
+        assert_eq!(list[1].source, crate::records::Source::File);
+        assert!(super::parse_overrides_file("o.yaml", "")
+            .unwrap()
+            .is_empty());
+        let bad = "- service: checkout\n  reason: x\n  until: tomorrow\n  when: now\n";
+        let errs: Vec<String> = super::parse_overrides_file("o.yaml", bad)
+            .unwrap_err()
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
+        assert_eq!(
+            errs,
+            [
+                "o.yaml:1:3: overrides[0]: missing required field \"by\"",
+                "o.yaml:3:10: overrides[0].until: \"tomorrow\" is not an RFC 3339 time (2026-12-03T10:02:00Z)",
+                "o.yaml:4:3: overrides[0]: unknown field \"when\"",
+            ],
+        );
+        let not_a_list = super::parse_overrides_file("o.yaml", "service: x\n").unwrap_err();
+        assert!(
+            not_a_list[0].to_string().contains("expected a list"),
+            "{not_a_list:?}"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -126,13 +126,26 @@ fn slo(out: &mut String, s: &Slo) {
         }
     }
     alerting(out, s);
-    if s.release_freeze_below != 0.0 {
+    let rules = &s.override_rules;
+    if s.release_freeze_below != 0.0 || *rules != Default::default() {
         out.push_str("    policy:\n");
+    }
+    if s.release_freeze_below != 0.0 {
         let _ = writeln!(
             out,
             "      release_freeze_below: {}",
             s.release_freeze_below
         );
+    }
+    if *rules != Default::default() {
+        out.push_str("      override:\n");
+        if let Some(users) = &rules.allowed_users {
+            let users: Vec<String> = users.iter().map(|u| scalar(u)).collect();
+            let _ = writeln!(out, "        allowed_users: [{}]", users.join(", "));
+        }
+        if let Some(d) = rules.max_duration {
+            let _ = writeln!(out, "        max_duration: {}", crate::time::format(d));
+        }
     }
 }
 

@@ -9,15 +9,17 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::eval::trend::TrendSource;
 use crate::metrics::DaemonMetrics;
+use crate::records::{Book, Context, Deployment, Override, RecordKind, SharedRecords};
 use crate::render::json;
 use crate::render::metrics::{Encoding, Format};
 use crate::state::State;
+use crate::web::{AuthUser, ClientIdentity};
 
 /// A reload request; the engine answers with the outcome.
 pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
@@ -34,6 +36,18 @@ pub struct AppState {
     /// start with it, and every route is served under it too, so a proxy
     /// may pass the prefix on or strip it.
     pub prefix: Arc<str>,
+    /// Deploys and overrides, and who may change them.
+    pub records: RecordsApi,
+}
+
+/// What the record endpoints need.
+#[derive(Clone, Default)]
+pub struct RecordsApi {
+    pub records: SharedRecords,
+    /// How clients are identified; `None`: the write endpoints answer 403.
+    pub identity: Option<ClientIdentity>,
+    /// Where records are saved at each change; `None`: memory only.
+    pub file: Option<Arc<crate::store::RecordsFile>>,
 }
 
 pub fn router(app: AppState) -> Router {
@@ -48,6 +62,15 @@ pub fn router(app: AppState) -> Router {
         .route("/-/ready", get(ready))
         .route("/-/reload", post(reload))
         .route("/api/v1/slos", get(slos))
+        .route(
+            "/api/v1/deployments",
+            get(list_deployments).post(create::<Deployment>),
+        )
+        .route(
+            "/api/v1/overrides",
+            get(list_overrides).post(create::<Override>),
+        )
+        .route("/api/v1/overrides/{id}", delete(end_override))
         .route("/slo/{service}/{slo}", get(slo_page));
     let prefix = app.prefix.clone();
     if prefix.is_empty() {
@@ -149,9 +172,209 @@ async fn slos(
     Query(filter): Query<SloFilter>,
 ) -> Json<serde_json::Value> {
     let wanted = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
-    Json(json::snapshot_json_of(&app.state.snapshot(), |i| {
+    let mut doc = json::snapshot_json_of(&app.state.snapshot(), |i| {
         wanted(&filter.service, &i.slo.service) && wanted(&filter.slo, &i.slo.name)
-    }))
+    });
+    let now = crate::time::unix_now();
+    app.records
+        .records
+        .read(|book| json::add_overrides(&mut doc, book, now));
+    Json(doc)
+}
+
+/// A record kind the API keeps in the book.
+pub trait Kept: RecordKind + Send + 'static {
+    /// Adds the record; false when the book holds it already.
+    fn keep(&self, book: &mut Book) -> bool;
+}
+
+impl Kept for Deployment {
+    fn keep(&self, book: &mut Book) -> bool {
+        book.add_deployment(self.clone())
+    }
+}
+
+impl Kept for Override {
+    fn keep(&self, book: &mut Book) -> bool {
+        book.overrides.push(self.clone());
+        true
+    }
+}
+
+fn message(status: StatusCode, text: impl std::fmt::Display) -> Response {
+    (status, Json(serde_json::json!({"error": text.to_string()}))).into_response()
+}
+
+/// The user a write is recorded under, or the answer refusing it.
+fn writer(api: &RecordsApi, user: Option<&AuthUser>) -> Result<String, (StatusCode, &'static str)> {
+    match (api.identity, user) {
+        (None, _) => Err((
+            StatusCode::FORBIDDEN,
+            "this endpoint changes records and needs authenticated clients: set basic_auth_users, or tls_server_config.client_auth_type RequireAndVerifyClientCert, in the web config (--web.config.file)",
+        )),
+        (Some(ClientIdentity::BasicAuth), Some(u)) => Ok(u.0.clone()),
+        (Some(ClientIdentity::BasicAuth), None) => {
+            Err((StatusCode::UNAUTHORIZED, "no authenticated user"))
+        }
+        (Some(ClientIdentity::ClientCertificate), _) => Ok("client-certificate".into()),
+    }
+}
+
+/// Saves the records after a change. A failed save keeps the change in
+/// memory and says so in the log; the loop saves again at its next write.
+async fn save(api: &RecordsApi) {
+    let Some(file) = api.file.clone() else {
+        return;
+    };
+    let records = api.records.clone();
+    let saved = tokio::task::spawn_blocking(move || file.save(&records)).await;
+    match saved {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot write the records file"),
+        Err(e) => tracing::warn!(error = %e, "the records file write did not finish"),
+    }
+}
+
+/// `POST` of any record kind: 201 with the record, 200 with it when the
+/// book held it already (a retried request), 400 naming the bad field.
+async fn create<K: Kept>(
+    AxState(app): AxState<AppState>,
+    user: Option<axum::Extension<AuthUser>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let user = match writer(&app.records, user.as_ref().map(|u| &u.0)) {
+        Ok(u) => u,
+        Err((status, why)) => return message(status, why),
+    };
+    let body: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return message(StatusCode::BAD_REQUEST, format!("body: not JSON: {e}")),
+    };
+    let policy = app.records.records.policy();
+    let ctx = Context {
+        now: crate::time::unix_now(),
+        user: &user,
+        policy: &*policy,
+        id: new_id(),
+    };
+    let record = match K::from_request(&body, &ctx) {
+        Ok(r) => r,
+        Err(e) => return message(StatusCode::BAD_REQUEST, e),
+    };
+    let added = app.records.records.write(|b| record.keep(b));
+    if added {
+        save(&app.records).await;
+    }
+    let status = if added {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    (status, Json(record.to_json())).into_response()
+}
+
+/// 16 hex digits from the clock and a counter: unique within a daemon and
+/// across its restarts, short enough to type into a `DELETE`.
+fn new_id() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    format!("{:016x}", nanos.wrapping_add(n))
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct DeploymentFilter {
+    service: Option<String>,
+    since: Option<String>,
+}
+
+/// Deploys, oldest first, each with the budget its service's SLO
+/// instances spent in the hour after it (once that hour is over).
+async fn list_deployments(
+    AxState(app): AxState<AppState>,
+    Query(filter): Query<DeploymentFilter>,
+) -> Response {
+    let since = match filter.since.as_deref().map(str::trim) {
+        None | Some("") => i64::MIN,
+        Some(s) => match crate::records::parse_time(s) {
+            Some(t) => t,
+            None => {
+                return message(
+                    StatusCode::BAD_REQUEST,
+                    format!("since: {s:?} is not an RFC 3339 time (2026-12-03T10:02:00Z)"),
+                )
+            }
+        },
+    };
+    let list: Vec<serde_json::Value> = app.records.records.read(|b| {
+        b.deployments
+            .iter()
+            .filter(|d| filter.service.as_deref().is_none_or(|s| s == d.service))
+            .filter(|d| d.at >= since)
+            .map(|d| {
+                let mut v = d.to_json();
+                let impact: Vec<serde_json::Value> = b
+                    .impact
+                    .get(&(d.service.clone(), d.version.clone(), d.at))
+                    .into_iter()
+                    .flatten()
+                    .map(|i| {
+                        serde_json::json!({
+                            "slo": i.slo,
+                            "labels": i.labels,
+                            "budget_consumed_ratio": serde_json::Value::from(i.budget_consumed_ratio),
+                        })
+                    })
+                    .collect();
+                v["slos"] = impact.into();
+                v
+            })
+            .collect()
+    });
+    Json(serde_json::json!({"deployments": list})).into_response()
+}
+
+async fn list_overrides(AxState(app): AxState<AppState>) -> Response {
+    let now = crate::time::unix_now();
+    let list: Vec<serde_json::Value> = app.records.records.read(|b| {
+        b.overrides
+            .iter()
+            .map(|o| {
+                let mut v = o.to_json();
+                v["active"] = o.active_at(now).into();
+                v
+            })
+            .collect()
+    });
+    Json(serde_json::json!({"overrides": list})).into_response()
+}
+
+/// Ends an override now. Overrides from the file end by editing the file.
+async fn end_override(
+    AxState(app): AxState<AppState>,
+    user: Option<axum::Extension<AuthUser>>,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err((status, why)) = writer(&app.records, user.as_ref().map(|u| &u.0)) {
+        return message(status, why);
+    }
+    let now = crate::time::unix_now();
+    let ended = app.records.records.write(|b| b.end_override(&id, now));
+    if !ended {
+        return message(
+            StatusCode::NOT_FOUND,
+            format!("no running override {id:?} made through the API"),
+        );
+    }
+    save(&app.records).await;
+    let record = app
+        .records
+        .records
+        .read(|b| b.overrides.iter().find(|o| o.id == id).map(|o| o.to_json()));
+    Json(record.unwrap_or_default()).into_response()
 }
 
 async fn index(AxState(app): AxState<AppState>) -> Html<String> {
@@ -194,10 +417,16 @@ async fn slo_page(
             why
         })
     });
+    let deploys: Vec<(i64, String)> = app.records.records.read(|b| {
+        b.deployments_of(&service, i64::MIN, i64::MAX)
+            .map(|d| (d.at, d.version.clone()))
+            .collect()
+    });
     Html(crate::render::pages::slo_page(
         &instances,
         snapshot.evaluated_at,
         trend,
+        &deploys,
         &app.prefix,
     ))
     .into_response()
@@ -269,6 +498,7 @@ mod tests {
             reload,
             trends: Some(asked.clone()),
             prefix: "".into(),
+            records: RecordsApi::default(),
         })
         .await;
         let get = |path: &'static str| async move {
@@ -315,6 +545,7 @@ mod tests {
             reload,
             trends: None,
             prefix: "".into(),
+            records: RecordsApi::default(),
         })
         .await;
         let names = |query: &'static str| async move {
@@ -365,6 +596,7 @@ mod tests {
             reload,
             trends: None,
             prefix: "".into(),
+            records: RecordsApi::default(),
         })
         .await;
         // reqwest is built without its gzip feature: it sends the header

@@ -5,8 +5,8 @@
 //!
 //! 1. foundations: `diag` (positioned YAML, `Diagnostic`), `time`, `tls`,
 //!    `readfile`, `console`, `version`, `logging`, `metrics`, `systemd`
-//! 2. domain, no I/O: `model`, `calendar`, `exclusion`, `promql`, `plan`, `budget`, `history`,
-//!    `state`, `rules`, `convert`
+//! 2. domain, no I/O: `model`, `calendar`, `exclusion`, `promql`, `plan`,
+//!    `budget`, `history`, `state`, `rules`, `convert`, `records`
 //! 3. format readers: `spec`, `config` (text in, model out)
 //! 4. clients and persistence: `httpclient`, `prom`, `alert`, `store`
 //! 5. use-cases: `eval` (the evaluation loop), `backtest`, `report`
@@ -34,6 +34,7 @@ pub mod history;
 pub mod model;
 pub mod plan;
 pub mod promql;
+pub mod records;
 pub mod rules;
 pub mod state;
 

@@ -214,7 +214,18 @@ pub struct Slo {
     pub alerting: Alerting,
     /// Remaining-budget ratio under which releases freeze.
     pub release_freeze_below: f64,
+    /// Who may override a freeze of this SLO, and for how long.
+    pub override_rules: OverrideRules,
     pub origin: Origin,
+}
+
+/// `policy.override` of a spec.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OverrideRules {
+    /// `None`: any authenticated user.
+    pub allowed_users: Option<Vec<String>>,
+    /// `None`: the default (7d).
+    pub max_duration: Option<Duration>,
 }
 
 impl Slo {
@@ -321,6 +332,7 @@ pub(crate) fn test_slo(service: &str, name: &str, percent: f64, period_days: u64
             ..Default::default()
         },
         release_freeze_below: 0.0,
+        override_rules: OverrideRules::default(),
         origin: Origin::default(),
     }
 }

@@ -414,19 +414,87 @@ pub fn load(dir: &Path, width: u64) -> Result<Option<Stored>, StoreError> {
 /// point leaves the old file or the new one, never a mix: a temporary file
 /// beside it, flushed to disk, renamed over it, the directory flushed.
 pub fn write_atomic(dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let temp = dir.join(TEMP_NAME);
+    replace_file(dir, FILE_NAME, TEMP_NAME, bytes)
+}
+
+fn replace_file(dir: &Path, name: &str, temp: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let temp = dir.join(temp);
     let result = (|| {
         let mut f = std::fs::File::create(&temp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
-        std::fs::rename(&temp, path_in(dir))?;
+        std::fs::rename(&temp, dir.join(name))?;
         std::fs::File::open(dir)?.sync_all()
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&temp);
     }
     result
+}
+
+/// The records file beside the state file: deploys and overrides, JSON
+/// (people read it when a gate surprises them), written like the state
+/// file. Unlike the state file it is not a cache: what the API was told
+/// exists nowhere else.
+pub const RECORDS_FILE: &str = "errbudget.records.json";
+const RECORDS_TEMP: &str = ".errbudget.records.json.tmp";
+
+/// Deploys of a few hundred services over 100 days stay far below this.
+pub const RECORDS: Kind = Kind {
+    what: "records files",
+    max_bytes: 64 << 20,
+};
+
+pub fn records_path_in(dir: &Path) -> PathBuf {
+    dir.join(RECORDS_FILE)
+}
+
+pub fn write_records(dir: &Path, book: &crate::records::Book) -> std::io::Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(&book.to_json())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    bytes.push(b'\n');
+    replace_file(dir, RECORDS_FILE, RECORDS_TEMP, &bytes)
+}
+
+/// The records file of a state directory, written by the evaluation loop
+/// and by the API handlers: one writer at a time, since they share the
+/// temporary file.
+pub struct RecordsFile {
+    dir: PathBuf,
+    lock: std::sync::Mutex<()>,
+}
+
+impl RecordsFile {
+    pub fn new(dir: PathBuf) -> Self {
+        RecordsFile {
+            dir,
+            lock: std::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        records_path_in(&self.dir)
+    }
+
+    /// Writes the book as it is now (blocking: call off the async workers).
+    pub fn save(&self, records: &crate::records::Records) -> std::io::Result<()> {
+        let _one = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let book = records.read(Clone::clone);
+        write_records(&self.dir, &book)
+    }
+}
+
+/// The records file in `dir`; `Ok(None)` when there is none yet, `Err`
+/// with the reason when it cannot be read.
+pub fn load_records(dir: &Path) -> Result<Option<crate::records::Book>, String> {
+    let text = match readfile::read_text(&records_path_in(dir), RECORDS) {
+        Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+        Ok(t) => t,
+    };
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    crate::records::Book::from_json(&value).map(Some)
 }
 
 #[cfg(test)]

@@ -86,7 +86,13 @@ pub fn alert_labels(i: &Instance, a: &AlertStatus) -> LabelSet {
     l
 }
 
-fn alert_annotations(i: &Instance, a: &AlertStatus, burn: f64) -> LabelSet {
+fn alert_annotations(
+    i: &Instance,
+    a: &AlertStatus,
+    burn: f64,
+    now: i64,
+    book: &crate::records::Book,
+) -> LabelSet {
     let slo = &i.slo;
     let alerting = &slo.alerting;
     let fig = i.figures.as_ref();
@@ -120,6 +126,11 @@ fn alert_annotations(i: &Instance, a: &AlertStatus, burn: f64) -> LabelSet {
     ann.insert("description".into(), description);
     ann.insert("burn_rate".into(), format!("{burn:.4}"));
     ann.insert("error_budget_remaining".into(), format!("{remaining:.4}"));
+    let long = a.long.secs() as i64;
+    let deploys: Vec<_> = book.deployments_of(&slo.service, now - long, now).collect();
+    if let Some(s) = crate::records::deployments_sentence(&slo.service, &deploys, long, now) {
+        ann.insert("deployments".into(), s);
+    }
     ann.extend(alerting.annotations.clone());
     ann.extend(match a.effective_severity() {
         Severity::Page => alerting.page_annotations.clone(),
@@ -129,7 +140,12 @@ fn alert_annotations(i: &Instance, a: &AlertStatus, burn: f64) -> LabelSet {
 }
 
 /// One observation per alert of every instance at `now`.
-pub fn observations(snapshot: &Snapshot, now: i64, opts: &BuildOptions) -> Vec<Observation> {
+pub fn observations(
+    snapshot: &Snapshot,
+    now: i64,
+    opts: &BuildOptions,
+    book: &crate::records::Book,
+) -> Vec<Observation> {
     let mut out = Vec::new();
     for i in &snapshot.instances {
         let url = slo_url(&opts.external_url, &i.slo.service, &i.slo.name);
@@ -145,7 +161,7 @@ pub fn observations(snapshot: &Snapshot, now: i64, opts: &BuildOptions) -> Vec<O
                 let deciding = burn(a.long).min(burn(a.short));
                 out.push(Observation {
                     labels: alert_labels(i, a),
-                    annotations: alert_annotations(i, a, deciding),
+                    annotations: alert_annotations(i, a, deciding, now, book),
                     condition: if failed {
                         Condition::Unknown
                     } else if a.condition {

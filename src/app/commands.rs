@@ -131,7 +131,25 @@ fn engine_of<C: crate::prom::QueryApi>(
         metrics,
     );
     load::configure_alerting(&mut engine, settings);
+    engine.set_records(Arc::new(stored_records(settings)?));
     Ok(engine)
+}
+
+/// The overrides a running daemon with these settings would hold: those
+/// of the overrides file, and those made through its API when its state
+/// directory has a records file (read, never written). A records file
+/// that does not load is left out with a warning; the daemon reports it.
+fn stored_records(settings: &crate::config::Settings) -> Result<crate::records::Records, Failure> {
+    let mut book = match &settings.storage.path {
+        Some(dir) => crate::store::load_records(dir).unwrap_or_else(|e| {
+            tracing::warn!(file = %crate::store::records_path_in(dir).display(), reason = %e, "ignoring the records file");
+            None
+        }),
+        None => None,
+    }
+    .unwrap_or_default();
+    book.set_file_overrides(load::load_overrides(settings).map_err(Failure::Load)?);
+    Ok(crate::records::Records::new(book))
 }
 
 fn print_json(v: &serde_json::Value) -> Result<(), Failure> {
@@ -153,7 +171,13 @@ pub async fn eval(
     let failed = engine.cycle(at).await;
     let snapshot = engine.state().snapshot();
     match format {
-        OutputFormat::Json => print_json(&json::snapshot_json(&snapshot))?,
+        OutputFormat::Json => {
+            let mut doc = json::snapshot_json(&snapshot);
+            engine
+                .records()
+                .read(|book| json::add_overrides(&mut doc, book, at));
+            print_json(&doc)?
+        }
         OutputFormat::Table => crate::console::out(format_args!("{}", table::table(&snapshot))),
     }
     // Each failed SLO says why in its own row or document.

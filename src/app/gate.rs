@@ -69,6 +69,19 @@ impl Answer {
         }
     }
 
+    /// The active overrides of the matching instances, each once.
+    pub fn overrides(&self) -> Vec<Value> {
+        let mut out: Vec<Value> = vec![];
+        for v in &self.verdicts {
+            for o in overrides_of(&v.instance) {
+                if !out.iter().any(|x| x.get("id") == o.get("id")) {
+                    out.push(o.clone());
+                }
+            }
+        }
+        out
+    }
+
     /// `gate --output json`: the decision, the reasons and, per instance,
     /// the figures it was taken on.
     pub fn json(&self, endpoint: &str, service: &str, slo: Option<&str>, doc: &Value) -> Value {
@@ -83,6 +96,7 @@ impl Answer {
                 "error_budget_remaining_ratio",
                 "period_coverage_ratio",
                 "last_success",
+                "overrides",
             ] {
                 if let Some(v) = i.get(k) {
                     o.insert(k.to_string(), v.clone());
@@ -109,6 +123,7 @@ impl Answer {
             "evaluated_at": doc.get("evaluated_at").cloned().unwrap_or(Value::Null),
             "reasons": self.lines(),
             "slos": slos,
+            "overrides": self.overrides(),
         })
     }
 }
@@ -150,6 +165,28 @@ fn judge(s: &Value, service: &str) -> Verdict {
         .and_then(|v| v.as_f64());
     let status = s.get("status").and_then(|v| v.as_str()).unwrap_or("?");
     let (decision, line) = match (s.get("release_frozen").and_then(|v| v.as_bool()), left) {
+        (Some(true), Some(l)) if !overrides_of(s).is_empty() => {
+            let why: Vec<String> = overrides_of(s)
+                .iter()
+                .map(|o| {
+                    let text = |k: &str| o.get(k).and_then(|v| v.as_str()).unwrap_or("?");
+                    format!(
+                        "freeze overridden by {} until {}: {}",
+                        text("by"),
+                        text("until"),
+                        text("reason")
+                    )
+                })
+                .collect();
+            (
+                Decision::Allowed,
+                format!(
+                    "allowed: {service}/{name}: {:.1}% of the error budget left, below the release-freeze policy; {}",
+                    l * 100.0,
+                    why.join("; ")
+                ),
+            )
+        }
         (Some(true), Some(l)) => (
             Decision::Frozen,
             format!(
@@ -177,6 +214,15 @@ fn judge(s: &Value, service: &str) -> Verdict {
         line,
         instance: s.clone(),
     }
+}
+
+/// The instance's active overrides (`/api/v1/slos` of a daemon that
+/// knows them; an older daemon gives none).
+fn overrides_of(instance: &Value) -> &[Value] {
+    instance
+        .get("overrides")
+        .and_then(|v| v.as_array())
+        .map_or(&[], |v| v.as_slice())
 }
 
 #[cfg(test)]
@@ -230,5 +276,24 @@ mod tests {
         assert_eq!(j["slos"][1]["error_budget_remaining_ratio"], -0.25);
         assert_eq!(j["slos"][2]["error"], "query failed");
         assert_eq!(decide(&d, "s", Some("b")).decision, Decision::Frozen);
+    }
+
+    #[test]
+    fn an_active_override_lets_a_frozen_slo_through_and_says_whose() {
+        let o = json!({"id": "7", "service": "s", "slo": null, "reason": "fix for INC-4", "by": "alice",
+                        "from": "2026-11-26T00:00:00Z", "until": "2026-11-26T06:00:00Z", "source": "api"});
+        let d = json!({"slos": [
+            {"service": "s", "slo": "a", "status": "ok", "release_frozen": true, "error_budget_remaining_ratio": -0.25, "overrides": [o]},
+            {"service": "s", "slo": "b", "status": "ok", "release_frozen": false, "error_budget_remaining_ratio": 0.5, "overrides": [o]},
+        ]});
+        let a = decide(&d, "s", None);
+        assert_eq!(a.decision, Decision::Allowed);
+        assert_eq!(
+            a.lines()[0],
+            "allowed: s/a: -25.0% of the error budget left, below the release-freeze policy; freeze overridden by alice until 2026-11-26T06:00:00Z: fix for INC-4"
+        );
+        let j = a.json("u", "s", None, &d);
+        assert_eq!(j["overrides"], json!([o]));
+        assert_eq!(j["slos"][0]["overrides"], json!([o]));
     }
 }

@@ -180,6 +180,8 @@ pub struct Prepared {
     pub slos: Vec<Slo>,
     pub client: Arc<Client>,
     pub web: Option<crate::web::WebConfig>,
+    /// From `policy.overrides_file`.
+    pub overrides: Vec<crate::records::Override>,
 }
 
 /// Loads and builds everything of [`Prepared`], reporting every problem
@@ -210,12 +212,16 @@ pub fn prepare(
             }
         },
     };
+    let overrides = load_overrides(&settings)
+        .map_err(|d| problems.extend(d))
+        .unwrap_or_default();
     match client {
         Some(client) if problems.is_empty() => Ok(Prepared {
             settings,
             slos,
             client,
             web,
+            overrides,
         }),
         _ => Err(problems),
     }
@@ -236,6 +242,19 @@ pub fn prom_client(
     // Retries must never make a cycle outlast the next one.
     .with_retry_budget(settings.evaluation_interval);
     Ok(client)
+}
+
+/// The overrides of `policy.overrides_file`, none without one.
+pub fn load_overrides(
+    settings: &Settings,
+) -> Result<Vec<crate::records::Override>, Vec<Diagnostic>> {
+    let Some(path) = &settings.policy.overrides_file else {
+        return Ok(vec![]);
+    };
+    let name = path.display().to_string();
+    let text = crate::readfile::read_text(path, crate::readfile::SETTINGS)
+        .map_err(|e| vec![e.diagnostic(&name)])?;
+    crate::config::parse_overrides_file(&name, &text)
 }
 
 /// The settings' Prometheus client could not be built.

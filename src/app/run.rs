@@ -15,10 +15,11 @@ use crate::app::load::{self, configure_alerting, load_config, prepare, Prepared}
 use crate::config::Settings;
 use crate::eval::engine::Engine;
 use crate::eval::trend::Trends;
-use crate::http::{self, AppState, ReloadRequest};
+use crate::http::{self, AppState, RecordsApi, ReloadRequest};
 use crate::metrics::DaemonMetrics;
 use crate::model::Slo;
 use crate::prom::Client;
+use crate::records::{Book, OverridePolicy, Records, SharedRecords, SpecPolicy};
 use crate::state::State;
 use crate::time::unix_now;
 
@@ -104,12 +105,14 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         slos,
         client,
         web: web_config,
+        overrides,
     } = prepare(&opts.config_file, opts.web_config_file.as_deref(), &metrics)
         .map_err(|diags| anyhow::anyhow!("invalid configuration:\n{}", load::join(&diags)))?;
     resolve_external_url(&mut settings, &opts);
     warn_if_loopback(&settings);
     record_reload(&metrics, true);
     let state = Arc::new(State::new());
+    let policy = Arc::new(SpecPolicy::new(&slos)) as Arc<dyn OverridePolicy>;
     // The pages query through the engine's client, and follow it on reload.
     let mut engine = Engine::new(client.clone(), slos, state.clone(), metrics.clone());
     let storage_dir = opts
@@ -120,6 +123,41 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         Some(dir) => Some(Persist::open(dir, &mut engine)?),
         None => None,
     };
+    let records_file = persist
+        .as_ref()
+        .map(|p| Arc::new(crate::store::RecordsFile::new(p.dir.clone())));
+    let records: SharedRecords = Arc::new(Records::new(match &persist {
+        Some(p) => load_records(&p.dir),
+        None => Book::default(),
+    }));
+    records.write(|b| b.set_file_overrides(overrides));
+    records.set_policy(policy);
+    engine.set_records(records.clone());
+    engine.set_deployments(settings.deployments.clone());
+    metrics
+        .registry
+        .register(Box::new(crate::render::metrics::DeploymentsCollector::new(
+            records.clone(),
+        )?))
+        .context("cannot register slo_deployments_total")?;
+    let mut saver = records_file
+        .clone()
+        .map(|file| RecordsSaver { file, last: None });
+    let records_api = RecordsApi {
+        records: records.clone(),
+        identity: crate::web::identifies_clients(web_config.as_ref()),
+        file: records_file.clone(),
+    };
+    if settings.deployments.is_some() || records_api.identity.is_some() {
+        tracing::info!(
+            deployments_metric = settings
+                .deployments
+                .as_ref()
+                .map_or("", |d| d.query.as_str()),
+            writes = records_api.identity.is_some(),
+            "deploy and override records"
+        );
+    }
     let trends = Arc::new(Trends::new(client, engine.backend()));
     configure_alerting(&mut engine, &settings);
     let mut dispatcher = load::dispatcher(&settings, &metrics)?;
@@ -147,6 +185,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         reload: reload_tx,
         trends: Some(trends.clone()),
         prefix: settings.web.path_prefix().into(),
+        records: records_api.clone(),
     };
     let router = http::router(app);
     let servers: Vec<_> = listeners
@@ -177,6 +216,9 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
                 if let Some(p) = &mut persist {
                     p.write(&engine, &metrics, false).await;
                 }
+                if let Some(saver) = &mut saver {
+                    saver.save(&records, false).await;
+                }
             }
             Some(reply) = reload_rx.recv() => reloads.ask(Some(reply)),
             _ = hup.recv() => reloads.ask(None),
@@ -200,6 +242,9 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     if let Some(p) = &mut persist {
         p.write(&engine, &metrics, true).await;
     }
+    if let Some(saver) = &mut saver {
+        saver.save(&records, true).await;
+    }
     let _ = shutdown_tx.send(true);
     engine.set_sink(Box::new(|_| {}));
     stop_delivery(dispatcher, Duration::from_secs(5)).await;
@@ -214,6 +259,55 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         }
     }
     result
+}
+
+/// The records file of the state directory, or an empty book. A file that
+/// cannot be read is moved aside (it holds what the API was told, which
+/// exists nowhere else) and the start has no records.
+fn load_records(dir: &std::path::Path) -> Book {
+    let file = crate::store::records_path_in(dir);
+    match crate::store::load_records(dir) {
+        Ok(Some(book)) => {
+            tracing::info!(file = %file.display(), deployments = book.deployments.len(), overrides = book.overrides.len(), "records loaded");
+            book
+        }
+        Ok(None) => Book::default(),
+        Err(e) => {
+            let aside = file.with_extension(format!("json.damaged-{}", unix_now()));
+            let moved = std::fs::rename(&file, &aside).is_ok();
+            tracing::warn!(file = %file.display(), reason = %e, moved_to = %if moved { aside.display().to_string() } else { String::new() }, "ignoring the records file");
+            Book::default()
+        }
+    }
+}
+
+/// Saves the records file when the records changed since the last save
+/// (the deploy metric, pruning; the API handlers save their own changes),
+/// or at once when `force`. When the metric last showed a change is not
+/// one: saving at every cycle would only move `seen.at`.
+struct RecordsSaver {
+    file: Arc<crate::store::RecordsFile>,
+    last: Option<Book>,
+}
+
+impl RecordsSaver {
+    async fn save(&mut self, records: &SharedRecords, force: bool) {
+        let mut now = records.read(Clone::clone);
+        now.seen.at = None;
+        now.impact.clear();
+        if !force && self.last.as_ref() == Some(&now) {
+            return;
+        }
+        self.last = Some(now);
+        let (file, records) = (self.file.clone(), records.clone());
+        match tokio::task::spawn_blocking(move || file.save(&records)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(file = %self.file.path().display(), error = %e, "cannot write the records file")
+            }
+            Err(e) => tracing::warn!(error = %e, "the records file write did not finish"),
+        }
+    }
 }
 
 /// The state file is written after a cycle at most this often, and at
@@ -412,16 +506,21 @@ async fn apply(
         if new.web.listen_address != settings.web.listen_address {
             tracing::warn!("web.listen_address changed; it takes effect after a restart");
         }
-        Ok((new, slos, client, delivery))
+        let overrides = load::load_overrides(&new).map_err(|d| load::join(&d))?;
+        Ok((new, slos, client, delivery, overrides))
     });
     match outcome {
-        Ok((new, slos, client, delivery)) => {
+        Ok((new, slos, client, delivery, overrides)) => {
+            let records = engine.records().clone();
+            records.set_policy(Arc::new(SpecPolicy::new(&slos)));
+            records.write(|b| b.set_file_overrides(overrides));
             if let Some(c) = client {
                 trends.set_client(c.clone());
                 engine.set_client(c);
             }
             tracing::info!(slos = slos.len(), "configuration reloaded");
             engine.replace_slos(slos);
+            engine.set_deployments(new.deployments.clone());
             configure_alerting(engine, &new);
             if let Some(d) = delivery {
                 wire(engine, &d);

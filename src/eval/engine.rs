@@ -10,12 +10,14 @@ use futures::future::join_all;
 
 use crate::alert::decide::{Decider, Notification};
 use crate::alert::payload::{self, BuildOptions};
+use crate::config::DeploymentSettings;
 use crate::eval::slo::{EvalError, SloEvaluator};
 use crate::metrics::DaemonMetrics;
 use crate::model::Slo;
 use crate::prom::backend::{self, Detected};
 use crate::prom::batch::Batching;
 use crate::prom::QueryApi;
+use crate::records::SharedRecords;
 use crate::state::{LabelSet, SloError, Snapshot, State};
 use crate::store;
 
@@ -37,6 +39,10 @@ pub struct Engine<C> {
     /// new client, and after a cycle in which every SLO failed (the
     /// backend may come back as another build).
     redetect: bool,
+    /// Deploys and overrides, shared with the web handlers.
+    records: SharedRecords,
+    /// Where deploys are read from besides the API.
+    deployments: Option<DeploymentSettings>,
 }
 
 impl<C: QueryApi> Engine<C> {
@@ -68,6 +74,8 @@ impl<C: QueryApi> Engine<C> {
             sink: Box::new(|_| {}),
             backend: Detected::default(),
             redetect: true,
+            records: SharedRecords::default(),
+            deployments: None,
         }
     }
 
@@ -101,6 +109,19 @@ impl<C: QueryApi> Engine<C> {
         self.decider.pending_for = pending_for.max(0);
         self.decider.resend_interval = resend_interval.max(1);
         self.alert_options = options;
+    }
+
+    /// The records alerts read deploys from and the deploy metric feeds.
+    pub fn set_records(&mut self, records: SharedRecords) {
+        self.records = records;
+    }
+
+    pub fn records(&self) -> &SharedRecords {
+        &self.records
+    }
+
+    pub fn set_deployments(&mut self, source: Option<DeploymentSettings>) {
+        self.deployments = source;
     }
 
     pub fn set_sink(&mut self, sink: Sink) {
@@ -156,28 +177,47 @@ impl<C: QueryApi> Engine<C> {
             Some(s) => (Ok(s), None),
         };
         let reprobe = self.redetect && known.is_some();
-        let (results, probed) = match semantics {
-            Ok(semantics) => {
-                let evaluations = join_all(self.evaluators.iter_mut().map(|e| async {
-                    (e.slo().clone(), e.evaluate(&*client, now, semantics).await)
-                }));
-                let probe = async {
-                    if reprobe {
-                        backend::detect(&*client, now).await.ok()
-                    } else {
-                        probed
+        let (records, source) = (self.records.clone(), self.deployments.clone());
+        let deploys = async {
+            let Some(source) = source else { return };
+            match crate::eval::deploys::detect(&*client, &source, &records, now).await {
+                Ok(found) => {
+                    for d in found {
+                        tracing::info!(service = %d.service, version = %d.version, at = %crate::time::rfc3339(d.at), "deploy seen in the deployments metric");
                     }
-                };
-                tokio::join!(evaluations, probe)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %crate::diag::chain(&e), "cannot read the deployments metric")
+                }
             }
-            Err(e) => (
-                self.evaluators
-                    .iter()
-                    .map(|ev| (ev.slo().clone(), Err(e.clone())))
-                    .collect(),
-                None,
-            ),
         };
+        let evaluate = async {
+            match semantics {
+                Ok(semantics) => {
+                    let evaluations = join_all(self.evaluators.iter_mut().map(|e| async {
+                        (e.slo().clone(), e.evaluate(&*client, now, semantics).await)
+                    }));
+                    let probe = async {
+                        if reprobe {
+                            backend::detect(&*client, now).await.ok()
+                        } else {
+                            probed
+                        }
+                    };
+                    tokio::join!(evaluations, probe)
+                }
+                Err(e) => (
+                    self.evaluators
+                        .iter()
+                        .map(|ev| (ev.slo().clone(), Err(e.clone())))
+                        .collect(),
+                    None,
+                ),
+            }
+        };
+        let ((results, probed), ()) = tokio::join!(evaluate, deploys);
+        self.records.write(|b| b.prune(now));
+        self.assess_deploys(now);
         if let Some(info) = probed {
             self.detected(info);
         }
@@ -205,7 +245,9 @@ impl<C: QueryApi> Engine<C> {
         // Successes and failures are dated by the clock (alerts on failing
         // evaluations count from them); the figures are for `at`.
         next.evaluated_at = Some(at);
-        let observations = payload::observations(&next, now, &self.alert_options);
+        let observations = self
+            .records
+            .read(|book| payload::observations(&next, now, &self.alert_options, book));
         let was_firing = self.decider.firing().map(|(l, _)| l.clone()).collect();
         let notifications = self.decider.step(now, observations);
         log_alert_changes(&was_firing, &notifications, &next);
@@ -232,6 +274,68 @@ impl<C: QueryApi> Engine<C> {
             "evaluation cycle done"
         );
         failed
+    }
+
+    /// Fills in the budget each SLO instance spent in the hour after each
+    /// deploy of its service, once that hour is over (and ten minutes more,
+    /// for the last buckets to be final) and every SLO of the service has a
+    /// history. Each deploy is worked out once, so a cycle costs little
+    /// however many deploys there are; a restart works them out again from
+    /// the restored histories.
+    fn assess_deploys(&self, now: i64) {
+        let pending: Vec<(String, String, i64)> = self.records.read(|b| {
+            b.deployments
+                .iter()
+                .filter(|d| d.at + 3_600 + 600 <= now)
+                .map(|d| (d.service.clone(), d.version.clone(), d.at))
+                .filter(|k| !b.impact.contains_key(k))
+                .collect()
+        });
+        if pending.is_empty() {
+            return;
+        }
+        let mut done: Vec<((String, String, i64), Vec<crate::records::Impact>)> = vec![];
+        for key in pending {
+            let of_service: Vec<_> = self
+                .evaluators
+                .iter()
+                .filter(|e| e.slo().service == key.0)
+                .collect();
+            if of_service.iter().any(|e| e.saved().is_none()) {
+                continue;
+            }
+            let mut impact = vec![];
+            for e in of_service {
+                let slo = e.slo();
+                let Some((_, _, histories)) = e.saved() else {
+                    continue;
+                };
+                // A deploy older than the period is before any history.
+                if key.2 < now - slo.period.as_secs() as i64 {
+                    continue;
+                }
+                for (labels, h) in histories {
+                    let share = crate::records::budget_consumed_after(
+                        h,
+                        key.2,
+                        slo.objective.ratio(),
+                        slo.period.as_secs() as i64,
+                    );
+                    if let Some(share) = share {
+                        impact.push(crate::records::Impact {
+                            slo: slo.name.clone(),
+                            labels: labels.clone(),
+                            budget_consumed_ratio: share,
+                        });
+                    }
+                }
+            }
+            done.push((key, impact));
+        }
+        if done.is_empty() {
+            return;
+        }
+        self.records.write(|b| b.impact.extend(done));
     }
 
     /// Replaces the SLO set. Unchanged SLOs keep their bucket history, so a

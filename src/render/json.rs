@@ -146,6 +146,23 @@ pub fn snapshot_json(s: &Snapshot) -> Value {
     snapshot_json_of(s, |_| true)
 }
 
+/// Adds to each instance of a snapshot document the overrides in force
+/// at `now` for its SLO (`overrides`), which `gate` reads.
+pub fn add_overrides(doc: &mut Value, book: &crate::records::Book, now: i64) {
+    use crate::records::RecordKind;
+    for i in doc["slos"].as_array_mut().into_iter().flatten() {
+        let (service, slo) = (
+            i["service"].as_str().unwrap_or_default().to_string(),
+            i["slo"].as_str().unwrap_or_default().to_string(),
+        );
+        let active: Vec<Value> = book
+            .active_overrides(&service, &slo, now)
+            .map(RecordKind::to_json)
+            .collect();
+        i["overrides"] = active.into();
+    }
+}
+
 /// The document with only the instances `keep` accepts (`/api/v1/slos?service=`).
 pub fn snapshot_json_of(s: &Snapshot, keep: impl Fn(&Instance) -> bool) -> Value {
     json!({

@@ -23,6 +23,56 @@ use super::{gzip, openmetrics};
 use crate::metrics::DaemonMetrics;
 use crate::state::{Instance, Snapshot};
 
+/// `slo_deployments_total{service}`: the deploys recorded per service,
+/// read from the records at each scrape (a deploy posted to the API shows
+/// at once, not after the next evaluation). Per service, not per SLO: a
+/// deploy is of the service, and a copy per SLO would make
+/// `sum(increase(...))` count it once per SLO. The totals persist with the
+/// records, so the counter only resets where the records do.
+pub struct DeploymentsCollector {
+    records: crate::records::SharedRecords,
+    desc: Vec<prometheus::core::Desc>,
+}
+
+const DEPLOYMENTS_HELP: &str =
+    "Deploys errbudget has recorded for the service (from the deployments metric or the API).";
+
+fn deployments_vec() -> prometheus::Result<prometheus::IntCounterVec> {
+    prometheus::IntCounterVec::new(
+        prometheus::Opts::new("slo_deployments_total", DEPLOYMENTS_HELP),
+        &["service"],
+    )
+}
+
+impl DeploymentsCollector {
+    pub fn new(records: crate::records::SharedRecords) -> prometheus::Result<Self> {
+        use prometheus::core::Collector;
+        let desc = deployments_vec()?.desc().into_iter().cloned().collect();
+        Ok(DeploymentsCollector { records, desc })
+    }
+}
+
+impl prometheus::core::Collector for DeploymentsCollector {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.desc.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let Ok(v) = deployments_vec() else {
+            return vec![];
+        };
+        self.records.read(|b| {
+            for (service, n) in &b.totals {
+                v.with_label_values(&[service.as_str()]).inc_by(*n);
+            }
+        });
+        if self.records.read(|b| b.totals.is_empty()) {
+            return vec![];
+        }
+        v.collect()
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     Text,
@@ -1064,7 +1114,26 @@ mod tests {
         slo.exclusions = vec![crate::exclusion::Exclusion::once(0, 300, String::new()).unwrap()];
         monthly.slo = std::sync::Arc::new(slo);
         snap.instances.push(monthly);
-        let text = render(&DaemonMetrics::new(), &snap).unwrap();
+        let metrics = DaemonMetrics::new();
+        let records = Arc::new(crate::records::Records::default());
+        records.write(|b| {
+            b.add_deployment(crate::records::Deployment {
+                service: "check\"out".into(),
+                version: "v1".into(),
+                at: 1_000,
+                source: crate::records::Source::Api,
+                description: String::new(),
+            })
+        });
+        metrics
+            .registry
+            .register(Box::new(DeploymentsCollector::new(records).unwrap()))
+            .unwrap();
+        let text = render(&metrics, &snap).unwrap();
+        assert!(
+            text.contains("slo_deployments_total{service=\"check\\\"out\"} 1\n"),
+            "{text}"
+        );
         let documented = crate::interface_doc::documented_series();
         let types: Vec<(&str, &str)> = text
             .lines()

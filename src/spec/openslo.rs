@@ -312,6 +312,7 @@ pub fn read(cx: &mut Cx<'_>, top: &Map<'_, '_>, index: &Index<'_, '_>) -> Option
         sli,
         alerting: alerting.unwrap_or_default(),
         release_freeze_below: None,
+        override_rules: None,
         broken,
     })
 }
@@ -1153,6 +1154,7 @@ pub fn read_v1alpha(cx: &mut Cx<'_>, top: &Map<'_, '_>) -> Vec<Draft> {
             sli,
             alerting,
             release_freeze_below: None,
+            override_rules: None,
         });
     }
     out

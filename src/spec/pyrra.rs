@@ -147,6 +147,7 @@ pub fn read(cx: &mut Cx<'_>, top: &Map<'_, '_>) -> Option<Draft> {
         sli: sli.map(|(s, _)| s),
         alerting,
         release_freeze_below: None,
+        override_rules: None,
         broken,
     })
 }

@@ -124,10 +124,20 @@ fn read_slo(cx: &mut Cx<'_>, f: &Field<'_, '_>, n: Naming) -> Option<Draft> {
         }),
         None => DraftAlerting::default(),
     };
-    let release_freeze_below = m.get("policy").and_then(|f| {
-        let p = f.map(cx, &n.ks(&["release_freeze_below"]))?;
-        p.f64(cx, &n.k("release_freeze_below"))
-    });
+    let policy = m
+        .get("policy")
+        .and_then(|f| f.map(cx, &n.ks(&["release_freeze_below", "override"])));
+    let release_freeze_below = policy
+        .as_ref()
+        .and_then(|p| p.f64(cx, &n.k("release_freeze_below")));
+    let override_rules = match policy.as_ref().and_then(|p| p.get("override")) {
+        None => None,
+        Some(f) => {
+            let r = read_override(cx, &f, n);
+            broken |= r.is_none();
+            r
+        }
+    };
     Some(Draft {
         pos: m.pos,
         path: m.path.clone(),
@@ -146,6 +156,7 @@ fn read_slo(cx: &mut Cx<'_>, f: &Field<'_, '_>, n: Naming) -> Option<Draft> {
         sli,
         alerting,
         release_freeze_below,
+        override_rules,
         broken,
     })
 }
@@ -188,6 +199,55 @@ fn read_exclusions(cx: &mut Cx<'_>, m: &Map<'_, '_>, n: Naming) -> Vec<DraftExcl
             })
         })
         .collect()
+}
+
+/// `policy.override`: `allowed_users` (a list of user names) and
+/// `max_duration` (a duration).
+fn read_override(
+    cx: &mut Cx<'_>,
+    f: &crate::diag::yaml::Field<'_, '_>,
+    n: Naming,
+) -> Option<crate::model::OverrideRules> {
+    let m = f.map(cx, &n.ks(&["allowed_users", "max_duration"]))?;
+    let mut ok = true;
+    let allowed_users = match m.get(&n.k("allowed_users")) {
+        None => None,
+        Some(f) => {
+            let mut users = vec![];
+            for item in f.seq(cx).unwrap_or_default() {
+                match item.str(cx) {
+                    Some(u) if !u.value.trim().is_empty() => users.push(u.value),
+                    Some(u) => {
+                        cx.err(u.pos, format!("{}: empty user name", item.path));
+                        ok = false;
+                    }
+                    None => ok = false,
+                }
+            }
+            Some(users)
+        }
+    };
+    let max_duration = match m.str(cx, &n.k("max_duration")) {
+        None => None,
+        Some(s) => match crate::time::parse(&s.value) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                cx.err(
+                    s.pos,
+                    format!(
+                        "{}: {e}",
+                        crate::diag::yaml::join(&m.path, &n.k("max_duration"))
+                    ),
+                );
+                ok = false;
+                None
+            }
+        },
+    };
+    ok.then_some(crate::model::OverrideRules {
+        allowed_users,
+        max_duration,
+    })
 }
 
 fn query(cx: &mut Cx<'_>, m: &Map<'_, '_>, key: &str) -> Option<Query> {

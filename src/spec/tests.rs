@@ -797,3 +797,60 @@ fn calendar_periods_and_maintenance_windows_load_from_sloth_and_openslo() {
         (Unit::Month, chrono_tz::America::New_York)
     );
 }
+
+#[test]
+fn policy_override_reads_users_and_a_duration_and_converts_back() {
+    let spec = |policy: &str, key: &str| {
+        format!(
+            "version: \"prometheus/v1\"\nservice: checkout\nslos:\n  - name: avail\n    objective: 99.9\n    sli:\n      events:\n        error_query: sum(rate(e[{{{{.window}}}}]))\n        total_query: sum(rate(t[{{{{.window}}}}]))\n    policy:\n      release_freeze_below: 0.1\n      {key}:\n{policy}"
+        )
+    };
+    let slos = parse_specs(
+        "s.yaml",
+        &spec(
+            "        allowed_users: [alice, bob]\n        max_duration: 24h\n",
+            "override",
+        ),
+    )
+    .unwrap();
+    let rules = &slos[0].override_rules;
+    assert_eq!(
+        rules.allowed_users.as_deref(),
+        Some(&["alice".to_string(), "bob".to_string()][..])
+    );
+    assert_eq!(rules.max_duration, Some(Duration::from_secs(86_400)));
+    // `convert` writes it out, and what it writes reads the same.
+    let converted = crate::convert::render(&slos);
+    assert!(
+        converted.contains(
+            "      override:\n        allowed_users: [alice, bob]\n        max_duration: 1d\n"
+        ),
+        "{converted}"
+    );
+    assert_eq!(
+        parse_specs("c.yaml", &converted).unwrap()[0].override_rules,
+        *rules
+    );
+    let errs: Vec<String> = parse_specs(
+        "s.yaml",
+        &spec(
+            "        allowed_users: [\"\"]\n        max_duration: soon\n        who: x\n",
+            "override",
+        ),
+    )
+    .unwrap_err()
+    .iter()
+    .map(|d| d.to_string())
+    .collect();
+    assert_eq!(errs.len(), 3, "{errs:?}");
+    assert!(errs[0].contains("empty user name"), "{errs:?}");
+    assert!(errs[1].contains("max_duration"), "{errs:?}");
+    assert!(errs[2].contains("unknown field \"who\""), "{errs:?}");
+    // Without the block: anyone, the default duration.
+    let plain = parse_specs(
+        "s.yaml",
+        &spec("", "x_unused").replace("      x_unused:\n", ""),
+    )
+    .unwrap();
+    assert_eq!(plain[0].override_rules, Default::default());
+}

@@ -149,6 +149,8 @@ pub struct Draft {
     pub sli: Option<DraftSli>,
     pub alerting: DraftAlerting,
     pub release_freeze_below: Option<Sp<f64>>,
+    /// `policy.override`, checked by the reader.
+    pub override_rules: Option<crate::model::OverrideRules>,
     /// The reader found a problem that makes this SLO unusable even if
     /// every rule below passes.
     pub broken: bool,
@@ -264,6 +266,7 @@ pub fn build(cx: &mut Cx<'_>, d: &Draft) -> Option<Slo> {
             windows: windows?,
         },
         release_freeze_below: release_freeze_below?,
+        override_rules: d.override_rules.clone().unwrap_or_default(),
         origin: Origin {
             file: cx.file.to_string(),
             line: d.pos.line,

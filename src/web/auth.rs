@@ -201,6 +201,12 @@ impl BasicAuth {
     }
 }
 
+/// The user name of a basic `Authorization` header (for a request that
+/// passed [`BasicAuth::verify`]: the name of a configured user).
+pub fn user_name(value: &HeaderValue) -> Option<String> {
+    decode(value).map(|(user, _)| user)
+}
+
 /// `Basic base64(user:password)` → (user, password). The scheme is case
 /// insensitive (RFC 7235); the password may contain ':'.
 fn decode(value: &HeaderValue) -> Option<(String, String)> {

@@ -308,6 +308,36 @@ where
     builder(limits).serve_connection(TokioIo::new(io), TowerToHyperService::new(app))
 }
 
+/// The basic-auth user a request authenticated as, for handlers that
+/// record who did something.
+#[derive(Clone, Debug)]
+pub struct AuthUser(pub String);
+
+/// How the web config identifies clients, which decides whether the
+/// endpoints that change records exist: `None` when anyone may call them.
+pub fn identifies_clients(web: Option<&WebConfig>) -> Option<ClientIdentity> {
+    let web = web?;
+    if !web.users.is_empty() {
+        return Some(ClientIdentity::BasicAuth);
+    }
+    // Only a verified certificate says who the client is: any one would
+    // pass `RequireAnyClientCert`, a self-signed one included.
+    let required = web
+        .tls_summary
+        .as_ref()
+        .is_some_and(|t| t.client_auth == config::ClientAuth::RequireAndVerifyClientCert);
+    required.then_some(ClientIdentity::ClientCertificate)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientIdentity {
+    /// The user name is the one of the request.
+    BasicAuth,
+    /// Every client shows a certificate the client CA signed; records name
+    /// it `client-certificate`.
+    ClientCertificate,
+}
+
 /// The client address of a request, for the fairness of password checks.
 #[derive(Clone, Copy, Debug)]
 pub struct Peer(pub std::net::IpAddr);
@@ -345,7 +375,19 @@ async fn check(State(g): State<Arc<Guard>>, req: Request, next: Next) -> Respons
             .verify(req.headers().get(header::AUTHORIZATION), peer)
             .await
         {
-            auth::Verdict::Pass => next.run(req).await,
+            auth::Verdict::Pass => {
+                let mut req = req;
+                if !g.auth.is_open() {
+                    let user = req
+                        .headers()
+                        .get(header::AUTHORIZATION)
+                        .and_then(auth::user_name);
+                    if let Some(user) = user {
+                        req.extensions_mut().insert(AuthUser(user));
+                    }
+                }
+                next.run(req).await
+            }
             auth::Verdict::Deny => (
                 StatusCode::UNAUTHORIZED,
                 [(header::WWW_AUTHENTICATE, "Basic")],

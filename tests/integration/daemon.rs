@@ -16,8 +16,9 @@ use crate::interface::{documented_series, is_sample_of};
 
 /// Documented series with no label values, so no sample, in a daemon with
 /// no alert receiver and no `--storage.path`.
-const WITHOUT_SAMPLES_HERE: [&str; 7] = [
+const WITHOUT_SAMPLES_HERE: [&str; 8] = [
     "errbudget_notifications_total",
+    "slo_deployments_total",
     "errbudget_storage_writes_total",
     "errbudget_storage_last_write_bytes",
     // Calendar periods and maintenance windows only (`compliance` checks

@@ -175,6 +175,11 @@ fn queries_use_only_contract_series() {
                 exprs.push(selector.to_string());
             }
         }
+        for a in d["annotations"]["list"].as_array().into_iter().flatten() {
+            if let Some(expr) = a["expr"].as_str() {
+                exprs.push(expr.to_string());
+            }
+        }
         for expr in exprs {
             let expanded = expand(&expr, &vars);
             assert!(

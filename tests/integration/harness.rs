@@ -601,6 +601,17 @@ impl Daemon {
 
     /// As `start_on`, with more flags for `run`.
     pub fn start_with_args(cfg: &Path, port: u16, args: &[&std::ffi::OsStr]) -> Daemon {
+        Daemon::start_as(cfg, port, args, None)
+    }
+
+    /// As `start_with_args` for a web config asking for basic auth: waits
+    /// for `/-/healthy` with these credentials.
+    pub fn start_as(
+        cfg: &Path,
+        port: u16,
+        args: &[&std::ffi::OsStr],
+        auth: Option<(&str, &str)>,
+    ) -> Daemon {
         let logdir = tempfile::tempdir().expect("tempdir");
         let guard = Guard::spawn(
             "errbudget",
@@ -624,7 +635,8 @@ impl Daemon {
             if let Some(st) = d.guard.exited() {
                 panic!("errbudget run exited early ({st})\n{}", d.guard.log_tail());
             }
-            if matches!(http::get(addr, "/-/healthy"), Ok(r) if r.status == 200) {
+            if matches!(http::request_as(addr, "GET", "/-/healthy", auth, ""), Ok(r) if r.status == 200)
+            {
                 break;
             }
             assert!(

@@ -25,11 +25,29 @@ pub fn post(addr: SocketAddr, path: &str, body: &str) -> std::io::Result<Respons
 }
 
 fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> std::io::Result<Response> {
+    request_as(addr, method, path, None, body)
+}
+
+/// Any method, optionally with basic auth `(user, password)`.
+pub fn request_as(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    auth: Option<(&str, &str)>,
+    body: &str,
+) -> std::io::Result<Response> {
+    use base64::Engine as _;
+    let authorization = auth.map_or(String::new(), |(u, p)| {
+        format!(
+            "Authorization: Basic {}\r\n",
+            base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+        )
+    });
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(TIMEOUT))?;
     stream.set_write_timeout(Some(TIMEOUT))?;
     let req = format!(
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n{authorization}\
          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );

@@ -22,6 +22,7 @@ mod daemon;
 mod dashboards;
 mod dataset;
 mod demo_config;
+mod deploys;
 mod eval;
 mod events;
 mod expect;

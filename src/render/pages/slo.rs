@@ -7,18 +7,20 @@ use crate::budget::Trend;
 use crate::state::{Instance, Status};
 use crate::time::rfc3339;
 
-use super::svg::{chart, Line, Rule};
+use super::svg::{chart, chart_with_marks, Line, Mark, Rule};
 use super::{
     budget_bar, budget_time, coverage_text, document, escape, firing_pills, freeze_pill,
     human_secs, labels_text, rate,
 };
 
 /// The page of one SLO; `instances` are its groups (one for an ungrouped
-/// SLO) and are never empty.
+/// SLO) and are never empty. `deploys` (time, version) of its service are
+/// marked on the burn-down chart.
 pub fn slo_page(
     instances: &[&Instance],
     evaluated_at: Option<i64>,
     trend: Option<Result<Trend, String>>,
+    deploys: &[(i64, String)],
     prefix: &str,
 ) -> String {
     let Some(first) = instances.first() else {
@@ -61,7 +63,7 @@ pub fn slo_page(
         })
         .min()
         .flatten();
-    body.push_str(&trend_section(first, trend, data_since));
+    body.push_str(&trend_section(first, trend, data_since, deploys));
     document(&title, &body)
 }
 
@@ -206,6 +208,7 @@ fn trend_section(
     i: &Instance,
     trend: Option<Result<Trend, String>>,
     data_since: Option<i64>,
+    deploys: &[(i64, String)],
 ) -> String {
     let mut out = String::from("<h2>Budget burn-down over the period</h2>\n");
     let trend = match trend {
@@ -238,8 +241,16 @@ fn trend_section(
     let clipped = down.iter().any(|(_, v)| *v <= FLOOR);
     let ideal = [(trend.start, 1.0), (trend.end, 0.0)];
     let step = crate::time::format(std::time::Duration::from_secs(trend.step));
-    out.push_str(&chart(
-        "remaining error budget over the period against the ideal line",
+    let marks: Vec<Mark> = deploys
+        .iter()
+        .map(|(at, version)| Mark {
+            at: *at,
+            label: version,
+            color: "#2e7d32",
+        })
+        .collect();
+    out.push_str(&chart_with_marks(
+        "remaining error budget over the period against the ideal line, deploys marked",
         &[
             Line {
                 label: "remaining budget",
@@ -255,8 +266,20 @@ fn trend_section(
             },
         ],
         &[],
+        &marks,
         pct,
     ));
+    let shown = deploys
+        .iter()
+        .filter(|(at, _)| (trend.start..=trend.end).contains(at))
+        .count();
+    if shown > 0 {
+        out.push_str(&format!(
+            "<p class=\"small muted\"><span style=\"color:#2e7d32\">┆</span> {shown} deploy{} of {} in this range.</p>\n",
+            if shown == 1 { "" } else { "s" },
+            escape(&i.slo.service)
+        ));
+    }
     if let Some(s) = since {
         out.push_str(&format!(
             "<p class=\"small muted\">Data starts at <time>{}</time>: the line begins there.</p>\n",
@@ -383,7 +406,17 @@ pub(crate) mod tests {
                 (120, Events::new(0.0, 500.0)),
             ],
         };
-        let html = slo_page(&[&i], Some(1_000), Some(Ok(trend)), "");
+        let html = slo_page(
+            &[&i],
+            Some(1_000),
+            Some(Ok(trend)),
+            &[(90, "v1.<42>".to_string()), (99_999, "later".into())],
+            "",
+        );
+        // The deploy inside the range is marked, escaped; the other is not.
+        assert_eq!(html.matches("<g class=\"mark\">").count(), 1, "{html}");
+        assert!(html.contains(">v1.&lt;42&gt;</text>"), "{html}");
+        assert!(html.contains("1 deploy of"), "{html}");
         assert!(html.contains("<b class=\"bad\">FIRING</b>"), "{html}");
         assert!(html.contains("<span class=\"pill page\">page 1h/5m</span>"));
         assert_eq!(html.matches("<svg ").count(), 2);
@@ -409,7 +442,7 @@ pub(crate) mod tests {
                 (10_000, Events::new(53.0, 600.0)),
             ],
         };
-        let html = slo_page(&[&i], Some(10_000), Some(Ok(trend)), "");
+        let html = slo_page(&[&i], Some(10_000), Some(Ok(trend)), &[], "");
         assert!(html.contains("The period holds 10m of 30d"), "{html}");
         assert!(html.contains("<b>42m of 43m</b>"), "{html}");
         assert!(html.contains("53s spent"), "{html}");
@@ -424,6 +457,7 @@ pub(crate) mod tests {
             &[&i],
             Some(1_000),
             Some(Err("no answer from Prometheus within 10s".to_string())),
+            &[],
             "",
         );
         assert!(html.contains("History unavailable: no answer from Prometheus within 10s"));

@@ -26,9 +26,28 @@ pub struct Rule<'a> {
     pub value: f64,
 }
 
+/// A vertical mark at a time (a deploy), labelled at the top.
+pub struct Mark<'a> {
+    pub at: i64,
+    pub label: &'a str,
+    pub color: &'a str,
+}
+
 /// A chart of `lines` with `rules`, y values written by `fmt`. `title` is
 /// for screen readers.
 pub fn chart(title: &str, lines: &[Line], rules: &[Rule], fmt: fn(f64) -> String) -> String {
+    chart_with_marks(title, lines, rules, &[], fmt)
+}
+
+/// [`chart`] with vertical `marks`; those outside the lines' time span
+/// are left out.
+pub fn chart_with_marks(
+    title: &str,
+    lines: &[Line],
+    rules: &[Rule],
+    marks: &[Mark],
+    fmt: fn(f64) -> String,
+) -> String {
     let finite = |v: f64| v.is_finite();
     let xs = lines.iter().flat_map(|l| l.points.iter().map(|p| p.0));
     let (Some(x0), Some(x1)) = (xs.clone().min(), xs.max()) else {
@@ -104,6 +123,21 @@ aria-label=\"{}\" font-size=\"11\" font-family=\"sans-serif\">",
             y - 3.0,
             escape(r.color),
             escape(r.label)
+        ));
+    }
+    for m in marks.iter().filter(|m| (x0..=x1).contains(&m.at)) {
+        let x = px(m.at);
+        out.push_str(&format!(
+            "<g class=\"mark\"><line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{TOP}\" y2=\"{:.1}\" stroke=\"{}\" stroke-dasharray=\"1 2\"/>\
+<text x=\"{:.1}\" y=\"{:.1}\" fill=\"{}\" font-size=\"9\">{}</text><title>{} at {}</title></g>",
+            H - BOTTOM,
+            escape(m.color),
+            x + 2.0,
+            TOP + 9.0,
+            escape(m.color),
+            escape(m.label),
+            escape(m.label),
+            escape(&rfc3339(m.at))
         ));
     }
     for l in lines {
