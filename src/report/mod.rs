@@ -17,6 +17,7 @@ use crate::calendar::{Bounds, Calendar, Unit};
 use crate::eval::engine::Engine;
 use crate::model::{Severity, Slo};
 use crate::prom::QueryApi;
+use crate::records::{Deployment, Override};
 use crate::state::{Instance, LabelSet};
 
 /// One incident: overlapping alert episodes of an instance, merged.
@@ -36,6 +37,16 @@ pub struct Incident {
     pub budget_consumed_ratio: f64,
 }
 
+/// A deploy of the SLO's service in the period.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeployImpact {
+    pub deployment: Deployment,
+    /// Share of the period's budget consumed in the hour after it (from
+    /// the start of its 5-minute bucket); `None` when that hour runs past
+    /// the period's last final bucket.
+    pub budget_consumed_ratio: Option<f64>,
+}
+
 /// One SLO instance over one closed period.
 #[derive(Clone, Debug)]
 pub struct SloReport {
@@ -45,6 +56,9 @@ pub struct SloReport {
     /// Replay steps during which releases were frozen, in seconds.
     pub freeze_seconds: i64,
     pub incidents: Vec<Incident>,
+    pub deployments: Vec<DeployImpact>,
+    /// Freeze overrides in force at some time in the period.
+    pub overrides: Vec<Override>,
 }
 
 #[derive(Clone, Debug)]
@@ -164,22 +178,55 @@ pub async fn replay_period<C: QueryApi>(
         let mut incidents = incidents(mine, period.end);
         let total = engine.events_between(&i.slo, &i.group, period.start, period.end);
         let consumed = i.figures.as_ref().map_or(0.0, |f| 1.0 - f.remaining_ratio);
+        // Every share is of what the period consumed, in proportion to bad
+        // events: with the period covered that is bad / ((1 − objective)
+        // × total), and the shares of incidents and deploys add up with it.
+        let share = |bad: f64| match total {
+            Some(t) if t.bad > 0.0 => consumed * bad / t.bad,
+            _ => 0.0,
+        };
         for inc in &mut incidents {
             let to = inc.end.unwrap_or(period.end);
             let bad = engine
                 .events_between(&i.slo, &i.group, inc.start, to)
                 .map_or(0.0, |e| e.bad);
             inc.bad = bad;
-            inc.budget_consumed_ratio = match total {
-                Some(t) if t.bad > 0.0 => consumed * bad / t.bad,
-                _ => 0.0,
-            };
+            inc.budget_consumed_ratio = share(bad);
         }
+        let (deploys, overrides) = engine.records().read(|b| {
+            (
+                b.deployments_of(&i.slo.service, period.start, period.end)
+                    .cloned()
+                    .collect::<Vec<_>>(),
+                b.overrides_between(&i.slo.service, period.start, period.end)
+                    .filter(|o| o.slo.as_ref().is_none_or(|s| *s == i.slo.name))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            )
+        });
+        let last_final = period.end - crate::plan::BUCKET_SECS as i64;
+        let deployments = deploys
+            .into_iter()
+            .map(|d| {
+                let from = crate::history::align_down(d.at, crate::plan::BUCKET_SECS);
+                let to = from + 3_600;
+                let budget_consumed_ratio = (to <= last_final)
+                    .then(|| engine.events_between(&i.slo, &i.group, from, to))
+                    .flatten()
+                    .map(|e| share(e.bad));
+                DeployImpact {
+                    deployment: d,
+                    budget_consumed_ratio,
+                }
+            })
+            .collect();
         out.push(SloReport {
             instance: i.clone(),
             period: period.clone(),
             freeze_seconds: frozen.get(&key(i)).copied().unwrap_or(0),
             incidents,
+            deployments,
+            overrides,
         });
     }
     (out, replay.failed_cycles)

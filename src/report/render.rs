@@ -47,6 +47,21 @@ fn slo_json(r: &SloReport) -> Value {
         "period_coverage_ratio": num(&|f| f.coverage.ratio),
         "time_in_freeze_seconds": r.freeze_seconds,
         "incidents": r.incidents.iter().map(incident_json).collect::<Vec<_>>(),
+        "deployments": r.deployments.iter().map(|d| json!({
+            "version": d.deployment.version,
+            "at": rfc3339(d.deployment.at),
+            "source": d.deployment.source.as_str(),
+            "description": d.deployment.description,
+            "budget_consumed_next_hour_ratio": d.budget_consumed_ratio.map(Value::from),
+        })).collect::<Vec<_>>(),
+        "overrides": r.overrides.iter().map(|o| json!({
+            "slo": o.slo,
+            "reason": o.reason,
+            "by": o.by,
+            "from": rfc3339(o.from),
+            "until": rfc3339(o.until),
+            "source": o.source.as_str(),
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -127,6 +142,29 @@ const SUMMARY: [&str; 8] = [
     "Incidents",
 ];
 
+const DEPLOY: [&str; 4] = ["Version", "At", "Budget consumed in the next hour", "Note"];
+
+fn deploy_row(d: &super::DeployImpact) -> [String; 4] {
+    [
+        d.deployment.version.clone(),
+        rfc3339(d.deployment.at),
+        d.budget_consumed_ratio.map_or("-".into(), share),
+        d.deployment.description.clone(),
+    ]
+}
+
+const OVERRIDE: [&str; 5] = ["By", "From", "Until", "SLO", "Reason"];
+
+fn override_row(o: &crate::records::Override) -> [String; 5] {
+    [
+        o.by.clone(),
+        rfc3339(o.from),
+        rfc3339(o.until),
+        o.slo.clone().unwrap_or_else(|| "all".into()),
+        o.reason.clone(),
+    ]
+}
+
 const INCIDENT: [&str; 6] = [
     "Start",
     "End",
@@ -187,6 +225,14 @@ pub fn markdown(r: &PeriodReport) -> String {
         } else {
             md_table(&mut out, INCIDENT, s.incidents.iter().map(incident_row));
         }
+        if !s.deployments.is_empty() {
+            out.push_str(&format!("\nDeploys ({}):\n\n", s.deployments.len()));
+            md_table(&mut out, DEPLOY, s.deployments.iter().map(deploy_row));
+        }
+        if !s.overrides.is_empty() {
+            out.push_str("\nRelease-freeze overrides:\n\n");
+            md_table(&mut out, OVERRIDE, s.overrides.iter().map(override_row));
+        }
     }
     out
 }
@@ -237,6 +283,14 @@ pub fn html(r: &PeriodReport) -> String {
             out.push_str("<p>No alert fired.</p>\n");
         } else {
             html_table(&mut out, INCIDENT, s.incidents.iter().map(incident_row));
+        }
+        if !s.deployments.is_empty() {
+            out.push_str(&format!("<h3>Deploys ({})</h3>\n", s.deployments.len()));
+            html_table(&mut out, DEPLOY, s.deployments.iter().map(deploy_row));
+        }
+        if !s.overrides.is_empty() {
+            out.push_str("<h3>Release-freeze overrides</h3>\n");
+            html_table(&mut out, OVERRIDE, s.overrides.iter().map(override_row));
         }
     }
     out.push_str("</body></html>\n");

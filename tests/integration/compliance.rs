@@ -1,6 +1,7 @@
-//! A calendar-month SLO (Europe/Berlin) with a weekly maintenance window,
-//! run as users run it: a daemon on the current month, scraped by the
-//! Prometheus it reads, and the report of last month. The status page, the
+//! A calendar-month SLO (Europe/Berlin) with a weekly maintenance window
+//! and two deploys told to its API, run as users run it: a daemon on the
+//! current month, scraped by the Prometheus it reads, and the report of
+//! last month. The status page, the
 //! Grafana SLO dashboard's queries and `errbudget report` must show the
 //! figures the generated events give.
 //!
@@ -15,6 +16,7 @@ use serde_json::Value;
 
 use crate::events::{openmetrics_days, Generated, Series, Traffic, DAY, HOUR, MINUTE};
 use crate::expect::prometheus_rel;
+use crate::deploys;
 use crate::harness::{self, backfill, poll, run_bounded, Daemon, Prometheus, Workspace};
 use crate::scraped::unix_now;
 
@@ -192,20 +194,52 @@ fn a_berlin_month_with_weekly_maintenance_agrees_on_the_page_in_grafana_and_in_t
         false,
     );
 
-    // Prometheus scrapes the daemon, as the dashboards' Prometheus does.
+    // Prometheus scrapes the daemon, as the dashboards' Prometheus does
+    // (with the user the deploys are posted as: the web config asks every
+    // client to authenticate).
     let targets = tempfile::tempdir().expect("tempdir");
     let targets_file = targets.path().join("errbudget.json");
     std::fs::write(&targets_file, "[]").expect("write targets");
     let prom = Prometheus::start_with_config(
         &blocks,
         &format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: errbudget\n    scrape_interval: 1s\n    file_sd_configs:\n      - files: [\"{}\"]\n        refresh_interval: 1s\n",
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: errbudget\n    scrape_interval: 1s\n    basic_auth:\n      username: {}\n      password: {}\n    file_sd_configs:\n      - files: [\"{}\"]\n        refresh_interval: 1s\n",
+            deploys::USER,
+            deploys::PASSWORD,
             targets_file.display()
         ),
     );
     let ws = Workspace::new();
-    let cfg = ws.config(&prom.url(), "2s", &[("checkout.yaml", &spec(&rule))]);
-    let daemon = Daemon::start(&cfg);
+    let cfg = ws.config_with(
+        &prom.url(),
+        "2s",
+        "storage:\n  path: state\n",
+        &[("checkout.yaml", &spec(&rule))],
+    );
+    let web = deploys::web_config(&ws);
+    let args = [std::ffi::OsStr::new("--web.config.file"), web.as_os_str()];
+    let daemon = Daemon::start_as(
+        &cfg,
+        harness::free_port(),
+        &args,
+        Some((deploys::USER, deploys::PASSWORD)),
+    );
+    let get = |path: &str| deploys::send(&daemon, "GET", path, "");
+    // Two deploys: one just before last month's outage, one two hours
+    // before the data ends (this month, but for its first two hours).
+    let deployed = [("v1.41", outage - 10 * MINUTE), ("v1.42", end - 2 * HOUR)];
+    for (version, at) in deployed {
+        let r = deploys::send(
+            &daemon,
+            "POST",
+            "/api/v1/deployments",
+            &format!(
+                r#"{{"service": "{SERVICE}", "version": "{version}", "at": "{}"}}"#,
+                harness::rfc3339(at)
+            ),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
     std::fs::write(
         &targets_file,
         format!("[{{\"targets\": [\"{}\"]}}]", daemon.addr),
@@ -214,7 +248,7 @@ fn a_berlin_month_with_weekly_maintenance_agrees_on_the_page_in_grafana_and_in_t
 
     // The API: this month so far.
     let doc: Value = poll(Duration::from_secs(60), || {
-        let r = daemon.get("/api/v1/slos");
+        let r = get("/api/v1/slos");
         let v: Value = serde_json::from_str(&r.body).ok()?;
         (v["slos"][0]["status"] == "ok").then_some(v)
     })
@@ -257,7 +291,7 @@ fn a_berlin_month_with_weekly_maintenance_agrees_on_the_page_in_grafana_and_in_t
     );
 
     // The series only such an SLO has, with the figures of the API.
-    let metrics = daemon.get("/metrics").body;
+    let metrics = get("/metrics").body;
     let line = |name: &str| {
         metrics
             .lines()
@@ -277,7 +311,7 @@ fn a_berlin_month_with_weekly_maintenance_agrees_on_the_page_in_grafana_and_in_t
 
     // The status page says which month, how much of it was maintenance,
     // and the budget left the events give (one decimal, as it prints it).
-    let page = daemon.get(&format!("/slo/{SERVICE}/availability"));
+    let page = get(&format!("/slo/{SERVICE}/availability"));
     assert_eq!(page.status, 200);
     assert!(
         page.body
@@ -290,6 +324,8 @@ fn a_berlin_month_with_weekly_maintenance_agrees_on_the_page_in_grafana_and_in_t
         page.body.contains("weekly database maintenance"),
         "the page lists the window"
     );
+    // This month's deploy is marked on the burn-down chart.
+    assert!(page.body.contains("v1.42"), "{}", page.body);
 
     // Grafana's SLO dashboard: its "Budget left" query, run by the
     // Prometheus that scrapes the daemon, against the events at the
@@ -312,6 +348,15 @@ fn a_berlin_month_with_weekly_maintenance_agrees_on_the_page_in_grafana_and_in_t
         Some((v, evaluated - evaluated.rem_euclid(15)))
     })
     .expect("Prometheus never scraped the daemon's budget");
+    // The dashboard's deploy annotations read this series.
+    let told = poll(Duration::from_secs(30), || {
+        prom.query_value(
+            &format!("slo_deployments_total{{service=\"{SERVICE}\"}}"),
+            unix_now(),
+        )
+        .filter(|v| *v == 2.0)
+    });
+    assert_eq!(told, Some(2.0), "slo_deployments_total as Prometheus scraped it");
     let want = s.remaining(cur_start, cur_end, seen.1);
     assert!(
         (seen.0 - want).abs() <= spent_tol(1.0 - want),
@@ -373,5 +418,33 @@ fn a_berlin_month_with_weekly_maintenance_agrees_on_the_page_in_grafana_and_in_t
         "{incidents:#?}"
     );
     assert_eq!(incidents[0]["severity"], "page");
+    // Last month's deploys, each with the budget consumed in the hour after
+    // it (from its 5-minute bucket), as a share of what the month consumed
+    // in proportion to bad events, as incidents are.
+    let in_report: Vec<&(&str, i64)> = deployed
+        .iter()
+        .filter(|(_, at)| *at > prev_start && *at <= prev_end)
+        .collect();
+    let listed = r["deployments"].as_array().expect("deployments");
+    assert_eq!(listed.len(), in_report.len(), "{listed:#?}");
+    for ((version, at), d) in in_report.iter().zip(listed) {
+        assert_eq!(d["version"], *version);
+        assert_eq!(d["at"], harness::rfc3339(*at));
+        let from = at - at.rem_euclid(300);
+        let (_, hour_bad) = s.outside(from, from + HOUR);
+        let want = consumed * hour_bad / bad;
+        let got = d["budget_consumed_next_hour_ratio"].as_f64().expect("share");
+        assert!((got - want).abs() < 1e-6, "{version}: {got} vs {want}");
+    }
+    let (code, md, err) = run_bounded(
+        Command::new(harness::errbudget_bin())
+            .args(["report", "--config.file"])
+            .arg(&cfg)
+            .args(["--period", &prev_name, "--step", "15m"]),
+        Duration::from_secs(300),
+    );
+    assert_eq!(code, Some(0), "report\n{md}\n{err}");
+    assert!(md.contains("| v1.41 |"), "{md}");
+    println!("{md}");
     drop(targets);
 }
