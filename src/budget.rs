@@ -202,7 +202,20 @@ impl Trend {
     /// It starts at 1 and ends at the engine's remaining ratio (up to the
     /// step's resolution), so the line shows *when* the budget went.
     pub fn burn_down(&self, budget_ratio: f64) -> Vec<(i64, f64)> {
-        let allowed = self.total().total * budget_ratio;
+        self.burn_down_of(budget_ratio, 1.0)
+    }
+
+    /// [`Trend::burn_down`] when the trend holds only `share` (0, 1] of its
+    /// period (a calendar period under way): the budget is of the traffic
+    /// projected over the whole period, as the engine's time-based
+    /// remaining ratio assumes.
+    pub fn burn_down_of(&self, budget_ratio: f64, share: f64) -> Vec<(i64, f64)> {
+        let share = if share > 0.0 && share <= 1.0 {
+            share
+        } else {
+            1.0
+        };
+        let allowed = self.total().total * budget_ratio / share;
         let mut bad = 0.0;
         let mut out = vec![(self.start, 1.0)];
         for (t, e) in &self.points {
@@ -230,6 +243,26 @@ impl Trend {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_period_under_way_burns_down_against_its_projected_traffic() {
+        let t = Trend {
+            start: 0,
+            end: 200,
+            step: 100,
+            points: vec![
+                (100, Events::new(1.0, 100.0)),
+                (200, Events::new(1.0, 100.0)),
+            ],
+        };
+        // Half the period behind us: the budget is 1% of twice the traffic seen.
+        assert_eq!(
+            t.burn_down_of(0.01, 0.5),
+            vec![(0, 1.0), (100, 0.75), (200, 0.5)]
+        );
+        assert_eq!(t.burn_down(0.01), t.burn_down_of(0.01, 1.0));
+        assert_eq!(t.burn_down_of(0.01, 0.0), t.burn_down(0.01));
+    }
 
     fn any_f64() -> impl Strategy<Value = f64> {
         prop_oneof![

@@ -61,8 +61,19 @@ pub async fn fetch<C: QueryApi>(
     semantics: Semantics,
 ) -> Result<Trend, TrendError> {
     let step = step_for(slo.period.as_secs());
-    let points = (slo.period.as_secs() / step).max(1) as i64;
-    let start = now - points * step as i64;
+    // A calendar period is drawn from its start, where the budget reset,
+    // in whole steps (up to a step short of now).
+    let (start, points, now) = match &slo.calendar {
+        None => {
+            let points = (slo.period.as_secs() / step).max(1) as i64;
+            (now - points * step as i64, points, now)
+        }
+        Some(_) => {
+            let (start, _) = slo.period_at(now);
+            let points = ((now - start) / step as i64).max(1);
+            (start, points, start + points * step as i64)
+        }
+    };
     let first = start + step as i64;
     let queries = Queries::for_slo(slo).at_range(step, semantics);
     let seconds = step as f64;
@@ -101,6 +112,16 @@ pub async fn fetch<C: QueryApi>(
                         *by_time.entry(t).or_default() = *by_time.entry(t).or_default() + e;
                     }
                 }
+            }
+        }
+    }
+    // Maintenance counts for nothing here either (steps wholly inside a
+    // window; the spec's windows, not those told to a running daemon).
+    let mask = crate::exclusion::Mask::of(&slo.exclusions, start, now);
+    if !mask.is_empty() {
+        for (t, e) in by_time.iter_mut() {
+            if mask.covers(t - step as i64, *t) {
+                *e = Events::default();
             }
         }
     }

@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::deploys;
 use crate::events::{openmetrics_days, Generated, Series, Traffic, DAY, HOUR, MINUTE};
 use crate::expect::prometheus_rel;
-use crate::deploys;
 use crate::harness::{self, backfill, poll, run_bounded, Daemon, Prometheus, Workspace};
 use crate::scraped::unix_now;
 
@@ -356,7 +356,11 @@ fn a_berlin_month_with_weekly_maintenance_agrees_on_the_page_in_grafana_and_in_t
         )
         .filter(|v| *v == 2.0)
     });
-    assert_eq!(told, Some(2.0), "slo_deployments_total as Prometheus scraped it");
+    assert_eq!(
+        told,
+        Some(2.0),
+        "slo_deployments_total as Prometheus scraped it"
+    );
     let want = s.remaining(cur_start, cur_end, seen.1);
     assert!(
         (seen.0 - want).abs() <= spent_tol(1.0 - want),
@@ -433,7 +437,9 @@ fn a_berlin_month_with_weekly_maintenance_agrees_on_the_page_in_grafana_and_in_t
         let from = at - at.rem_euclid(300);
         let (_, hour_bad) = s.outside(from, from + HOUR);
         let want = consumed * hour_bad / bad;
-        let got = d["budget_consumed_next_hour_ratio"].as_f64().expect("share");
+        let got = d["budget_consumed_next_hour_ratio"]
+            .as_f64()
+            .expect("share");
         assert!((got - want).abs() < 1e-6, "{version}: {got} vs {want}");
     }
     let (code, md, err) = run_bounded(

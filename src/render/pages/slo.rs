@@ -229,8 +229,16 @@ fn trend_section(
     // An overspent budget can fall to -2000%; drawn to scale it would
     // flatten the part worth seeing, so the chart stops at -100%.
     let since = data_since.filter(|&t| t > trend.start);
+    // The part of a calendar period behind us, outside maintenance.
+    let share = match (&i.slo.calendar, &i.figures) {
+        (Some(_), Some(f)) if f.budget_seconds > 0.0 => {
+            let outside = (trend.end - f.period_start) as f64 - f.excluded_seconds;
+            (outside * budget / f.budget_seconds).clamp(0.0, 1.0)
+        }
+        _ => 1.0,
+    };
     let mut down: Vec<(i64, f64)> = trend
-        .burn_down(budget)
+        .burn_down_of(budget, share)
         .into_iter()
         .filter(|(t, _)| since.is_none_or(|s| *t > s))
         .map(|(t, v)| (t, v.max(FLOOR)))
@@ -239,7 +247,7 @@ fn trend_section(
         down.insert(0, (s, 1.0));
     }
     let clipped = down.iter().any(|(_, v)| *v <= FLOOR);
-    let ideal = [(trend.start, 1.0), (trend.end, 0.0)];
+    let ideal = [(trend.start, 1.0), (trend.end, 1.0 - share)];
     let step = crate::time::format(std::time::Duration::from_secs(trend.step));
     let marks: Vec<Mark> = deploys
         .iter()
