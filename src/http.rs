@@ -196,7 +196,7 @@ impl Kept for Deployment {
 
 impl Kept for Override {
     fn keep(&self, book: &mut Book) -> bool {
-        book.overrides.push(self.clone());
+        book.add_override(self.clone());
         true
     }
 }

@@ -406,9 +406,29 @@ pub struct Book {
     /// over, not stored (the histories it comes from are).
     pub impact: BTreeMap<(String, String, i64), Vec<Impact>>,
     pub seen: Seen,
+    /// Bumped by every change the records file keeps (not `seen.at`, not
+    /// `impact`), so the loop saves only after one. Not stored.
+    pub revision: u64,
 }
 
 impl Book {
+    /// Adds an override made through the API.
+    pub fn add_override(&mut self, o: Override) {
+        self.overrides.push(o);
+        self.revision += 1;
+    }
+
+    /// Records what the deploy metric shows at `at`.
+    pub fn set_seen(&mut self, at: i64, present: Present) {
+        if self.seen.present != present {
+            self.revision += 1;
+        }
+        self.seen = Seen {
+            at: Some(at),
+            present,
+        };
+    }
+
     /// Adds a deploy unless it is already there; true when added.
     pub fn add_deployment(&mut self, d: Deployment) -> bool {
         if self.deployments.iter().any(|x| x.same(&d)) {
@@ -420,6 +440,7 @@ impl Book {
         if self.deployments.len() > MAX_DEPLOYS {
             self.deployments.remove(0);
         }
+        self.revision += 1;
         true
     }
 
@@ -456,6 +477,7 @@ impl Book {
         {
             Some(o) => {
                 o.until = now.max(o.from);
+                self.revision += 1;
                 true
             }
             None => false,
@@ -466,16 +488,21 @@ impl Book {
     pub fn set_file_overrides(&mut self, from_file: Vec<Override>) {
         self.overrides.retain(|o| o.source != Source::File);
         self.overrides.extend(from_file);
+        self.revision += 1;
     }
 
     /// Drops deploys older than [`KEEP_DEPLOYS_SECS`] and overrides that
     /// ended longer ago than that: a period report lists the overrides of
     /// its period, and periods run up to 90 days.
     pub fn prune(&mut self, now: i64) {
+        let before = (self.deployments.len(), self.overrides.len());
         self.deployments.retain(|d| d.at >= now - KEEP_DEPLOYS_SECS);
         self.impact.retain(|k, _| k.2 >= now - KEEP_DEPLOYS_SECS);
         self.overrides
             .retain(|o| o.until >= now - KEEP_DEPLOYS_SECS);
+        if (self.deployments.len(), self.overrides.len()) != before {
+            self.revision += 1;
+        }
     }
 
     /// Overrides of `service` in force at some time in `(from, to]`, for a
@@ -908,7 +935,8 @@ mod tests {
         b.seen.present.insert("a".into(), ["2".to_string()].into());
         assert_eq!(b.active_overrides("a", "avail", 4_999).count(), 1);
         assert_eq!(b.active_overrides("a", "latency", 4_999).count(), 0);
-        let back = Book::from_json(&b.to_json()).unwrap();
+        let mut back = Book::from_json(&b.to_json()).unwrap();
+        back.revision = b.revision;
         assert_eq!(back, b);
         assert!(b.end_override("x", 3_000));
         assert_eq!(b.active_overrides("a", "avail", 3_000).count(), 0);

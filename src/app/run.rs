@@ -282,23 +282,21 @@ fn load_records(dir: &std::path::Path) -> Book {
 }
 
 /// Saves the records file when the records changed since the last save
-/// (the deploy metric, pruning; the API handlers save their own changes),
-/// or at once when `force`. When the metric last showed a change is not
-/// one: saving at every cycle would only move `seen.at`.
+/// (the deploy metric, pruning; the API handlers save their own changes
+/// too), or at once when `force`. When the metric was last read is not a
+/// change: saving at every cycle would only move `seen.at`.
 struct RecordsSaver {
     file: Arc<crate::store::RecordsFile>,
-    last: Option<Book>,
+    last: Option<u64>,
 }
 
 impl RecordsSaver {
     async fn save(&mut self, records: &SharedRecords, force: bool) {
-        let mut now = records.read(Clone::clone);
-        now.seen.at = None;
-        now.impact.clear();
-        if !force && self.last.as_ref() == Some(&now) {
+        let revision = records.read(|b| b.revision);
+        if !force && self.last == Some(revision) {
             return;
         }
-        self.last = Some(now);
+        self.last = Some(revision);
         let (file, records) = (self.file.clone(), records.clone());
         match tokio::task::spawn_blocking(move || file.save(&records)).await {
             Ok(Ok(())) => {}

@@ -19,7 +19,7 @@
 
 use crate::config::DeploymentSettings;
 use crate::prom::{QueryApi, QueryError};
-use crate::records::{self, Deployment, Present, Records, Seen, Source};
+use crate::records::{self, Deployment, Present, Records, Source};
 
 /// The labels the query's answer carries the service and version in. The
 /// configured labels are copied into these and the rest dropped (`count
@@ -83,10 +83,7 @@ pub async fn detect<C: QueryApi>(
             .into_iter()
             .filter(|d| b.add_deployment(d.clone()))
             .collect();
-        b.seen = Seen {
-            at: Some(now),
-            present,
-        };
+        b.set_seen(now, present);
         added
     });
     Ok(added)

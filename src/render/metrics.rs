@@ -1134,6 +1134,15 @@ mod tests {
             text.contains("slo_deployments_total{service=\"check\\\"out\"} 1\n"),
             "{text}"
         );
+        // OpenMetrics names the family without `_total`, the sample with it.
+        let om =
+            String::from_utf8(encode(&metrics.registry.gather(), Format::OpenMetrics).unwrap())
+                .unwrap();
+        assert!(om.contains("# TYPE slo_deployments counter\n"), "{om}");
+        assert!(
+            om.contains("slo_deployments_total{service=\"check\\\"out\"} 1\n"),
+            "{om}"
+        );
         let documented = crate::interface_doc::documented_series();
         let types: Vec<(&str, &str)> = text
             .lines()

@@ -384,6 +384,39 @@ fn posted_and_scraped_deploys_reach_alertmanager_and_survive_a_restart() {
         Some(2)
     );
 
+    // The SLO's page marks the deploys on its burn-down, which ends at the
+    // evaluation instant of its figures: v1.43, just made, may be after it.
+    let (page, chart_end) = poll(Duration::from_secs(30), || {
+        let at = || harness::evaluated_at(&json(&send(&d, "GET", "/api/v1/slos", "")));
+        let before = at();
+        let page = send(&d, "GET", "/slo/burning/availability", "");
+        (at() == before).then_some((page, before))
+    })
+    .expect("a page between two evaluations");
+    assert_eq!(page.status, 200);
+    let marked: Vec<&str> = [("v1.40", old_at), ("v1.42", recent_at), ("v1.43", seen_at)]
+        .into_iter()
+        .filter(|(_, at)| *at <= chart_end)
+        .map(|(v, _)| v)
+        .collect();
+    assert!(marked.len() >= 2, "chart ends at {chart_end}");
+    assert_eq!(
+        page.body.matches("<g class=\"mark\">").count(),
+        marked.len(),
+        "{}",
+        page.body
+    );
+    for v in &marked {
+        assert!(
+            page.body.contains(&format!(">{v}</text>")),
+            "{v} not marked"
+        );
+    }
+    assert!(page.body.contains(&format!(
+        "{} deploys of burning in this range",
+        marked.len()
+    )));
+
     let counter = "slo_deployments_total{service=\"burning\"}";
     assert_eq!(metrics_value(&d, counter).as_deref(), Some("3"));
 
