@@ -71,6 +71,7 @@ pub fn router(app: AppState) -> Router {
             get(list_overrides).post(create::<Override>),
         )
         .route("/api/v1/overrides/{id}", delete(end_override))
+        .route("/api/v1/periods", get(list_periods))
         .route("/slo/{service}/{slo}", get(slo_page));
     let prefix = app.prefix.clone();
     if prefix.is_empty() {
@@ -165,6 +166,23 @@ async fn reload(AxState(app): AxState<AppState>) -> Response {
 struct SloFilter {
     service: Option<String>,
     slo: Option<String>,
+}
+
+/// Closed calendar periods, oldest first; `?service=` and `?slo=` narrow
+/// them as for `/api/v1/slos`.
+async fn list_periods(
+    AxState(app): AxState<AppState>,
+    Query(filter): Query<SloFilter>,
+) -> Json<serde_json::Value> {
+    let wanted = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+    let list: Vec<serde_json::Value> = app.records.records.read(|b| {
+        b.periods
+            .iter()
+            .filter(|c| wanted(&filter.service, &c.service) && wanted(&filter.slo, &c.slo))
+            .map(crate::records::closed_to_json)
+            .collect()
+    });
+    Json(serde_json::json!({"periods": list}))
 }
 
 async fn slos(
@@ -417,19 +435,28 @@ async fn slo_page(
             why
         })
     });
-    let deploys: Vec<(i64, String)> = app.records.records.read(|b| {
-        b.deployments_of(&service, i64::MIN, i64::MAX)
-            .map(|d| (d.at, d.version.clone()))
-            .collect()
-    });
-    Html(crate::render::pages::slo_page(
+    let (deploys, closed): (Vec<(i64, String)>, Vec<crate::state::ClosedPeriod>) =
+        app.records.records.read(|b| {
+            (
+                b.deployments_of(&service, i64::MIN, i64::MAX)
+                    .map(|d| (d.at, d.version.clone()))
+                    .collect(),
+                b.periods
+                    .iter()
+                    .filter(|c| c.service == service && c.slo == slo)
+                    .cloned()
+                    .collect(),
+            )
+        });
+    let mut html = crate::render::pages::slo_page(
         &instances,
         snapshot.evaluated_at,
         trend,
         &deploys,
         &app.prefix,
-    ))
-    .into_response()
+    );
+    crate::render::pages::closed_periods(&mut html, &closed);
+    Html(html).into_response()
 }
 
 #[cfg(test)]

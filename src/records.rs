@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 
+use crate::state::ClosedPeriod;
 use serde_json::{json, Map, Value};
 
 /// Deploys older than this are dropped: a quarter of a year covers the
@@ -406,12 +407,93 @@ pub struct Book {
     /// over, not stored (the histories it comes from are).
     pub impact: BTreeMap<(String, String, i64), Vec<Impact>>,
     pub seen: Seen,
+    /// Closed calendar periods, oldest first (at most
+    /// [`crate::state::MAX_CLOSED`]).
+    pub periods: Vec<ClosedPeriod>,
     /// Bumped by every change the records file keeps (not `seen.at`, not
     /// `impact`), so the loop saves only after one. Not stored.
     pub revision: u64,
 }
 
+/// A closed period as the records file and `/api/v1/periods` give it.
+pub fn closed_to_json(c: &ClosedPeriod) -> Value {
+    let t = crate::time::rfc3339;
+    json!({
+        "service": c.service,
+        "slo": c.slo,
+        "labels": c.group,
+        "period": c.name,
+        "start": t(c.start),
+        "end": t(c.end),
+        "evaluated_at": t(c.evaluated_at),
+        "objective": Value::from(c.objective),
+        "period_error_ratio": Value::from(c.period_error_ratio),
+        "achieved_ratio": Value::from(1.0 - c.period_error_ratio),
+        "error_budget_remaining_ratio": Value::from(c.remaining_ratio),
+        "error_budget_seconds": Value::from(c.budget_seconds),
+        "excluded_seconds": Value::from(c.excluded_seconds),
+        "period_events": c.events.map_or(Value::Null, |e| json!({"total": Value::from(e.total), "bad": Value::from(e.bad)})),
+    })
+}
+
+fn closed_from_json(v: &Value) -> Result<ClosedPeriod, String> {
+    let s = |k: &str| {
+        v[k].as_str()
+            .map(String::from)
+            .ok_or(format!("periods: {k} is not a string"))
+    };
+    let f = |k: &str| v[k].as_f64().ok_or(format!("periods: {k} is not a number"));
+    let t = |k: &str| {
+        v[k].as_str()
+            .and_then(parse_time)
+            .ok_or(format!("periods: {k} is not an RFC 3339 time"))
+    };
+    let group = v["labels"]
+        .as_object()
+        .ok_or("periods: labels is not an object")?
+        .iter()
+        .map(|(k, x)| Some((k.clone(), x.as_str()?.to_string())))
+        .collect::<Option<_>>()
+        .ok_or("periods: a label value is not a string")?;
+    let events = match &v["period_events"] {
+        Value::Null => None,
+        e => Some(crate::budget::Events::new(
+            e["bad"].as_f64().ok_or("periods: bad is not a number")?,
+            e["total"]
+                .as_f64()
+                .ok_or("periods: total is not a number")?,
+        )),
+    };
+    Ok(ClosedPeriod {
+        service: s("service")?,
+        slo: s("slo")?,
+        group,
+        name: s("period")?,
+        start: t("start")?,
+        end: t("end")?,
+        evaluated_at: t("evaluated_at")?,
+        objective: f("objective")?,
+        period_error_ratio: f("period_error_ratio")?,
+        remaining_ratio: f("error_budget_remaining_ratio")?,
+        budget_seconds: f("error_budget_seconds")?,
+        excluded_seconds: f("excluded_seconds")?,
+        events,
+    })
+}
+
 impl Book {
+    /// Keeps the periods the evaluation loop saw close, the oldest dropped
+    /// beyond [`crate::state::MAX_CLOSED`].
+    pub fn add_closed(&mut self, closed: Vec<ClosedPeriod>) {
+        if closed.is_empty() {
+            return;
+        }
+        self.periods.extend(closed);
+        let drop = self.periods.len().saturating_sub(crate::state::MAX_CLOSED);
+        self.periods.drain(..drop);
+        self.revision += 1;
+    }
+
     /// Adds an override made through the API.
     pub fn add_override(&mut self, o: Override) {
         self.overrides.push(o);
@@ -537,6 +619,7 @@ impl Book {
             "overrides": overrides,
             "totals": self.totals,
             "seen": {"at": self.seen.at, "present": self.seen.present},
+            "periods": self.periods.iter().map(closed_to_json).collect::<Vec<_>>(),
         })
     }
 
@@ -579,6 +662,12 @@ impl Book {
         for (k, t) in v["totals"].as_object().ok_or("totals is not an object")? {
             book.totals
                 .insert(k.clone(), t.as_u64().ok_or("a total is not a count")?);
+        }
+        // Absent from a file written before periods were kept.
+        if let Some(periods) = v.get("periods") {
+            for p in periods.as_array().ok_or("periods is not a list")? {
+                book.periods.push(closed_from_json(p)?);
+            }
         }
         book.seen.at = v["seen"]["at"].as_i64();
         if let Some(p) = v["seen"]["present"].as_object() {
@@ -933,6 +1022,23 @@ mod tests {
         });
         b.seen.at = Some(2_000);
         b.seen.present.insert("a".into(), ["2".to_string()].into());
+        let before = b.revision;
+        b.add_closed(vec![ClosedPeriod {
+            service: "a".into(),
+            slo: "avail".into(),
+            group: [("route".to_string(), "/pay".to_string())].into(),
+            name: "2026-11".into(),
+            start: 1_793_487_600,
+            end: 1_796_079_600,
+            evaluated_at: 1_796_079_570,
+            objective: 0.999,
+            period_error_ratio: 0.000_25,
+            remaining_ratio: 0.75,
+            budget_seconds: 2_556.0,
+            excluded_seconds: 18_000.0,
+            events: Some(crate::budget::Events::new(25.0, 100_000.0)),
+        }]);
+        assert_eq!(b.revision, before + 1, "a closed period is saved");
         assert_eq!(b.active_overrides("a", "avail", 4_999).count(), 1);
         assert_eq!(b.active_overrides("a", "latency", 4_999).count(), 0);
         let mut back = Book::from_json(&b.to_json()).unwrap();

@@ -238,8 +238,6 @@ pub const MAX_CLOSED: usize = 1_000;
 pub struct Snapshot {
     pub evaluated_at: Option<i64>,
     pub instances: Vec<Instance>,
-    /// Closed calendar periods, oldest first.
-    pub closed: Arc<Vec<ClosedPeriod>>,
 }
 
 impl Snapshot {
@@ -296,7 +294,6 @@ impl Snapshot {
         Snapshot {
             evaluated_at: Some(at),
             instances,
-            closed: self.closed.clone(),
         }
     }
 
@@ -366,17 +363,6 @@ impl State {
 
     pub fn publish(&self, next: Snapshot) {
         self.publish_arc(Arc::new(next));
-    }
-
-    /// Closed periods read back at start-up; readiness is untouched.
-    pub fn restore_closed(&self, closed: Vec<ClosedPeriod>) {
-        let mut g = match self.snapshot.write() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let mut snap = (**g).clone();
-        snap.closed = Arc::new(closed);
-        *g = Arc::new(snap);
     }
 
     fn publish_arc(&self, next: Arc<Snapshot>) {

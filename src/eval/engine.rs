@@ -233,15 +233,10 @@ impl<C: QueryApi> Engine<C> {
         let previous = self.state.snapshot();
         let mut next = previous.next(now, results);
         let closed = previous.closed_by(&next);
-        if !closed.is_empty() {
-            for c in &closed {
-                tracing::info!(service = %c.service, slo = %c.slo, period = %c.name, remaining_ratio = c.remaining_ratio, "calendar period closed");
-            }
-            let mut all: Vec<_> = next.closed.iter().cloned().chain(closed).collect();
-            let drop = all.len().saturating_sub(crate::state::MAX_CLOSED);
-            all.drain(..drop);
-            next.closed = Arc::new(all);
+        for c in &closed {
+            tracing::info!(service = %c.service, slo = %c.slo, period = %c.name, remaining_ratio = c.remaining_ratio, "calendar period closed");
         }
+        self.records.write(|b| b.add_closed(closed));
         // Successes and failures are dated by the clock (alerts on failing
         // evaluations count from them); the figures are for `at`.
         next.evaluated_at = Some(at);

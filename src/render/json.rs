@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::state::{ClosedPeriod, Instance, Snapshot};
+use crate::state::{Instance, Snapshot};
 use crate::time::rfc3339;
 
 /// Numbers go through `Value::from`, which makes NaN and infinities null
@@ -121,25 +121,6 @@ fn period_json(i: &Instance) -> Value {
         o.insert("end".into(), json!(rfc3339(f.period_end)));
     }
     Value::Object(o)
-}
-
-/// One closed calendar period, as `/api/v1/periods` lists it.
-pub fn closed_json(c: &ClosedPeriod) -> Value {
-    json!({
-        "service": c.service,
-        "slo": c.slo,
-        "labels": c.group,
-        "period": c.name,
-        "start": rfc3339(c.start),
-        "end": rfc3339(c.end),
-        "evaluated_at": rfc3339(c.evaluated_at),
-        "objective": Value::from(c.objective),
-        "achieved_ratio": Value::from(1.0 - c.period_error_ratio),
-        "error_budget_remaining_ratio": Value::from(c.remaining_ratio),
-        "error_budget_seconds": Value::from(c.budget_seconds),
-        "excluded_seconds": Value::from(c.excluded_seconds),
-        "period_events": c.events.map_or(Value::Null, |e| json!({"total": Value::from(e.total), "bad": Value::from(e.bad)})),
-    })
 }
 
 pub fn snapshot_json(s: &Snapshot) -> Value {

@@ -225,6 +225,33 @@ fn labels_text(labels: &crate::state::LabelSet) -> String {
     )
 }
 
+/// The closed calendar periods of one SLO, newest first, as a table put
+/// before the end of `page`'s body (nothing without any).
+pub fn closed_periods(page: &mut String, closed: &[crate::state::ClosedPeriod]) {
+    if closed.is_empty() {
+        return;
+    }
+    let mut t = String::from(
+        "<h2>Closed periods</h2>\n<table>\n<tr><th>Period</th><th>Group</th><th>Objective</th><th>Achieved</th><th>Budget left</th><th>Maintenance</th></tr>\n",
+    );
+    for c in closed.iter().rev() {
+        t.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{:.3}%</td><td>{:.3}%</td><td>{:.1}%</td><td>{}</td></tr>\n",
+            escape(&c.name),
+            escape(&labels_text(&c.group)),
+            c.objective * 100.0,
+            (1.0 - c.period_error_ratio) * 100.0,
+            c.remaining_ratio * 100.0,
+            escape(&human_secs(c.excluded_seconds)),
+        ));
+    }
+    t.push_str("</table>\n<p class=\"small muted\">As the last evaluation in each period saw it; <code>errbudget report --period NAME</code> recomputes one from the backend.</p>\n");
+    match page.rfind("</body>") {
+        Some(i) => page.insert_str(i, &t),
+        None => page.push_str(&t),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

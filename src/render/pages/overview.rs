@@ -186,7 +186,6 @@ mod tests {
                 instance("b", "low", 0.1, false),
                 instance("c", "burning", 0.8, true),
             ],
-            ..Default::default()
         };
         let html = overview(&s, "");
         let pos = |needle: &str| html.find(needle).unwrap_or_else(|| panic!("{needle}"));
@@ -223,7 +222,6 @@ mod tests {
             &Snapshot {
                 evaluated_at: Some(1),
                 instances: vec![i],
-                ..Default::default()
             },
             "",
         );
