@@ -216,6 +216,21 @@ fn a_berlin_month_with_weekly_maintenance_agrees_on_the_page_in_grafana_and_in_t
         "storage:\n  path: state\n",
         &[("checkout.yaml", &spec(&rule))],
     );
+    // A period the daemon kept before a restart, in its records file.
+    std::fs::create_dir_all(ws.path("state")).expect("mkdir state");
+    let kept = serde_json::json!({
+        "version": 1, "deployments": [], "overrides": [], "totals": {},
+        "seen": {"at": null, "present": {}},
+        "periods": [{
+            "service": SERVICE, "slo": "availability", "labels": {}, "period": "2026-01",
+            "start": "2025-12-31T23:00:00Z", "end": "2026-01-31T23:00:00Z",
+            "evaluated_at": "2026-01-31T22:59:45Z", "objective": 0.999,
+            "period_error_ratio": 0.00042, "achieved_ratio": 0.99958,
+            "error_budget_remaining_ratio": 0.58, "error_budget_seconds": 2600.0,
+            "excluded_seconds": 18000.0, "period_events": null
+        }]
+    });
+    std::fs::write(ws.path("state/errbudget.records.json"), kept.to_string()).expect("records");
     let web = deploys::web_config(&ws);
     let args = [std::ffi::OsStr::new("--web.config.file"), web.as_os_str()];
     let daemon = Daemon::start_as(
@@ -324,6 +339,12 @@ fn a_berlin_month_with_weekly_maintenance_agrees_on_the_page_in_grafana_and_in_t
         page.body.contains("weekly database maintenance"),
         "the page lists the window"
     );
+    // The kept period is on the page and in the API.
+    assert!(page.body.contains("<td>2026-01</td>"), "{}", page.body);
+    let periods: Value =
+        serde_json::from_str(&get("/api/v1/periods?service=checkout").body).expect("JSON");
+    assert_eq!(periods["periods"][0]["period"], "2026-01");
+    assert_eq!(periods["periods"][0]["error_budget_remaining_ratio"], 0.58);
     // This month's deploy is marked on the burn-down chart.
     assert!(page.body.contains("v1.42"), "{}", page.body);
 
