@@ -106,8 +106,20 @@ impl Default for AlertingSettings {
 #[derive(Clone, Debug, PartialEq)]
 pub struct DeploymentSettings {
     pub query: String,
+    pub kind: DeploymentMetric,
     pub service_label: String,
     pub version_label: String,
+}
+
+/// How `deployments.query` shows a deploy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeploymentMetric {
+    /// A series per running version: one that appears is a deploy.
+    #[default]
+    Info,
+    /// A count of deploys (per service, optionally per version): a rise is
+    /// a deploy.
+    Counter,
 }
 
 /// The release policy's run-time part.
@@ -240,7 +252,7 @@ const ALERTING_KEYS: &[&str] = &[
 ];
 const WEB_KEYS: &[&str] = &["listen_address", "config_file", "external_url"];
 const STORAGE_KEYS: &[&str] = &["path"];
-const DEPLOYMENT_KEYS: &[&str] = &["query", "service_label", "version_label"];
+const DEPLOYMENT_KEYS: &[&str] = &["query", "kind", "service_label", "version_label"];
 const POLICY_KEYS: &[&str] = &["overrides_file"];
 
 /// Every settings key the parser accepts, as dotted paths
@@ -640,8 +652,24 @@ impl Reader {
         };
         let service_label = label(cx, "service_label", "service");
         let version_label = label(cx, "version_label", "version");
+        let kind = match m.str(cx, "kind") {
+            None => Some(DeploymentMetric::Info),
+            Some(k) if k.value == "info" => Some(DeploymentMetric::Info),
+            Some(k) if k.value == "counter" => Some(DeploymentMetric::Counter),
+            Some(k) => {
+                cx.err(
+                    k.pos,
+                    format!(
+                        "deployments.kind: {:?} is neither info nor counter",
+                        k.value
+                    ),
+                );
+                None
+            }
+        };
         Some(DeploymentSettings {
             query: query?.value,
+            kind: kind?,
             service_label: service_label?,
             version_label: version_label?,
         })

@@ -384,13 +384,19 @@ impl RecordKind for Override {
     }
 }
 
-/// What the deploy metric showed last: per service the versions present,
-/// and when. A version present now and not then is a deploy.
+/// What the deploy metric showed last, and when: per service the versions
+/// present (an info metric: a version present now and not then is a
+/// deploy), or per service and version the count (a counter: a rise is a
+/// deploy).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Seen {
     pub at: Option<i64>,
     pub present: BTreeMap<String, BTreeSet<String>>,
+    pub counts: Counts,
 }
+
+/// Per service, per version (empty for a counter without one), a count.
+pub type Counts = BTreeMap<String, BTreeMap<String, f64>>;
 
 /// Every record errbudget holds.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -501,13 +507,14 @@ impl Book {
     }
 
     /// Records what the deploy metric shows at `at`.
-    pub fn set_seen(&mut self, at: i64, present: Present) {
-        if self.seen.present != present {
+    pub fn set_seen(&mut self, at: i64, present: Present, counts: Counts) {
+        if self.seen.present != present || self.seen.counts != counts {
             self.revision += 1;
         }
         self.seen = Seen {
             at: Some(at),
             present,
+            counts,
         };
     }
 
@@ -618,6 +625,7 @@ impl Book {
             "deployments": deployments,
             "overrides": overrides,
             "totals": self.totals,
+            "seen": {"at": self.seen.at, "present": self.seen.present, "counts": self.seen.counts},
             "seen": {"at": self.seen.at, "present": self.seen.present},
             "periods": self.periods.iter().map(closed_to_json).collect::<Vec<_>>(),
         })
@@ -679,6 +687,18 @@ impl Book {
                     .filter_map(|x| x.as_str().map(String::from))
                     .collect();
                 book.seen.present.insert(service.clone(), versions);
+            }
+        }
+        // Absent in files of a daemon that read info metrics only.
+        if let Some(c) = v["seen"]["counts"].as_object() {
+            for (service, versions) in c {
+                let versions = versions
+                    .as_object()
+                    .ok_or("seen counts are not an object")?
+                    .iter()
+                    .filter_map(|(k, n)| Some((k.clone(), n.as_f64()?)))
+                    .collect();
+                book.seen.counts.insert(service.clone(), versions);
             }
         }
         Ok(book)
@@ -760,6 +780,15 @@ pub fn appeared(before: &Seen, now: &Present) -> Vec<(String, String)> {
     out
 }
 
+/// `v1.42 ` (a counter without a version label gives none: just the time).
+fn named(d: &Deployment) -> String {
+    if d.version.is_empty() {
+        String::new()
+    } else {
+        format!("{} ", d.version)
+    }
+}
+
 /// `2 deploys of checkout in the last hour: v1.42 at 10:02, v1.43 at 10:31`,
 /// times UTC, with the date when a deploy is not on `now`'s day. `None`
 /// without deploys.
@@ -787,9 +816,9 @@ pub fn deployments_sentence(
             let t = crate::time::rfc3339(d.at);
             let hm = &t[11..16];
             if d.at.div_euclid(86_400) == today {
-                format!("{} at {hm}", d.version)
+                format!("{}at {hm}", named(d))
             } else {
-                format!("{} at {} {hm}", d.version, &t[..10])
+                format!("{}at {} {hm}", named(d), &t[..10])
             }
         })
         .collect();
@@ -1022,6 +1051,9 @@ mod tests {
         });
         b.seen.at = Some(2_000);
         b.seen.present.insert("a".into(), ["2".to_string()].into());
+        b.seen
+            .counts
+            .insert("c".into(), [(String::new(), 3.0)].into());
         let before = b.revision;
         b.add_closed(vec![ClosedPeriod {
             service: "a".into(),
@@ -1071,6 +1103,7 @@ mod tests {
         let before = Seen {
             at: Some(1),
             present: present(&[("a", "1"), ("b", "7")]),
+            counts: Counts::new(),
         };
         assert_eq!(
             appeared(&before, &present(&[("a", "2"), ("b", "7"), ("c", "1")])),
@@ -1093,6 +1126,11 @@ mod tests {
             "1 deploy of checkout in the last 3d: v1.43 at 2026-12-03 10:31"
         );
         assert_eq!(deployments_sentence("checkout", &[], 3_600, day), None);
+        let unnamed = deploy("checkout", "", day + 36_120);
+        assert_eq!(
+            deployments_sentence("checkout", &[&unnamed, &b], 3_600, day + 38_000).unwrap(),
+            "2 deploys of checkout in the last hour: at 10:02, v1.43 at 10:31"
+        );
     }
 
     #[test]

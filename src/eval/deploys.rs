@@ -17,9 +17,9 @@
 //! version, time) keeps a deploy seen twice one record. A first reading
 //! ever records nothing: what runs then was deployed at an unknown time.
 
-use crate::config::DeploymentSettings;
+use crate::config::{DeploymentMetric, DeploymentSettings};
 use crate::prom::{QueryApi, QueryError};
-use crate::records::{self, Deployment, Present, Records, Source};
+use crate::records::{self, Counts, Deployment, Present, Records, Source};
 
 /// The labels the query's answer carries the service and version in. The
 /// configured labels are copied into these and the rest dropped (`count
@@ -29,10 +29,15 @@ use crate::records::{self, Deployment, Present, Records, Source};
 const SERVICE: &str = "errbudget_deploy_service";
 const VERSION: &str = "errbudget_deploy_version";
 
-/// The expression sent for `settings.query`.
+/// The expression sent for `settings.query`: per service and version, the
+/// number of series (info) or the sum of the counts (counter).
 pub fn expression(settings: &DeploymentSettings) -> String {
+    let aggregate = match settings.kind {
+        DeploymentMetric::Info => "count",
+        DeploymentMetric::Counter => "sum",
+    };
     format!(
-        "count by ({SERVICE}, {VERSION}) (label_replace(label_replace({}, \"{SERVICE}\", \"$1\", \"{}\", \"(.*)\"), \"{VERSION}\", \"$1\", \"{}\", \"(.*)\"))",
+        "{aggregate} by ({SERVICE}, {VERSION}) (label_replace(label_replace({}, \"{SERVICE}\", \"$1\", \"{}\", \"(.*)\"), \"{VERSION}\", \"$1\", \"{}\", \"(.*)\"))",
         settings.query, settings.service_label, settings.version_label
     )
 }
@@ -52,30 +57,49 @@ pub async fn detect<C: QueryApi>(
 ) -> Result<Vec<Deployment>, QueryError> {
     let query = expression(settings);
     let samples = client.instant(&query, now).await?;
-    let present = present(samples.iter().map(|s| &s.labels));
     let before = records.read(|b| b.seen.clone());
-    let new = records::appeared(&before, &present);
+    let (present, counts) = match settings.kind {
+        DeploymentMetric::Info => (present(samples.iter().map(|s| &s.labels)), Counts::new()),
+        DeploymentMetric::Counter => (Present::new(), counts(&samples)),
+    };
+    // What changed since the last reading; nothing on the first one ever.
+    let changed: Vec<(String, String)> = match (before.at, settings.kind) {
+        (None, _) => vec![],
+        (Some(_), DeploymentMetric::Info) => records::appeared(&before, &present),
+        (Some(_), DeploymentMetric::Counter) => flatten(&counts)
+            .filter(|(s, v, n)| count_of(&before.counts, s, v) != Some(*n))
+            .map(|(s, v, _)| (s.to_string(), v.to_string()))
+            .collect(),
+    };
     let mut found = Vec::new();
-    if let (Some(since), false) = (before.at, new.is_empty()) {
+    if let (Some(since), false) = (before.at, changed.is_empty()) {
         let start = (since + 1).min(now);
         let step = ((now - start) / MAX_POINTS).max(1);
         let series = client.range(&query, start, now, step as u64).await?;
-        for (service, version) in new {
-            let first = series
+        for (service, version) in changed {
+            let points = series
                 .iter()
-                .filter(|s| {
+                // An empty version is no label at all in the answer.
+                .find(|s| {
                     s.labels.get(SERVICE) == Some(&service)
-                        && s.labels.get(VERSION) == Some(&version)
+                        && s.labels.get(VERSION).map_or("", String::as_str) == version
                 })
-                .filter_map(|s| s.points.first().map(|p| p.0))
-                .min();
-            found.push(Deployment {
-                service,
-                version,
-                at: first.unwrap_or(now),
-                source: Source::Metric,
-                description: String::new(),
-            });
+                .map_or(&[][..], |s| &s.points[..]);
+            let times = match settings.kind {
+                DeploymentMetric::Info => vec![points.first().map_or(now, |p| p.0)],
+                DeploymentMetric::Counter => {
+                    rises(count_of(&before.counts, &service, &version), points)
+                }
+            };
+            for at in times {
+                found.push(Deployment {
+                    service: service.clone(),
+                    version: version.clone(),
+                    at,
+                    source: Source::Metric,
+                    description: String::new(),
+                });
+            }
         }
     }
     let added = records.write(|b| {
@@ -83,10 +107,54 @@ pub async fn detect<C: QueryApi>(
             .into_iter()
             .filter(|d| b.add_deployment(d.clone()))
             .collect();
-        b.set_seen(now, present);
+        b.set_seen(now, present, counts);
         added
     });
     Ok(added)
+}
+
+/// The times a count rises along `points`, from `before` (a series new
+/// since the last reading starts from 0). A fall is a reset (a process
+/// that restarted), not a deploy; counting goes on from the new value. A
+/// rise by more than one within a step is one deploy at that step.
+fn rises(before: Option<f64>, points: &[(i64, f64)]) -> Vec<i64> {
+    let mut last = before.unwrap_or(0.0);
+    let mut out = vec![];
+    for &(t, v) in points {
+        if v > last {
+            out.push(t);
+        }
+        last = v;
+    }
+    out
+}
+
+fn count_of(counts: &Counts, service: &str, version: &str) -> Option<f64> {
+    counts.get(service)?.get(version).copied()
+}
+
+fn flatten(counts: &Counts) -> impl Iterator<Item = (&str, &str, f64)> + '_ {
+    counts
+        .iter()
+        .flat_map(|(s, vs)| vs.iter().map(move |(v, n)| (s.as_str(), v.as_str(), *n)))
+}
+
+/// Counts per service and version (empty: the counter has none); a series
+/// without a service is not a deploy of anything.
+fn counts(samples: &[crate::prom::Sample]) -> Counts {
+    let mut out = Counts::new();
+    for s in samples {
+        let Some(service) = s.labels.get(SERVICE).filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        let version = s.labels.get(VERSION).cloned().unwrap_or_default();
+        if s.value.is_finite() {
+            out.entry(service.clone())
+                .or_default()
+                .insert(version, s.value);
+        }
+    }
+    out
 }
 
 /// Versions per service among the series' labels; a series without
@@ -167,6 +235,7 @@ mod tests {
     fn settings() -> DeploymentSettings {
         DeploymentSettings {
             query: "deploy_info".into(),
+            kind: DeploymentMetric::Info,
             service_label: "service".into(),
             version_label: "version".into(),
         }
@@ -218,5 +287,95 @@ mod tests {
         };
         detect(&quiet, &settings(), &records, 1_060).await.unwrap();
         assert_eq!(quiet.asked.lock().unwrap().len(), 1);
+    }
+
+    /// A counter of deploys per service, without a version label.
+    struct Counter {
+        now: Vec<(&'static str, f64)>,
+        range: Vec<(&'static str, Vec<(i64, f64)>)>,
+        ranges: Mutex<usize>,
+    }
+
+    fn service_only(s: &str) -> BTreeMap<String, String> {
+        [(SERVICE.to_string(), s.to_string())].into()
+    }
+
+    impl QueryApi for Counter {
+        async fn instant(&self, q: &str, _: i64) -> Result<Vec<Sample>, QueryError> {
+            assert!(q.starts_with("sum by ("), "{q}");
+            Ok(self
+                .now
+                .iter()
+                .map(|(s, v)| Sample {
+                    labels: service_only(s),
+                    value: *v,
+                })
+                .collect())
+        }
+        async fn range(
+            &self,
+            _: &str,
+            _: i64,
+            _: i64,
+            _: u64,
+        ) -> Result<Vec<RangeSeries>, QueryError> {
+            *self.ranges.lock().unwrap() += 1;
+            Ok(self
+                .range
+                .iter()
+                .map(|(s, points)| RangeSeries {
+                    labels: service_only(s),
+                    points: points.clone(),
+                })
+                .collect())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_counter_rise_is_a_deploy_and_a_reset_is_not() {
+        let settings = DeploymentSettings {
+            query: "deploys_total".into(),
+            kind: DeploymentMetric::Counter,
+            service_label: "service".into(),
+            version_label: "version".into(),
+        };
+        let records = Records::default();
+        let read = |now, range| Counter {
+            now,
+            range,
+            ranges: Mutex::new(0),
+        };
+        let first = read(vec![("a", 5.0)], vec![]);
+        assert!(detect(&first, &settings, &records, 1_000)
+            .await
+            .unwrap()
+            .is_empty());
+        // 5 → 6 at 1 012; the process restarts (0) at 1 020 and counts one
+        // more deploy at 1 025: two deploys, the reset none.
+        let points = vec![
+            (1_001, 5.0),
+            (1_012, 6.0),
+            (1_019, 6.0),
+            (1_020, 0.0),
+            (1_025, 1.0),
+            (1_030, 1.0),
+        ];
+        let next = read(vec![("a", 1.0)], vec![("a", points)]);
+        let found = detect(&next, &settings, &records, 1_030).await.unwrap();
+        assert_eq!(
+            found
+                .iter()
+                .map(|d| (&d.version[..], d.at))
+                .collect::<Vec<_>>(),
+            [("", 1_012), ("", 1_025)]
+        );
+        // Unchanged: no range query.
+        let quiet = read(vec![("a", 1.0)], vec![]);
+        assert!(detect(&quiet, &settings, &records, 1_060)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(*quiet.ranges.lock().unwrap(), 0);
+        assert_eq!(records.read(|b| b.totals["a"]), 2);
     }
 }

@@ -23,10 +23,12 @@ pub const USER: &str = "release-bot";
 pub const PASSWORD: &str = "deploy-secret";
 
 /// Serves `deploy_info{service="burning",version=V} 1` on `/metrics`,
-/// `V` switchable at any time.
+/// `V` switchable at any time, and the counter
+/// `deploys_total{service="burning"}`.
 pub struct Exporter {
     pub addr: SocketAddr,
     version: Arc<Mutex<String>>,
+    count: Arc<std::sync::atomic::AtomicU64>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -37,9 +39,10 @@ impl Exporter {
         let addr = listener.local_addr().expect("local addr");
         listener.set_nonblocking(true).expect("nonblocking");
         let version = Arc::new(Mutex::new(version.to_string()));
+        let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (version, stop) = (version.clone(), stop.clone());
+            let (version, stop, count) = (version.clone(), stop.clone(), count.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     let Ok((mut s, _)) = listener.accept() else {
@@ -51,8 +54,10 @@ impl Exporter {
                     let mut buf = [0u8; 4096];
                     let _ = s.read(&mut buf);
                     let v = version.lock().map(|v| v.clone()).unwrap_or_default();
+                    let n = count.load(Ordering::Relaxed);
                     let body = format!(
-                        "# TYPE deploy_info gauge\ndeploy_info{{service=\"burning\",version=\"{v}\"}} 1\n"
+                        "# TYPE deploy_info gauge\ndeploy_info{{service=\"burning\",version=\"{v}\"}} 1\n\
+                         # TYPE deploys_total counter\ndeploys_total{{service=\"burning\"}} {n}\n"
                     );
                     let _ = write!(
                         s,
@@ -65,9 +70,16 @@ impl Exporter {
         Exporter {
             addr,
             version,
+            count,
             stop,
             thread: Some(thread),
         }
+    }
+
+    /// Counts one deploy; returns when (unix s).
+    pub fn count_deploy(&self) -> i64 {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        unix_now()
     }
 
     /// Switches the version; returns when it was switched (unix s).
@@ -304,6 +316,7 @@ fn posted_and_scraped_deploys_reach_alertmanager_and_survive_a_restart() {
     // What one reading costs Prometheus: one sample per running version.
     let expr = errbudget::eval::deploys::expression(&errbudget::config::DeploymentSettings {
         query: "deploy_info".into(),
+        kind: errbudget::config::DeploymentMetric::Info,
         service_label: "service".into(),
         version_label: "version".into(),
     });
@@ -667,4 +680,66 @@ fn gate_decisions_with_and_without_overrides() {
     );
     let (code, _, _) = gate(&d, &client_file);
     assert_eq!(code, Some(0));
+}
+
+/// `deployments.kind: counter` on a counter without a version label: each
+/// rise is a deploy, dated by the sample that shows it.
+#[test]
+fn a_deploy_counter_records_each_rise() {
+    let exporter = Exporter::start("v1");
+    let (prom, _generated, _blocks) = burning_world_scraping(exporter.addr);
+    let scraped = poll(Duration::from_secs(30), || {
+        prom.query_value("deploys_total", unix_now())
+    });
+    assert_eq!(scraped, Some(0.0), "Prometheus never scraped the counter");
+    let ws = Workspace::new();
+    let cfg = ws.config_with(
+        &prom.url(),
+        "2s",
+        "deployments:\n  query: deploys_total\n  kind: counter\n",
+        &[(
+            "burning.yaml",
+            &spec(
+                "burning",
+                "sre",
+                &[slo("availability", "99.9", "burning", false)],
+            ),
+        )],
+    );
+    let d = Daemon::start(&cfg);
+    let ready = poll(Duration::from_secs(60), || {
+        (d.get("/-/ready").status == 200).then_some(())
+    });
+    assert!(ready.is_some(), "never ready\n{}", d.guard.log_tail());
+    // The first reading (0) is the baseline; then two deploys 3 s apart.
+    std::thread::sleep(Duration::from_secs(3));
+    let first = exporter.count_deploy();
+    std::thread::sleep(Duration::from_secs(3));
+    let second = exporter.count_deploy();
+    let list = poll(Duration::from_secs(30), || {
+        let doc = json(&d.get("/api/v1/deployments?service=burning"));
+        let list = doc["deployments"].as_array().cloned().unwrap_or_default();
+        (list.len() == 2).then_some(list)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "{}\n{}",
+            d.get("/api/v1/deployments").body,
+            d.guard.log_tail()
+        )
+    });
+    for (rec, counted) in list.iter().zip([first, second]) {
+        let at = harness::evaluated_at(&serde_json::json!({"evaluated_at": rec["at"]}));
+        assert!(
+            (counted..=counted + 2).contains(&at),
+            "deploy counted at {counted} dated {at}: {rec}"
+        );
+        assert_eq!(rec["version"], "");
+        assert_eq!(rec["source"], "metric");
+    }
+    let m = d.get("/metrics").body;
+    assert!(
+        m.contains("slo_deployments_total{service=\"burning\"} 2\n"),
+        "{m}"
+    );
 }
