@@ -626,7 +626,6 @@ impl Book {
             "overrides": overrides,
             "totals": self.totals,
             "seen": {"at": self.seen.at, "present": self.seen.present, "counts": self.seen.counts},
-            "seen": {"at": self.seen.at, "present": self.seen.present},
             "periods": self.periods.iter().map(closed_to_json).collect::<Vec<_>>(),
         })
     }
