@@ -127,6 +127,8 @@ pub enum DeploymentMetric {
 pub struct PolicySettings {
     /// A YAML list of release-freeze overrides, re-read on reload.
     pub overrides_file: Option<PathBuf>,
+    /// A YAML list of maintenance windows, re-read on reload.
+    pub maintenance_file: Option<PathBuf>,
 }
 
 /// Where `run` keeps its state across restarts; none: nothing is kept.
@@ -253,7 +255,7 @@ const ALERTING_KEYS: &[&str] = &[
 const WEB_KEYS: &[&str] = &["listen_address", "config_file", "external_url"];
 const STORAGE_KEYS: &[&str] = &["path"];
 const DEPLOYMENT_KEYS: &[&str] = &["query", "kind", "service_label", "version_label"];
-const POLICY_KEYS: &[&str] = &["overrides_file"];
+const POLICY_KEYS: &[&str] = &["overrides_file", "maintenance_file"];
 
 /// Every settings key the parser accepts, as dotted paths
 /// (`alerting.alertmanagers.tls.ca_file`; list items add no index).
@@ -336,6 +338,71 @@ pub fn parse_client_file(file: &str, text: &str) -> Result<HttpClientSettings, V
         |_| Some(HttpClientSettings::default()),
         |r, cx, doc| {
             Map::open(cx, doc, "", CLIENT_FILE_KEYS).and_then(|m| r.client_options(cx, &m))
+        },
+    )
+}
+
+/// Keys of one item of the maintenance file.
+const MAINTENANCE_KEYS: &[&str] = &[
+    "service",
+    "slo",
+    "reason",
+    "start",
+    "end",
+    "rrule",
+    "duration",
+    "time_zone",
+    "first",
+];
+
+/// The maintenance file (`policy.maintenance_file`): a YAML list of
+/// windows as `POST /api/v1/exclusions` takes them (`service`, `slo`?,
+/// `reason`, and `start` + `end`, or `rrule` + `duration` with
+/// `time_zone`, `first`); ids `file-<n>`. An empty file is no window.
+/// Every problem is reported as `file:line:column: message`.
+pub fn parse_maintenance_file(
+    file: &str,
+    text: &str,
+) -> Result<Vec<crate::records::Maintenance>, Vec<Diagnostic>> {
+    parse_document(
+        file,
+        text,
+        "a maintenance file",
+        |_| Some(vec![]),
+        |_, cx, doc| {
+            let top = yaml::Field {
+                key_pos: Pos { line: 1, column: 1 },
+                path: "maintenance".into(),
+                node: doc,
+            };
+            let mut out = vec![];
+            let mut ok = true;
+            for (n, item) in top.seq(cx)?.into_iter().enumerate() {
+                let Some(m) = item.map(cx, MAINTENANCE_KEYS) else {
+                    ok = false;
+                    continue;
+                };
+                let mut fields = serde_json::Map::new();
+                let mut at = std::collections::BTreeMap::new();
+                for key in MAINTENANCE_KEYS {
+                    if let Some(v) = m.str(cx, key) {
+                        at.insert(*key, v.pos);
+                        fields.insert(key.to_string(), serde_json::Value::String(v.value));
+                    }
+                }
+                match crate::records::maintenance_from_fields(&fields, format!("file-{}", n + 1)) {
+                    Ok(w) => out.push(w),
+                    Err(e) => {
+                        let pos = at.get(e.field.as_str()).copied().unwrap_or(m.pos);
+                        cx.err(
+                            pos,
+                            format!("{}: {}", yaml::join(&m.path, &e.field), e.message),
+                        );
+                        ok = false;
+                    }
+                }
+            }
+            ok.then_some(out)
         },
     )
 }
@@ -542,6 +609,7 @@ impl Reader {
             None => Some(PolicySettings::default()),
             Some(f) => f.map(cx, POLICY_KEYS).map(|p| PolicySettings {
                 overrides_file: self.path(cx, &p, "overrides_file"),
+                maintenance_file: self.path(cx, &p, "maintenance_file"),
             }),
         };
         let positions = globs.iter().map(|g| g.pos).collect();
@@ -899,6 +967,35 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_maintenance_file_is_a_list_checked_with_positions() {
+        let ok = "- service: checkout\n  reason: failover drill\n  start: 2026-12-05T22:00:00Z\n  end: 2026-12-06T01:00:00Z\n- service: search\n  slo: latency\n  rrule: FREQ=WEEKLY;BYDAY=SA;BYHOUR=3\n  duration: 1h\n  time_zone: Europe/Berlin\n";
+        let list = super::parse_maintenance_file("m.yaml", ok).unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(
+            (list[0].id.as_str(), list[0].service.as_str()),
+            ("file-1", "checkout")
+        );
+        assert_eq!(list[1].slo.as_deref(), Some("latency"));
+        assert!(super::parse_maintenance_file("m.yaml", "")
+            .unwrap()
+            .is_empty());
+        let bad = "- service: checkout\n  start: 2026-12-05T22:01:00Z\n  end: 2026-12-06T01:00:00Z\n- service: x\n  rrule: FREQ=DAILY\n  duration: 1h\n  time_zone: Mars/Olympus\n- reason: no service\n  start: 2026-12-05T22:00:00Z\n  end: 2026-12-06T01:00:00Z\n";
+        let errs: Vec<String> = super::parse_maintenance_file("m.yaml", bad)
+            .unwrap_err()
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
+        assert_eq!(
+            errs,
+            vec![
+                "m.yaml:2:10: maintenance[0].start: a maintenance window starts and ends on a 5-minute boundary (errbudget keeps events in 5-minute buckets, and only whole buckets are removed exactly)",
+                "m.yaml:7:14: maintenance[1].time_zone: \"Mars/Olympus\" is not an IANA time zone name",
+                "m.yaml:8:3: maintenance[2].service: required",
+            ]
+        );
     }
 
     #[test]

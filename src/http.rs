@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::eval::trend::TrendSource;
 use crate::metrics::DaemonMetrics;
-use crate::records::{Book, Context, Deployment, Override, RecordKind, SharedRecords};
+use crate::records::{Book, Context, Deployment, Maintenance, Override, RecordKind, SharedRecords};
 use crate::render::json;
 use crate::render::metrics::{Encoding, Format};
 use crate::state::State;
@@ -72,6 +72,11 @@ pub fn router(app: AppState) -> Router {
         )
         .route("/api/v1/overrides/{id}", delete(end_override))
         .route("/api/v1/periods", get(list_periods))
+        .route(
+            "/api/v1/exclusions",
+            get(list_maintenance).post(create::<Maintenance>),
+        )
+        .route("/api/v1/exclusions/{id}", delete(end_maintenance))
         .route("/slo/{service}/{slo}", get(slo_page));
     let prefix = app.prefix.clone();
     if prefix.is_empty() {
@@ -209,6 +214,13 @@ pub trait Kept: RecordKind + Send + 'static {
 impl Kept for Deployment {
     fn keep(&self, book: &mut Book) -> bool {
         book.add_deployment(self.clone())
+    }
+}
+
+impl Kept for Maintenance {
+    fn keep(&self, book: &mut Book) -> bool {
+        book.add_maintenance(self.clone());
+        true
     }
 }
 
@@ -368,6 +380,41 @@ async fn list_overrides(AxState(app): AxState<AppState>) -> Response {
             .collect()
     });
     Json(serde_json::json!({"overrides": list})).into_response()
+}
+
+async fn list_maintenance(AxState(app): AxState<AppState>) -> Response {
+    let list: Vec<serde_json::Value> = app
+        .records
+        .records
+        .read(|b| b.maintenance.iter().map(|m| m.to_json()).collect());
+    Json(serde_json::json!({"exclusions": list})).into_response()
+}
+
+/// Ends a maintenance window: one under way at the next 5-minute
+/// boundary, any other at once.
+async fn end_maintenance(
+    AxState(app): AxState<AppState>,
+    user: Option<axum::Extension<AuthUser>>,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err((status, why)) = writer(&app.records, user.as_ref().map(|u| &u.0)) {
+        return message(status, why);
+    }
+    let now = crate::time::unix_now();
+    if !app.records.records.write(|b| b.end_maintenance(&id, now)) {
+        return message(
+            StatusCode::NOT_FOUND,
+            format!("no maintenance window {id:?} made through the API"),
+        );
+    }
+    save(&app.records).await;
+    let record = app.records.records.read(|b| {
+        b.maintenance
+            .iter()
+            .find(|m| m.id == id)
+            .map(|m| m.to_json())
+    });
+    Json(record.unwrap_or_else(|| serde_json::json!({"id": id, "withdrawn": true}))).into_response()
 }
 
 /// Ends an override now. Overrides from the file end by editing the file.

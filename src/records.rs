@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 
+use crate::exclusion::{Exclusion, When};
 use crate::state::ClosedPeriod;
 use serde_json::{json, Map, Value};
 
@@ -76,6 +77,168 @@ pub struct Override {
     pub from: i64,
     pub until: i64,
     pub source: Source,
+}
+
+/// A maintenance window told at run time, for a service or one SLO of it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Maintenance {
+    pub id: String,
+    pub service: String,
+    /// `None`: every SLO of the service.
+    pub slo: Option<String>,
+    pub exclusion: Exclusion,
+    pub by: String,
+    pub created: i64,
+    pub source: Source,
+}
+
+impl Maintenance {
+    pub fn covers(&self, service: &str, slo: &str) -> bool {
+        self.service == service && self.slo.as_deref().is_none_or(|s| s == slo)
+    }
+
+    /// The window as the API and the records file give it.
+    fn when_json(&self) -> Value {
+        match &self.exclusion.when {
+            When::Once { start, end } => json!({
+                "start": crate::time::rfc3339(*start),
+                "end": crate::time::rfc3339(*end),
+            }),
+            When::Recurring {
+                rule,
+                tz,
+                dtstart,
+                duration,
+            } => json!({
+                "rrule": rule,
+                "duration": crate::time::format(std::time::Duration::from_secs((*duration).max(0) as u64)),
+                "time_zone": tz.name(),
+                "first": dtstart.format("%Y-%m-%dT%H:%M:%S").to_string(),
+            }),
+        }
+    }
+}
+
+/// A maintenance window from a file: `fields` as a request body would
+/// give them. `Err` names the field that is wrong.
+pub fn maintenance_from_fields(
+    fields: &Map<String, Value>,
+    id: String,
+) -> Result<Maintenance, BodyError> {
+    let service = text(fields, "service", true)?.unwrap_or_default();
+    let slo = text(fields, "slo", false)?.filter(|s| !s.is_empty());
+    let reason = text(fields, "reason", false)?.unwrap_or_default();
+    Ok(Maintenance {
+        id,
+        service,
+        slo,
+        exclusion: exclusion_of(fields, reason)?,
+        by: "file".into(),
+        created: 0,
+        source: Source::File,
+    })
+}
+
+/// What the operators' files hold: freeze overrides and maintenance
+/// windows, replaced as a whole on each reload.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FromFiles {
+    pub overrides: Vec<Override>,
+    pub maintenance: Vec<Maintenance>,
+}
+
+/// The window of a request body or a stored record: `start` and `end`
+/// (RFC 3339), or `rrule` and `duration` with `time_zone` (default UTC)
+/// and `first` (local time of the first occurrence).
+fn exclusion_of(o: &Map<String, Value>, reason: String) -> Result<Exclusion, BodyError> {
+    let rule = text(o, "rrule", false)?;
+    match rule {
+        None => {
+            let start = time(o, "start")?.ok_or_else(|| bad("start", "required (or rrule)"))?;
+            let end = time(o, "end")?.ok_or_else(|| bad("end", "required"))?;
+            Exclusion::once(start, end, reason).map_err(|m| bad("start", m))
+        }
+        Some(rule) => {
+            let duration = text(o, "duration", true)?.unwrap_or_default();
+            let duration = crate::time::parse(&duration)
+                .map_err(|e| bad("duration", e.to_string()))?
+                .as_secs() as i64;
+            let tz = match text(o, "time_zone", false)? {
+                None => chrono_tz::UTC,
+                Some(z) => z.parse::<chrono_tz::Tz>().map_err(|_| {
+                    bad("time_zone", format!("{z:?} is not an IANA time zone name"))
+                })?,
+            };
+            let first = match text(o, "first", false)? {
+                None => chrono::NaiveDate::from_ymd_opt(2020, 1, 1)
+                    .map(|d| d.and_time(chrono::NaiveTime::MIN))
+                    .ok_or_else(|| bad("first", "no default"))?,
+                Some(f) => chrono::NaiveDateTime::parse_from_str(&f, "%Y-%m-%dT%H:%M:%S").map_err(
+                    |_| {
+                        bad(
+                            "first",
+                            format!("{f:?} is not a local time such as 2026-01-04T02:00:00"),
+                        )
+                    },
+                )?,
+            };
+            Exclusion::recurring(&rule, tz, first, duration, reason).map_err(|m| bad("rrule", m))
+        }
+    }
+}
+
+impl RecordKind for Maintenance {
+    fn from_request(body: &Value, ctx: &Context<'_>) -> Result<Self, BodyError> {
+        let o = object(body)?;
+        refuse_unknown(
+            o,
+            &[
+                "service",
+                "slo",
+                "reason",
+                "start",
+                "end",
+                "rrule",
+                "duration",
+                "time_zone",
+                "first",
+            ],
+        )?;
+        let service = text(o, "service", true)?.unwrap_or_default();
+        let slo = text(o, "slo", false)?.filter(|s| !s.is_empty());
+        let reason = text(o, "reason", true)?.unwrap_or_default();
+        let exclusion = exclusion_of(o, reason)?;
+        if let When::Once { end, .. } = exclusion.when {
+            if end <= ctx.now - KEEP_DEPLOYS_SECS {
+                return Err(bad("end", "is older than the 100 days records are kept"));
+            }
+        }
+        Ok(Maintenance {
+            id: ctx.id.clone(),
+            service,
+            slo,
+            exclusion,
+            by: ctx.user.to_string(),
+            created: ctx.now,
+            source: Source::Api,
+        })
+    }
+
+    fn to_json(&self) -> Value {
+        let mut v = json!({
+            "id": self.id,
+            "service": self.service,
+            "slo": self.slo,
+            "reason": self.exclusion.reason,
+            "by": self.by,
+            "created": crate::time::rfc3339(self.created),
+            "source": self.source.as_str(),
+        });
+        if let (Some(o), Value::Object(w)) = (v.as_object_mut(), self.when_json()) {
+            o.extend(w);
+        }
+        v
+    }
 }
 
 impl Override {
@@ -413,6 +576,8 @@ pub struct Book {
     /// over, not stored (the histories it comes from are).
     pub impact: BTreeMap<(String, String, i64), Vec<Impact>>,
     pub seen: Seen,
+    /// Maintenance windows told through the API.
+    pub maintenance: Vec<Maintenance>,
     /// Closed calendar periods, oldest first (at most
     /// [`crate::state::MAX_CLOSED`]).
     pub periods: Vec<ClosedPeriod>,
@@ -488,6 +653,40 @@ fn closed_from_json(v: &Value) -> Result<ClosedPeriod, String> {
 }
 
 impl Book {
+    pub fn add_maintenance(&mut self, m: Maintenance) {
+        self.maintenance.push(m);
+        self.revision += 1;
+    }
+
+    /// Ends a maintenance window told through the API: one under way stops
+    /// at the next 5-minute boundary (what it left out stays left out),
+    /// any other is withdrawn (its events count again). True when found.
+    pub fn end_maintenance(&mut self, id: &str, now: i64) -> bool {
+        let Some(i) = self.maintenance.iter().position(|m| m.id == id) else {
+            return false;
+        };
+        let next = crate::history::align_up(now, 300);
+        match &mut self.maintenance[i].exclusion.when {
+            When::Once { start, end } if *start < now && now < *end => {
+                *end = next.max(*start + 300)
+            }
+            _ => {
+                self.maintenance.remove(i);
+            }
+        }
+        self.revision += 1;
+        true
+    }
+
+    /// The run-time windows of one SLO.
+    pub fn maintenance_of(&self, service: &str, slo: &str) -> Vec<Exclusion> {
+        self.maintenance
+            .iter()
+            .filter(|m| m.covers(service, slo))
+            .map(|m| m.exclusion.clone())
+            .collect()
+    }
+
     /// Keeps the periods the evaluation loop saw close, the oldest dropped
     /// beyond [`crate::state::MAX_CLOSED`].
     pub fn add_closed(&mut self, closed: Vec<ClosedPeriod>) {
@@ -573,6 +772,17 @@ impl Book {
         }
     }
 
+    /// Replaces what the overrides and maintenance files said.
+    pub fn set_from_files(&mut self, files: FromFiles) {
+        self.set_file_overrides(files.overrides);
+        let before = self.maintenance.len();
+        self.maintenance.retain(|m| m.source != Source::File);
+        if before != self.maintenance.len() || !files.maintenance.is_empty() {
+            self.revision += 1;
+        }
+        self.maintenance.extend(files.maintenance);
+    }
+
     /// Replaces the overrides read from the overrides file.
     pub fn set_file_overrides(&mut self, from_file: Vec<Override>) {
         self.overrides.retain(|o| o.source != Source::File);
@@ -584,6 +794,10 @@ impl Book {
     /// ended longer ago than that: a period report lists the overrides of
     /// its period, and periods run up to 90 days.
     pub fn prune(&mut self, now: i64) {
+        self.maintenance.retain(|m| match m.exclusion.when {
+            When::Once { end, .. } => end >= now - KEEP_DEPLOYS_SECS,
+            When::Recurring { .. } => true,
+        });
         let before = (self.deployments.len(), self.overrides.len());
         self.deployments.retain(|d| d.at >= now - KEEP_DEPLOYS_SECS);
         self.impact.retain(|k, _| k.2 >= now - KEEP_DEPLOYS_SECS);
@@ -627,6 +841,11 @@ impl Book {
             "totals": self.totals,
             "seen": {"at": self.seen.at, "present": self.seen.present, "counts": self.seen.counts},
             "periods": self.periods.iter().map(closed_to_json).collect::<Vec<_>>(),
+            "maintenance": self.maintenance.iter().filter(|m| m.source == Source::Api).map(|m| {
+                let mut v = m.to_json();
+                v["created"] = m.created.into();
+                v
+            }).collect::<Vec<_>>(),
         })
     }
 
@@ -669,6 +888,23 @@ impl Book {
         for (k, t) in v["totals"].as_object().ok_or("totals is not an object")? {
             book.totals
                 .insert(k.clone(), t.as_u64().ok_or("a total is not a count")?);
+        }
+        if let Some(list) = v.get("maintenance") {
+            for m in list.as_array().ok_or("maintenance is not a list")? {
+                let o = m
+                    .as_object()
+                    .ok_or("a maintenance window is not an object")?;
+                let reason = s(m, "reason")?;
+                book.maintenance.push(Maintenance {
+                    id: s(m, "id")?,
+                    service: s(m, "service")?,
+                    slo: m["slo"].as_str().map(String::from),
+                    exclusion: exclusion_of(o, reason).map_err(|e| format!("maintenance: {e}"))?,
+                    by: s(m, "by")?,
+                    created: n(m, "created")?,
+                    source: Source::Api,
+                });
+            }
         }
         // Absent from a file written before periods were kept.
         if let Some(periods) = v.get("periods") {

@@ -148,7 +148,7 @@ fn stored_records(settings: &crate::config::Settings) -> Result<crate::records::
         None => None,
     }
     .unwrap_or_default();
-    book.set_file_overrides(load::load_overrides(settings).map_err(Failure::Load)?);
+    book.set_from_files(load::load_overrides(settings).map_err(Failure::Load)?);
     Ok(crate::records::Records::new(book))
 }
 

@@ -180,8 +180,8 @@ pub struct Prepared {
     pub slos: Vec<Slo>,
     pub client: Arc<Client>,
     pub web: Option<crate::web::WebConfig>,
-    /// From `policy.overrides_file`.
-    pub overrides: Vec<crate::records::Override>,
+    /// From `policy.overrides_file` and `policy.maintenance_file`.
+    pub overrides: crate::records::FromFiles,
 }
 
 /// Loads and builds everything of [`Prepared`], reporting every problem
@@ -244,17 +244,30 @@ pub fn prom_client(
     Ok(client)
 }
 
-/// The overrides of `policy.overrides_file`, none without one.
-pub fn load_overrides(
-    settings: &Settings,
-) -> Result<Vec<crate::records::Override>, Vec<Diagnostic>> {
-    let Some(path) = &settings.policy.overrides_file else {
-        return Ok(vec![]);
+/// What `policy.overrides_file` and `policy.maintenance_file` hold
+/// (nothing without them); every problem of both.
+pub fn load_overrides(settings: &Settings) -> Result<crate::records::FromFiles, Vec<Diagnostic>> {
+    let read = |path: &std::path::Path| {
+        let name = path.display().to_string();
+        crate::readfile::read_text(path, crate::readfile::SETTINGS)
+            .map(|text| (name.clone(), text))
+            .map_err(|e| vec![e.diagnostic(&name)])
     };
-    let name = path.display().to_string();
-    let text = crate::readfile::read_text(path, crate::readfile::SETTINGS)
-        .map_err(|e| vec![e.diagnostic(&name)])?;
-    crate::config::parse_overrides_file(&name, &text)
+    let overrides = match &settings.policy.overrides_file {
+        None => Ok(vec![]),
+        Some(path) => read(path).and_then(|(n, t)| crate::config::parse_overrides_file(&n, &t)),
+    };
+    let maintenance = match &settings.policy.maintenance_file {
+        None => Ok(vec![]),
+        Some(path) => read(path).and_then(|(n, t)| crate::config::parse_maintenance_file(&n, &t)),
+    };
+    match (overrides, maintenance) {
+        (Ok(overrides), Ok(maintenance)) => Ok(crate::records::FromFiles {
+            overrides,
+            maintenance,
+        }),
+        (a, b) => Err(a.err().into_iter().chain(b.err()).flatten().collect()),
+    }
 }
 
 /// The settings' Prometheus client could not be built.

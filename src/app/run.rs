@@ -130,7 +130,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         Some(p) => load_records(&p.dir),
         None => Book::default(),
     }));
-    records.write(|b| b.set_file_overrides(overrides));
+    records.write(|b| b.set_from_files(overrides));
     records.set_policy(policy);
     engine.set_records(records.clone());
     engine.set_deployments(settings.deployments.clone());
@@ -511,7 +511,7 @@ async fn apply(
         Ok((new, slos, client, delivery, overrides)) => {
             let records = engine.records().clone();
             records.set_policy(Arc::new(SpecPolicy::new(&slos)));
-            records.write(|b| b.set_file_overrides(overrides));
+            records.write(|b| b.set_from_files(overrides));
             if let Some(c) = client {
                 trends.set_client(c.clone());
                 engine.set_client(c);

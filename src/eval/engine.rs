@@ -41,6 +41,9 @@ pub struct Engine<C> {
     redetect: bool,
     /// Deploys and overrides, shared with the web handlers.
     records: SharedRecords,
+    /// The records revision the evaluators' run-time maintenance windows
+    /// were taken at.
+    maintenance_revision: Option<u64>,
     /// Where deploys are read from besides the API.
     deployments: Option<DeploymentSettings>,
 }
@@ -75,6 +78,7 @@ impl<C: QueryApi> Engine<C> {
             backend: Detected::default(),
             redetect: true,
             records: SharedRecords::default(),
+            maintenance_revision: None,
             deployments: None,
         }
     }
@@ -114,6 +118,7 @@ impl<C: QueryApi> Engine<C> {
     /// The records alerts read deploys from and the deploy metric feeds.
     pub fn set_records(&mut self, records: SharedRecords) {
         self.records = records;
+        self.maintenance_revision = None;
     }
 
     pub fn records(&self) -> &SharedRecords {
@@ -141,6 +146,23 @@ impl<C: QueryApi> Engine<C> {
             .iter()
             .find(|e| e.slo().service == slo.service && e.slo().name == slo.name)
             .and_then(|e| e.events_between(group, from, to))
+    }
+
+    /// Gives each evaluator the maintenance windows told at run time for
+    /// its SLO, when the records changed since the last time.
+    fn take_maintenance(&mut self) {
+        let revision = self.records.read(|b| b.revision);
+        if self.maintenance_revision == Some(revision) {
+            return;
+        }
+        self.maintenance_revision = Some(revision);
+        for e in &mut self.evaluators {
+            let slo = e.slo().clone();
+            let windows = self
+                .records
+                .read(|b| b.maintenance_of(&slo.service, &slo.name));
+            e.set_exclusions(Arc::new(windows));
+        }
     }
 
     pub fn decider_mut(&mut self) -> &mut Decider {
@@ -177,6 +199,7 @@ impl<C: QueryApi> Engine<C> {
             Some(s) => (Ok(s), None),
         };
         let reprobe = self.redetect && known.is_some();
+        self.take_maintenance();
         let (records, source) = (self.records.clone(), self.deployments.clone());
         let deploys = async {
             let Some(source) = source else { return };
@@ -336,6 +359,7 @@ impl<C: QueryApi> Engine<C> {
     /// Replaces the SLO set. Unchanged SLOs keep their bucket history, so a
     /// reload does not re-read the period from Prometheus.
     pub fn replace_slos(&mut self, slos: Vec<Slo>) {
+        self.maintenance_revision = None;
         let mut old: std::collections::BTreeMap<store::DefinitionKey, SloEvaluator> =
             std::mem::take(&mut self.evaluators)
                 .into_iter()

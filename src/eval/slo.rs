@@ -157,7 +157,7 @@ impl SloEvaluator {
     /// Maintenance windows known at run time (the API, a file), beside the
     /// spec's own.
     pub fn set_exclusions(&mut self, extra: Arc<Vec<Exclusion>>) {
-        if !Arc::ptr_eq(&extra, &self.extra_exclusions) {
+        if *extra != *self.extra_exclusions {
             self.mask_cache = None;
         }
         self.extra_exclusions = extra;

@@ -90,6 +90,9 @@ impl Scenario {
     /// (total, bad) of the minutes ending in `(from, to]` outside every
     /// maintenance window.
     fn outside(&self, from: i64, to: i64) -> (f64, f64) {
+        // No events after the data's last minute.
+        let last = self.generated.start + (self.generated.total.len() as i64 - 1) * MINUTE;
+        let to = to.min(last);
         let mut t = from + MINUTE;
         let (mut total, mut bad) = (0.0, 0.0);
         for (tot, b) in self.generated.minutes(to, to - from) {

@@ -37,6 +37,7 @@ mod http;
 #[path = "../../src/interface_doc.rs"]
 mod interface;
 mod logs;
+mod maintenance;
 mod packaging;
 mod pages;
 mod prom_client;
