@@ -342,18 +342,38 @@ pub fn parse_client_file(file: &str, text: &str) -> Result<HttpClientSettings, V
     )
 }
 
-/// Keys of one item of the maintenance file.
-const MAINTENANCE_KEYS: &[&str] = &[
-    "service",
-    "slo",
-    "reason",
-    "start",
-    "end",
-    "rrule",
-    "duration",
-    "time_zone",
-    "first",
-];
+/// A YAML list file (`path` names it in messages), each item read by
+/// `item` (with its 1-based place); every problem is reported.
+fn parse_list_file<T>(
+    file: &str,
+    text: &str,
+    what: &str,
+    path: &str,
+    mut item: impl FnMut(&mut Cx<'_>, &Field<'_, '_>, usize) -> Option<T>,
+) -> Result<Vec<T>, Vec<Diagnostic>> {
+    parse_document(
+        file,
+        text,
+        what,
+        |_| Some(vec![]),
+        |_, cx, doc| {
+            let top = yaml::Field {
+                key_pos: Pos { line: 1, column: 1 },
+                path: path.into(),
+                node: doc,
+            };
+            let mut out = vec![];
+            let mut ok = true;
+            for (n, f) in top.seq(cx)?.into_iter().enumerate() {
+                match item(cx, &f, n + 1) {
+                    Some(x) => out.push(x),
+                    None => ok = false,
+                }
+            }
+            ok.then_some(out)
+        },
+    )
+}
 
 /// The maintenance file (`policy.maintenance_file`): a YAML list of
 /// windows as `POST /api/v1/exclusions` takes them (`service`, `slo`?,
@@ -364,45 +384,31 @@ pub fn parse_maintenance_file(
     file: &str,
     text: &str,
 ) -> Result<Vec<crate::records::Maintenance>, Vec<Diagnostic>> {
-    parse_document(
+    use crate::records::MAINTENANCE_FIELDS;
+    parse_list_file(
         file,
         text,
         "a maintenance file",
-        |_| Some(vec![]),
-        |_, cx, doc| {
-            let top = yaml::Field {
-                key_pos: Pos { line: 1, column: 1 },
-                path: "maintenance".into(),
-                node: doc,
-            };
-            let mut out = vec![];
-            let mut ok = true;
-            for (n, item) in top.seq(cx)?.into_iter().enumerate() {
-                let Some(m) = item.map(cx, MAINTENANCE_KEYS) else {
-                    ok = false;
-                    continue;
-                };
-                let mut fields = serde_json::Map::new();
-                let mut at = std::collections::BTreeMap::new();
-                for key in MAINTENANCE_KEYS {
-                    if let Some(v) = m.str(cx, key) {
-                        at.insert(*key, v.pos);
-                        fields.insert(key.to_string(), serde_json::Value::String(v.value));
-                    }
-                }
-                match crate::records::maintenance_from_fields(&fields, format!("file-{}", n + 1)) {
-                    Ok(w) => out.push(w),
-                    Err(e) => {
-                        let pos = at.get(e.field.as_str()).copied().unwrap_or(m.pos);
-                        cx.err(
-                            pos,
-                            format!("{}: {}", yaml::join(&m.path, &e.field), e.message),
-                        );
-                        ok = false;
-                    }
+        "maintenance",
+        |cx, item, n| {
+            let m = item.map(cx, MAINTENANCE_FIELDS)?;
+            let mut fields = serde_json::Map::new();
+            let mut at = std::collections::BTreeMap::new();
+            for key in MAINTENANCE_FIELDS {
+                if let Some(v) = m.str(cx, key) {
+                    at.insert(*key, v.pos);
+                    fields.insert(key.to_string(), serde_json::Value::String(v.value));
                 }
             }
-            ok.then_some(out)
+            crate::records::maintenance_from_fields(&fields, format!("file-{n}"))
+                .map_err(|e| {
+                    let pos = at.get(e.field.as_str()).copied().unwrap_or(m.pos);
+                    cx.err(
+                        pos,
+                        format!("{}: {}", yaml::join(&m.path, &e.field), e.message),
+                    );
+                })
+                .ok()
         },
     )
 }
@@ -420,28 +426,7 @@ pub fn parse_overrides_file(
     file: &str,
     text: &str,
 ) -> Result<Vec<crate::records::Override>, Vec<Diagnostic>> {
-    parse_document(
-        file,
-        text,
-        "an overrides file",
-        |_| Some(vec![]),
-        |_, cx, doc| {
-            let top = yaml::Field {
-                key_pos: Pos { line: 1, column: 1 },
-                path: "overrides".into(),
-                node: doc,
-            };
-            let mut out = vec![];
-            let mut ok = true;
-            for (n, item) in top.seq(cx)?.into_iter().enumerate() {
-                match read_override(cx, &item, n + 1) {
-                    Some(o) => out.push(o),
-                    None => ok = false,
-                }
-            }
-            ok.then_some(out)
-        },
-    )
+    parse_list_file(file, text, "an overrides file", "overrides", read_override)
 }
 
 fn read_override(

@@ -119,6 +119,20 @@ impl Maintenance {
     }
 }
 
+/// The fields of a maintenance window, in a request body and in the
+/// maintenance file.
+pub const MAINTENANCE_FIELDS: &[&str] = &[
+    "service",
+    "slo",
+    "reason",
+    "start",
+    "end",
+    "rrule",
+    "duration",
+    "time_zone",
+    "first",
+];
+
 /// A maintenance window from a file: `fields` as a request body would
 /// give them. `Err` names the field that is wrong.
 pub fn maintenance_from_fields(
@@ -190,20 +204,7 @@ fn exclusion_of(o: &Map<String, Value>, reason: String) -> Result<Exclusion, Bod
 impl RecordKind for Maintenance {
     fn from_request(body: &Value, ctx: &Context<'_>) -> Result<Self, BodyError> {
         let o = object(body)?;
-        refuse_unknown(
-            o,
-            &[
-                "service",
-                "slo",
-                "reason",
-                "start",
-                "end",
-                "rrule",
-                "duration",
-                "time_zone",
-                "first",
-            ],
-        )?;
+        refuse_unknown(o, MAINTENANCE_FIELDS)?;
         let service = text(o, "service", true)?.unwrap_or_default();
         let slo = text(o, "slo", false)?.filter(|s| !s.is_empty());
         let reason = text(o, "reason", true)?.unwrap_or_default();
