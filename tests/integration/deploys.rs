@@ -625,7 +625,7 @@ fn gate_decisions_with_and_without_overrides() {
     );
     assert_eq!(doc["overrides"][0]["id"], id.as_str());
     assert_eq!(doc["slos"][0]["overrides"][0]["reason"], "fix for INC-7");
-    eprintln!("gate with an override answered in {took:?} (process start included)");
+    eprintln!("gate with an override answered in {took:?} (process start included):\n{doc:#}");
 
     // Ended early: frozen again.
     let r = send(&d, "DELETE", &format!("/api/v1/overrides/{id}"), "");
