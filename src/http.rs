@@ -482,19 +482,28 @@ async fn slo_page(
             why
         })
     });
-    let (deploys, closed): (Vec<(i64, String)>, Vec<crate::state::ClosedPeriod>) =
-        app.records.records.read(|b| {
-            (
-                b.deployments_of(&service, i64::MIN, i64::MAX)
-                    .map(|d| (d.at, d.version.clone()))
-                    .collect(),
-                b.periods
-                    .iter()
-                    .filter(|c| c.service == service && c.slo == slo)
-                    .cloned()
-                    .collect(),
-            )
-        });
+    type Told = (
+        Vec<(i64, String)>,
+        Vec<crate::state::ClosedPeriod>,
+        Vec<crate::records::Maintenance>,
+    );
+    let (deploys, closed, maintenance): Told = app.records.records.read(|b| {
+        (
+            b.deployments_of(&service, i64::MIN, i64::MAX)
+                .map(|d| (d.at, d.version.clone()))
+                .collect(),
+            b.periods
+                .iter()
+                .filter(|c| c.service == service && c.slo == slo)
+                .cloned()
+                .collect(),
+            b.maintenance
+                .iter()
+                .filter(|m| m.covers(&service, &slo))
+                .cloned()
+                .collect(),
+        )
+    });
     let mut html = crate::render::pages::slo_page(
         &instances,
         snapshot.evaluated_at,
@@ -502,6 +511,7 @@ async fn slo_page(
         &deploys,
         &app.prefix,
     );
+    crate::render::pages::told_maintenance(&mut html, &maintenance);
     crate::render::pages::closed_periods(&mut html, &closed);
     Html(html).into_response()
 }

@@ -148,6 +148,11 @@ fn windows_told_at_run_time_leave_their_events_out() {
         serde_json::from_str(&send(&d, "GET", "/api/v1/exclusions", "").body).expect("JSON");
     assert_eq!(listed["exclusions"][0]["reason"], "database failover");
     assert_eq!(listed["exclusions"][0]["by"], deploys::USER);
+    let page = send(&d, "GET", &format!("/slo/{SERVICE}/availability"), "").body;
+    assert!(
+        page.contains("database failover"),
+        "the page lists the window:\n{page}"
+    );
 
     // Withdrawn, the outage counts again.
     let r = send(&d, "DELETE", &format!("/api/v1/exclusions/{id}"), "");

@@ -225,6 +225,33 @@ fn labels_text(labels: &crate::state::LabelSet) -> String {
     )
 }
 
+fn before_body_end(page: &mut String, section: &str) {
+    match page.rfind("</body>") {
+        Some(i) => page.insert_str(i, section),
+        None => page.push_str(section),
+    }
+}
+
+/// The maintenance windows told at run time for one SLO (the spec's own
+/// are listed with its figures), put before the end of `page`'s body.
+pub fn told_maintenance(page: &mut String, told: &[crate::records::Maintenance]) {
+    if told.is_empty() {
+        return;
+    }
+    let mut t = String::from("<h2>Maintenance told at run time</h2>\n<ul class=\"small\">\n");
+    for m in told {
+        t.push_str(&format!(
+            "<li>{}: {} ({}, {})</li>\n",
+            escape(&m.exclusion.reason),
+            escape(&m.exclusion.when.to_string()),
+            escape(m.source.as_str()),
+            escape(&m.by)
+        ));
+    }
+    t.push_str("</ul>\n");
+    before_body_end(page, &t);
+}
+
 /// The closed calendar periods of one SLO, newest first, as a table put
 /// before the end of `page`'s body (nothing without any).
 pub fn closed_periods(page: &mut String, closed: &[crate::state::ClosedPeriod]) {
@@ -246,10 +273,7 @@ pub fn closed_periods(page: &mut String, closed: &[crate::state::ClosedPeriod]) 
         ));
     }
     t.push_str("</table>\n<p class=\"small muted\">As the last evaluation in each period saw it; <code>errbudget report --period NAME</code> recomputes one from the backend.</p>\n");
-    match page.rfind("</body>") {
-        Some(i) => page.insert_str(i, &t),
-        None => page.push_str(&t),
-    }
+    before_body_end(page, &t);
 }
 
 #[cfg(test)]
