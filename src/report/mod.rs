@@ -31,7 +31,13 @@ pub struct Incident {
     /// `alertname long/short` of each alert that fired in it.
     pub alerts: Vec<String>,
     pub peak_burn_rate: f64,
-    /// Bad events (error-seconds for a ratio SLI) inside it.
+    /// Where its bad events are counted from: one short window before its
+    /// first alert, whose short window already burned then (detection lags
+    /// the first bad minute by up to that; later alerts' longer short
+    /// windows would reach into the calm before).
+    pub counted_from: i64,
+    /// Bad events (error-seconds for a ratio SLI) from `counted_from` to
+    /// its end.
     pub bad: f64,
     /// Share of the period's budget it consumed.
     pub budget_consumed_ratio: f64,
@@ -117,6 +123,8 @@ pub fn incidents(mut episodes: Vec<&Episode>, period_end: i64) -> Vec<Incident> 
             label(&e.labels, "short_window")
         );
         let end = e.ended.filter(|&t| t <= period_end);
+        let lead =
+            crate::time::parse(label(&e.labels, "short_window")).map_or(0, |d| d.as_secs() as i64);
         match out.last_mut() {
             Some(last) if last.end.is_none_or(|t| e.started <= t) => {
                 last.end = match (last.end, end) {
@@ -137,6 +145,7 @@ pub fn incidents(mut episodes: Vec<&Episode>, period_end: i64) -> Vec<Incident> 
                 severity,
                 alerts: vec![name],
                 peak_burn_rate: e.peak_burn_rate,
+                counted_from: e.started - lead,
                 bad: 0.0,
                 budget_consumed_ratio: 0.0,
             }),
@@ -187,8 +196,9 @@ pub async fn replay_period<C: QueryApi>(
         };
         for inc in &mut incidents {
             let to = inc.end.unwrap_or(period.end);
+            inc.counted_from = inc.counted_from.max(period.start);
             let bad = engine
-                .events_between(&i.slo, &i.group, inc.start, to)
+                .events_between(&i.slo, &i.group, inc.counted_from, to)
                 .map_or(0.0, |e| e.bad);
             inc.bad = bad;
             inc.budget_consumed_ratio = share(bad);
@@ -265,6 +275,8 @@ mod tests {
         assert_eq!(got[0].severity, Severity::Page);
         assert_eq!(got[0].alerts, vec!["Burn 1d/5m", "Burn 1h/5m"]);
         assert_eq!(got[0].peak_burn_rate, 20.0);
+        // One short window (5m) before the first alert.
+        assert_eq!(got[0].counted_from, 100 - 300);
         assert_eq!((got[1].start, got[1].end), (2_000, None));
         assert_eq!(got[1].severity, Severity::Ticket);
     }

@@ -13,6 +13,7 @@ fn incident_json(i: &Incident) -> Value {
         "severity": i.severity.as_str(),
         "alerts": i.alerts,
         "peak_burn_rate": Value::from(i.peak_burn_rate),
+        "counted_from": rfc3339(i.counted_from),
         "bad_events": Value::from(i.bad),
         "budget_consumed_ratio": Value::from(i.budget_consumed_ratio),
     })

@@ -338,7 +338,10 @@ fn the_october_report_holds_its_incident_and_not_the_maintenance_one() {
     );
     assert!(inc_end > to, "it ends after the incident does: {inc}");
     // Its budget share: its bad events over the period's, of what October consumed.
-    let (_, inc_bad) = events_outside(&w.generated, inc_start, inc_end);
+    // Counted from one short window (the page's 5m) before the page.
+    let counted_from = utc(inc["counted_from"].as_str().expect("counted_from"));
+    assert_eq!(counted_from, inc_start - 5 * MINUTE, "{inc}");
+    let (_, inc_bad) = events_outside(&w.generated, counted_from, inc_end);
     close(
         num(&inc["bad_events"], "bad_events"),
         inc_bad,
