@@ -176,7 +176,7 @@ fn every_invalid_fixture_gives_its_exact_message() {
             "invalid-foreign-kinds.yaml:1:13: apiVersion: a PrometheusRule holds generated rules, not an SLO spec: give the file it was generated from",
             "invalid-foreign-kinds.yaml:8:13: apiVersion: slo-generator specs (sre.google.com/v2) are not supported: their windows come from a separate error_budget_policies config; rewrite it as a Sloth prometheus/v1 spec (filter_good / filter_valid become sli.events)",
             "invalid-foreign-kinds.yaml:14:7: kind: unsupported kind \"PrometheusServiceLevelList\": expected PrometheusServiceLevel or AlertWindows",
-            "invalid-foreign-kinds.yaml:19:14: spec.sloPeriod: \"1M\" is a calendar month: calendar periods are not supported yet; give days, e.g. 30d",
+            "invalid-foreign-kinds.yaml:19:14: spec.sloPeriod: \"1M\" is a calendar month: a catalogue applies to rolling periods of its length; give days, e.g. 30d",
             "invalid-foreign-kinds.yaml:25:11: spec.ticket.slow: missing required field \"longWindow\"",
         ]),
     ];

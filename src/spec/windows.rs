@@ -51,7 +51,7 @@ impl Catalogues {
                 cx.err(
                     p.pos,
                     format!(
-                        "{}.sloPeriod: {:?} is a calendar {unit}: calendar periods are not supported yet; give days, e.g. 30d",
+                        "{}.sloPeriod: {:?} is a calendar {unit}: a catalogue applies to rolling periods of its length; give days, e.g. 30d",
                         spec.path, p.value
                     ),
                 );
