@@ -173,17 +173,24 @@ struct SloFilter {
     slo: Option<String>,
 }
 
+impl SloFilter {
+    /// The query names this SLO, or says nothing of it.
+    fn keeps(&self, service: &str, slo: &str) -> bool {
+        self.service.as_deref().is_none_or(|w| w == service)
+            && self.slo.as_deref().is_none_or(|w| w == slo)
+    }
+}
+
 /// Closed calendar periods, oldest first; `?service=` and `?slo=` narrow
 /// them as for `/api/v1/slos`.
 async fn list_periods(
     AxState(app): AxState<AppState>,
     Query(filter): Query<SloFilter>,
 ) -> Json<serde_json::Value> {
-    let wanted = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
     let list: Vec<serde_json::Value> = app.records.records.read(|b| {
         b.periods
             .iter()
-            .filter(|c| wanted(&filter.service, &c.service) && wanted(&filter.slo, &c.slo))
+            .filter(|c| filter.keeps(&c.service, &c.slo))
             .map(crate::records::closed_to_json)
             .collect()
     });
@@ -194,9 +201,8 @@ async fn slos(
     AxState(app): AxState<AppState>,
     Query(filter): Query<SloFilter>,
 ) -> Json<serde_json::Value> {
-    let wanted = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
     let mut doc = json::snapshot_json_of(&app.state.snapshot(), |i| {
-        wanted(&filter.service, &i.slo.service) && wanted(&filter.slo, &i.slo.name)
+        filter.keeps(&i.slo.service, &i.slo.name)
     });
     let now = crate::time::unix_now();
     app.records

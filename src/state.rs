@@ -129,16 +129,20 @@ impl Instance {
             .map_or_else(|| self.slo.error_budget_seconds(), |f| f.budget_seconds)
     }
 
+    /// The name of the calendar period the figures are over (`2026-12`);
+    /// `None` for a rolling period or before any figures.
+    pub fn period_name(&self) -> Option<String> {
+        let (c, f) = (self.slo.calendar.as_ref()?, self.figures.as_ref()?);
+        Some(c.period_at(f.period_end).name)
+    }
+
     /// The period as people name it: `30d`, or `2026-12 (calendar month,
     /// Europe/Berlin)` once there are figures.
     pub fn period_label(&self) -> String {
-        match (&self.slo.calendar, &self.figures) {
-            (Some(c), Some(f)) => format!(
-                "{} (calendar {}, {})",
-                c.period_at(f.period_end).name,
-                c.unit.as_str(),
-                c.tz.name()
-            ),
+        match (&self.slo.calendar, self.period_name()) {
+            (Some(c), Some(name)) => {
+                format!("{name} (calendar {}, {})", c.unit.as_str(), c.tz.name())
+            }
             _ => self.slo.period_text(),
         }
     }
@@ -300,16 +304,24 @@ impl Snapshot {
     /// The periods `next` has moved out of since `self`: for every calendar
     /// instance whose period changed, its last figures in the old one.
     pub fn closed_by(&self, next: &Snapshot) -> Vec<ClosedPeriod> {
+        let calendar = |i: &&Instance| i.slo.calendar.is_some() && i.figures.is_some();
+        if !next.instances.iter().any(|i| calendar(&i)) {
+            return Vec::new();
+        }
+        // One lookup per instance: this runs every cycle.
+        let before: BTreeMap<(&str, &str, &LabelSet), &Instance> = self
+            .instances
+            .iter()
+            .filter(calendar)
+            .map(|p| ((p.slo.service.as_str(), p.slo.name.as_str(), &p.group), p))
+            .collect();
         let mut out = Vec::new();
-        for i in &next.instances {
-            let (Some(cal), Some(f)) = (&i.slo.calendar, &i.figures) else {
+        for i in next.instances.iter().filter(calendar) {
+            let key = (i.slo.service.as_str(), i.slo.name.as_str(), &i.group);
+            let (Some(p), Some(f)) = (before.get(&key), &i.figures) else {
                 continue;
             };
-            let before = self
-                .instances
-                .iter()
-                .find(|p| same_slo(&p.slo, &i.slo) && p.group == i.group);
-            let Some((p, pf)) = before.and_then(|p| Some((p, p.figures.as_ref()?))) else {
+            let (Some(pf), Some(name)) = (&p.figures, p.period_name()) else {
                 continue;
             };
             if pf.period_start == f.period_start || pf.period_end > f.period_start {
@@ -319,7 +331,7 @@ impl Snapshot {
                 service: i.slo.service.clone(),
                 slo: i.slo.name.clone(),
                 group: i.group.clone(),
-                name: cal.period_at(pf.period_end).name,
+                name,
                 start: pf.period_start,
                 end: pf.period_end,
                 evaluated_at: self

@@ -325,6 +325,13 @@ impl SloEvaluator {
             groups.insert(LabelSet::new());
         }
 
+        // Where each window's and the period's buckets begin: the same for
+        // every group.
+        let bases: Vec<i64> = windows
+            .iter()
+            .map(|w| align_down(now - w.secs() as i64, BUCKET_SECS))
+            .chain([align_down(now - period_secs as i64, BUCKET_SECS)])
+            .collect();
         let mut out = Vec::new();
         for group in &groups {
             let count = |span: Option<Span>| -> Events {
@@ -343,13 +350,8 @@ impl SloEvaluator {
             };
             let sums: BTreeMap<i64, Events> = match history {
                 Some(h) => {
-                    let bases: Vec<i64> = windows
-                        .iter()
-                        .map(|w| align_down(now - w.secs() as i64, BUCKET_SECS))
-                        .chain([align_down(now - period_secs as i64, BUCKET_SECS)])
-                        .collect();
                     let found = h.sums_from(&bases, last_final, &mask);
-                    bases.into_iter().zip(found).collect()
+                    bases.iter().copied().zip(found).collect()
                 }
                 None => BTreeMap::new(),
             };

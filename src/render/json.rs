@@ -115,8 +115,8 @@ fn period_json(i: &Instance) -> Value {
     o.insert("kind".into(), json!("calendar"));
     o.insert("unit".into(), json!(c.unit.as_str()));
     o.insert("time_zone".into(), json!(c.tz.name()));
-    if let Some(f) = &i.figures {
-        o.insert("name".into(), json!(c.period_at(f.period_end).name));
+    if let (Some(f), Some(name)) = (&i.figures, i.period_name()) {
+        o.insert("name".into(), json!(name));
         o.insert("start".into(), json!(rfc3339(f.period_start)));
         o.insert("end".into(), json!(rfc3339(f.period_end)));
     }
