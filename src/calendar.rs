@@ -46,16 +46,6 @@ impl Unit {
         };
         Duration::from_secs(days * 86_400)
     }
-
-    /// The longest period of the unit: what the history must hold.
-    pub fn longest(self) -> Duration {
-        let days = match self {
-            Unit::Week => 7,
-            Unit::Month => 31,
-            Unit::Quarter => 92,
-        };
-        Duration::from_secs(days * 86_400)
-    }
 }
 
 /// One calendar period kind in one time zone.
@@ -92,11 +82,6 @@ impl Calendar {
         let local = self.local_date(t - 1);
         let first = self.first_day(local);
         self.bounds_from(first)
-    }
-
-    /// The period before `b`.
-    pub fn previous(&self, b: &Bounds) -> Bounds {
-        self.period_at(b.start)
     }
 
     /// The period a name such as `2026-11`, `2026-Q4` or `2026-W48` denotes.
@@ -229,7 +214,7 @@ mod tests {
         let nov = c.named("2026-11").expect("November");
         assert_eq!(c.period_at(nov.end).name, "2026-11");
         assert_eq!(c.period_at(nov.end + 1).name, "2026-12");
-        assert_eq!(c.previous(&c.period_at(nov.end + 1)), nov);
+        assert_eq!(c.period_at(c.period_at(nov.end + 1).start), nov);
     }
 
     #[test]
@@ -258,6 +243,6 @@ mod tests {
         let d = NaiveDate::from_ymd_opt(2026, 9, 6).expect("date");
         assert_eq!(c.midnight(d), utc("2026-09-06T04:00:00Z"));
         let b = c.period_at(utc("2026-09-08T12:00:00Z"));
-        assert_eq!(c.previous(&b).end, b.start);
+        assert_eq!(c.period_at(b.start).end, b.start);
     }
 }

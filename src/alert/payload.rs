@@ -22,8 +22,12 @@ fn human_duration(secs: f64) -> String {
 /// budget left, budget overspent, and a period the backend holds only
 /// part of (where only the failure seen in the covered time counts).
 fn budget_sentence(i: &Instance, f: &Figures, exhaustion: f64, long: &str) -> String {
-    let period = crate::time::format(i.slo.period);
-    let budget = i.slo.error_budget_seconds();
+    // A calendar period is named (`2026-12`), and its budget is the
+    // current period's less maintenance, as every figure has it.
+    let period = i
+        .period_name()
+        .unwrap_or_else(|| crate::time::format(i.slo.period));
+    let budget = i.budget_seconds();
     let when = |t: f64| {
         if t.is_finite() {
             format!("exhausted in {} at the {long} rate", human_duration(t))
