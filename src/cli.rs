@@ -275,13 +275,9 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
             return Ok(secs.floor() as i64);
         }
     }
-    humantime::parse_rfc3339_weak(s)
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_secs() as i64)
-        .ok_or_else(|| {
-            format!("invalid time {s:?}: give RFC 3339 (2026-11-26T01:00:00Z) or unix seconds")
-        })
+    crate::time::parse_rfc3339(s).ok_or_else(|| {
+        format!("invalid time {s:?}: give RFC 3339 (2026-11-26T01:00:00Z) or unix seconds")
+    })
 }
 
 #[cfg(test)]
@@ -293,6 +289,7 @@ mod tests {
         assert_eq!(parse_time("1764118800"), Ok(1_764_118_800));
         assert_eq!(parse_time("1764118800.7"), Ok(1_764_118_800));
         assert_eq!(parse_time("2025-11-26T01:00:00Z"), Ok(1_764_118_800));
+        assert_eq!(parse_time("2025-11-26T02:00:00+01:00"), Ok(1_764_118_800));
         assert!(parse_time("yesterday").is_err());
         assert!(parse_time("-5").is_err());
     }

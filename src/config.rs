@@ -470,7 +470,7 @@ fn read_override(
         match v {
             None if required => None,
             None => Some(None),
-            Some(s) => match crate::records::parse_time(s.value.trim()) {
+            Some(s) => match crate::time::parse_rfc3339(s.value.trim()) {
                 Some(t) => Some(Some(t)),
                 None => {
                     cx.err(

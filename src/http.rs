@@ -335,7 +335,7 @@ async fn list_deployments(
 ) -> Response {
     let since = match filter.since.as_deref().map(str::trim) {
         None | Some("") => i64::MIN,
-        Some(s) => match crate::records::parse_time(s) {
+        Some(s) => match crate::time::parse_rfc3339(s) {
             Some(t) => t,
             None => {
                 return message(

@@ -441,36 +441,17 @@ fn text(o: &Map<String, Value>, field: &str, required: bool) -> Result<Option<St
     }
 }
 
-/// An RFC 3339 time (`2026-12-03T10:02:00Z`, or with an offset
-/// `+01:00`) in Unix seconds.
-pub fn parse_time(s: &str) -> Option<i64> {
-    let unix = |t: &str| -> Option<i64> {
-        let t = humantime::parse_rfc3339_weak(t).ok()?;
-        Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64)
-    };
-    if let Some(t) = unix(s) {
-        return Some(t);
-    }
-    // humantime reads `Z` only: split a numeric offset off and apply it.
-    let i = s.rfind(['+', '-']).filter(|&i| i > 10)?;
-    let sign = if s[i..].starts_with('+') { 1 } else { -1 };
-    let (h, m) = s[i + 1..].split_once(':')?;
-    if h.len() != 2 || m.len() != 2 {
-        return None;
-    }
-    let offset = h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60;
-    Some(unix(&s[..i])? - sign * offset)
-}
-
 fn time(o: &Map<String, Value>, field: &str) -> Result<Option<i64>, BodyError> {
     match o.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => parse_time(s.trim()).map(Some).ok_or_else(|| {
-            bad(
-                field,
-                format!("{s:?} is not an RFC 3339 time (2026-12-03T10:02:00Z)"),
-            )
-        }),
+        Some(Value::String(s)) => crate::time::parse_rfc3339(s.trim())
+            .map(Some)
+            .ok_or_else(|| {
+                bad(
+                    field,
+                    format!("{s:?} is not an RFC 3339 time (2026-12-03T10:02:00Z)"),
+                )
+            }),
         Some(_) => Err(bad(field, "must be an RFC 3339 time string")),
     }
 }
@@ -617,7 +598,7 @@ fn closed_from_json(v: &Value) -> Result<ClosedPeriod, String> {
     let f = |k: &str| v[k].as_f64().ok_or(format!("periods: {k} is not a number"));
     let t = |k: &str| {
         v[k].as_str()
-            .and_then(parse_time)
+            .and_then(crate::time::parse_rfc3339)
             .ok_or(format!("periods: {k} is not an RFC 3339 time"))
     };
     let group = v["labels"]
@@ -1254,7 +1235,7 @@ mod tests {
                 let _ = Override::from_request(&v, &ctx(&policy, "alice"));
             }
             if let Ok(t) = std::str::from_utf8(&bytes) {
-                let _ = parse_time(t);
+                let _ = crate::time::parse_rfc3339(t);
                 if let Ok(v) = serde_json::from_str::<Value>(t) {
                     let _ = Book::from_json(&v);
                 }

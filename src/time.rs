@@ -95,6 +95,18 @@ pub fn unix_now() -> i64 {
 
 /// Unix seconds as RFC 3339 UTC (`2026-11-26T01:00:00Z`). Clamped to years
 /// 1970..=9999, the range humantime formats, so no instant can panic.
+/// An RFC 3339 time, `Z` or a numeric offset (`2026-12-03T10:02:00Z`,
+/// `2026-12-03T11:02:00+01:00`), or humantime's looser spelling
+/// (`2026-12-03 10:02:00`, UTC), in Unix seconds.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp());
+    }
+    let t = humantime::parse_rfc3339_weak(s).ok()?;
+    Some(t.duration_since(UNIX_EPOCH).ok()?.as_secs() as i64)
+}
+
 pub fn rfc3339(secs: i64) -> String {
     const MAX: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
     let secs = u64::try_from(secs.clamp(0, MAX)).unwrap_or(0);
