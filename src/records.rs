@@ -546,7 +546,8 @@ pub type Counts = BTreeMap<String, BTreeMap<String, f64>>;
 /// Every record errbudget holds.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Book {
-    /// Oldest first.
+    /// Oldest first (`deployments_of` relies on it): add through
+    /// `add_deployment`.
     pub deployments: Vec<Deployment>,
     pub overrides: Vec<Override>,
     /// Deploys ever recorded per service: `slo_deployments_total`, which
@@ -721,9 +722,14 @@ impl Book {
         from: i64,
         to: i64,
     ) -> impl Iterator<Item = &'a Deployment> + 'a {
-        self.deployments
+        // Deploys are kept in time order: every alert pair asks every cycle
+        // for its long window, which a scan of 100 days of deploys would
+        // make the cost of the whole book.
+        let lo = self.deployments.partition_point(|d| d.at <= from);
+        let hi = self.deployments.partition_point(|d| d.at <= to).max(lo);
+        self.deployments[lo..hi]
             .iter()
-            .filter(move |d| d.service == service && from < d.at && d.at <= to)
+            .filter(move |d| d.service == service)
     }
 
     /// Overrides in force at `now` for that SLO of that service.
@@ -1304,6 +1310,30 @@ mod tests {
         b.prune(3_001 + KEEP_DEPLOYS_SECS);
         assert!(b.overrides.is_empty());
         assert!(Book::from_json(&json!({"version": 2})).is_err());
+    }
+
+    #[test]
+    fn deploys_of_a_window_are_those_in_from_exclusive_to_inclusive() {
+        let mut b = Book::default();
+        for (service, at) in [("a", 100), ("b", 200), ("a", 200), ("a", 300), ("a", 50)] {
+            b.add_deployment(Deployment {
+                service: service.into(),
+                version: format!("v{at}"),
+                at,
+                source: Source::Api,
+                description: String::new(),
+            });
+        }
+        let at = |from, to| {
+            b.deployments_of("a", from, to)
+                .map(|d| d.at)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(at(100, 300), vec![200, 300]);
+        assert_eq!(at(0, 100), vec![50, 100]);
+        assert_eq!(at(300, 1_000), Vec::<i64>::new());
+        assert_eq!(at(400, 100), Vec::<i64>::new());
+        assert_eq!(b.deployments_of("b", 0, 1_000).count(), 1);
     }
 
     #[test]
