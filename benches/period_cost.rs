@@ -4,9 +4,10 @@
 //! rules (computed once a day for a day ahead, then clipped each cycle),
 //! the window sums over a month of 5-minute buckets in one pass against
 //! one pass per window (as before), and the deploys an alert annotation
-//! lists, found by binary search against a scan of the whole book. Run: `cargo bench --bench
-//! period_cost`. Figures are medians of BENCH_REPEAT (15) runs; compare
-//! the ratios printed, which one noisy machine keeps, not the times.
+//! lists, found by binary search against a scan of the whole book.
+//! Run: `cargo bench --bench period_cost`. Figures are medians of
+//! BENCH_REPEAT (15) runs; compare the ratios printed, which one noisy
+//! machine keeps, not the times.
 
 use std::time::Instant;
 
