@@ -62,29 +62,61 @@ pub async fn fetch<C: QueryApi>(
 ) -> Result<Trend, TrendError> {
     let step = step_for(slo.period.as_secs());
     // A calendar period is drawn from its start, where the budget reset,
-    // in whole steps (up to a step short of now).
-    let (start, points, now) = match &slo.calendar {
+    // in whole steps and then one shorter step up to now: a chart that
+    // stopped at the last whole step would hide up to a step (hours, for
+    // a month) of the budget's most recent fall.
+    let (start, points) = match &slo.calendar {
         None => {
             let points = (slo.period.as_secs() / step).max(1) as i64;
-            (now - points * step as i64, points, now)
+            (now - points * step as i64, points)
         }
         Some(_) => {
             let (start, _) = slo.period_at(now);
-            let points = ((now - start) / step as i64).max(1);
-            (start, points, start + points * step as i64)
+            (start, ((now - start) / step as i64).max(0))
         }
     };
+    let grid_end = start + points * step as i64;
+    let mut by_time = steps(client, slo, start, points, step, semantics).await?;
+    // Under a minute the backend may hold no two samples to take a rate
+    // of: the chart then ends that much short of now.
+    let tail = (now - grid_end).max(0) as u64;
+    let tail = if tail >= 60 { tail } else { 0 };
+    if tail > 0 {
+        by_time.extend(steps(client, slo, grid_end, 1, tail, semantics).await?);
+    }
+    Ok(Trend {
+        start,
+        end: grid_end + tail as i64,
+        step,
+        points: by_time.into_iter().collect(),
+    })
+}
+
+/// The events of `points` steps of `step` seconds after `start`, keyed by
+/// each step's end.
+async fn steps<C: QueryApi>(
+    client: &C,
+    slo: &Slo,
+    start: i64,
+    points: i64,
+    step: u64,
+    semantics: Semantics,
+) -> Result<BTreeMap<i64, Events>, TrendError> {
     let first = start + step as i64;
-    let queries = Queries::for_slo(slo).at_range(step, semantics);
-    let seconds = step as f64;
+    let end = start + points * step as i64;
     let mut by_time: BTreeMap<i64, Events> = (0..points)
         .map(|k| (first + k * step as i64, Events::default()))
         .collect();
+    if points == 0 {
+        return Ok(by_time);
+    }
+    let queries = Queries::for_slo(slo).at_range(step, semantics);
+    let seconds = step as f64;
     match queries {
         Queries::Events { bad, total } => {
             let (bad_s, total_s) = tokio::try_join!(
-                client.range(&bad, first, now, step),
-                client.range(&total, first, now, step)
+                client.range(&bad, first, end, step),
+                client.range(&total, first, end, step)
             )?;
             type Pairs = BTreeMap<(i64, LabelSet), (Option<f64>, Option<f64>)>;
             let mut pairs = Pairs::new();
@@ -104,7 +136,7 @@ pub async fn fetch<C: QueryApi>(
             }
         }
         Queries::Ratio { ratio } => {
-            let series = client.range(&ratio, first, now, step).await?;
+            let series = client.range(&ratio, first, end, step).await?;
             // A ratio SLI weighs time: each group counts its seconds.
             for s in series {
                 for (t, v) in s.points {
@@ -117,7 +149,7 @@ pub async fn fetch<C: QueryApi>(
     }
     // Maintenance counts for nothing here either (steps wholly inside a
     // window; the spec's windows, not those told to a running daemon).
-    let mask = crate::exclusion::Mask::of(&slo.exclusions, start, now);
+    let mask = crate::exclusion::Mask::of(&slo.exclusions, start, end);
     if !mask.is_empty() {
         for (t, e) in by_time.iter_mut() {
             if mask.covers(t - step as i64, *t) {
@@ -125,12 +157,7 @@ pub async fn fetch<C: QueryApi>(
             }
         }
     }
-    Ok(Trend {
-        start,
-        end: now,
-        step,
-        points: by_time.into_iter().collect(),
-    })
+    Ok(by_time)
 }
 
 /// What the web handlers hold: fetches a trend without knowing the client
@@ -324,6 +351,42 @@ mod tests {
         assert_eq!(down[0], (now - 300 * 8_640, 1.0));
         assert!((down[150].1 - 0.5).abs() < 1e-9);
         assert!(down[300].1.abs() < 1e-9);
+    }
+
+    #[tokio::test]
+    async fn a_calendar_period_is_drawn_from_its_start_up_to_now() {
+        let mut slo = test_slo("s", "a", 99.0, 30);
+        slo.calendar = Some(crate::calendar::Calendar {
+            unit: crate::calendar::Unit::Month,
+            tz: chrono_tz::UTC,
+        });
+        let prom = Scripted {
+            bad: 0.1,
+            total: 10.0,
+            asked: Mutex::new(vec![]),
+        };
+        // 2026-12-03T10:39:15Z: 2 days 10h39m15s into December, 24 whole
+        // steps of 2h24m and 1h03m15s more.
+        let start = 1_796_083_200;
+        let now = start + 2 * 86_400 + 10 * 3_600 + 39 * 60 + 15;
+        let trend = fetch(&prom, &slo, now, Semantics::Closed).await.unwrap();
+        assert_eq!((trend.start, trend.end), (start, now));
+        let asked = prom.asked.lock().unwrap().clone();
+        let grid = start + 24 * 8_640;
+        let tail = (now - grid) as u64;
+        assert_eq!(asked.len(), 4, "{asked:?}");
+        assert!(asked[..2]
+            .iter()
+            .all(|(q, s, e, st)| q.ends_with("[2h24m])")
+                && (*s, *e, *st) == (start + 8_640, grid, 8_640)));
+        assert!(asked[2..]
+            .iter()
+            .all(|(q, s, e, st)| q.ends_with("[1h3m15s])") && (*s, *e, *st) == (now, now, tail)), "{asked:?}");
+        assert_eq!(trend.points.len(), 25);
+        assert_eq!(trend.points[24].0, now);
+        // The short step holds its own seconds of traffic.
+        assert!((trend.points[24].1.total - 10.0 * tail as f64).abs() < 1e-6);
+        assert!((trend.points[23].1.total - 10.0 * 8_640.0).abs() < 1e-6);
     }
 
     #[tokio::test]
