@@ -394,6 +394,25 @@ fn a_berlin_month_with_weekly_maintenance_agrees_on_the_page_in_grafana_and_in_t
         Some(2.0),
         "slo_deployments_total as Prometheus scraped it"
     );
+    // The panels of what only such an SLO has: when the month resets and
+    // how much of it so far was maintenance (no window is open now).
+    let panel = |title: &str| {
+        let expr = crate::dashboards::panels(&d)
+            .into_iter()
+            .find(|p| p["title"] == title)
+            .and_then(|p| p["targets"][0]["expr"].as_str().map(str::to_string))
+            .unwrap_or_else(|| panic!("a {title} panel"))
+            .replace("$service", SERVICE)
+            .replace("$slo", "availability");
+        prom.query_value(&expr, unix_now())
+            .unwrap_or_else(|| panic!("{title}: no data for a calendar SLO: {expr}"))
+    };
+    assert!(crate::dashboards::CALENDAR_ONLY.contains(&"Period resets"));
+    assert_eq!(panel("Period resets"), cur_end as f64 * 1000.0);
+    assert_eq!(
+        panel("Maintenance left out"),
+        s.excluded(cur_start, unix_now())
+    );
     let want = s.remaining(cur_start, cur_end, seen.1);
     assert!(
         (seen.0 - want).abs() <= spent_tol(1.0 - want),
