@@ -364,13 +364,16 @@ fn a_berlin_month_with_weekly_maintenance_agrees_on_the_page_in_grafana_and_in_t
     // Prometheus that scrapes the daemon, against the events at the
     // instant the scraped figures were evaluated for.
     let d = crate::dashboards::load("errbudget-slo.json");
-    let expr = crate::dashboards::panels(&d)
-        .into_iter()
-        .find(|p| p["title"] == "Budget left")
-        .and_then(|p| p["targets"][0]["expr"].as_str().map(str::to_string))
-        .expect("a Budget left panel")
-        .replace("$service", SERVICE)
-        .replace("$slo", "availability");
+    let panel_expr = |title: &str| {
+        crate::dashboards::panels(&d)
+            .into_iter()
+            .find(|p| p["title"] == title)
+            .and_then(|p| p["targets"][0]["expr"].as_str().map(str::to_string))
+            .unwrap_or_else(|| panic!("a {title} panel"))
+            .replace("$service", SERVICE)
+            .replace("$slo", "availability")
+    };
+    let expr = panel_expr("Budget left");
     let seen = poll(Duration::from_secs(30), || {
         let t = unix_now();
         let v = prom.query_value(&expr, t)?;
@@ -397,13 +400,7 @@ fn a_berlin_month_with_weekly_maintenance_agrees_on_the_page_in_grafana_and_in_t
     // The panels of what only such an SLO has: when the month resets and
     // how much of it so far was maintenance (no window is open now).
     let panel = |title: &str| {
-        let expr = crate::dashboards::panels(&d)
-            .into_iter()
-            .find(|p| p["title"] == title)
-            .and_then(|p| p["targets"][0]["expr"].as_str().map(str::to_string))
-            .unwrap_or_else(|| panic!("a {title} panel"))
-            .replace("$service", SERVICE)
-            .replace("$slo", "availability");
+        let expr = panel_expr(title);
         prom.query_value(&expr, unix_now())
             .unwrap_or_else(|| panic!("{title}: no data for a calendar SLO: {expr}"))
     };
