@@ -31,10 +31,13 @@ pub struct Incident {
     /// `alertname long/short` of each alert that fired in it.
     pub alerts: Vec<String>,
     pub peak_burn_rate: f64,
-    /// Where its bad events are counted from: one short window before its
-    /// first alert, whose short window already burned then (detection lags
-    /// the first bad minute by up to that; later alerts' longer short
-    /// windows would reach into the calm before).
+    /// Where its bad events are counted from: one replay step and one
+    /// short window before its first alert. The alert fired somewhere in
+    /// the step before the replay saw it, and its short window already
+    /// burned then (detection lags the first bad minute by up to that;
+    /// later alerts' longer short windows would reach into the calm
+    /// before). Without the step a 30-minute outage replayed every 15
+    /// minutes lost up to its first 15 minutes.
     pub counted_from: i64,
     /// Bad events (error-seconds for a ratio SLI) from `counted_from` to
     /// its end.
@@ -106,8 +109,9 @@ fn key(i: &Instance) -> Key {
 }
 
 /// Merges overlapping episodes (a page and the tickets of one outage)
-/// into incidents, in order of start.
-pub fn incidents(mut episodes: Vec<&Episode>, period_end: i64) -> Vec<Incident> {
+/// into incidents, in order of start. `step`: seconds between the
+/// evaluations that found the episodes.
+pub fn incidents(mut episodes: Vec<&Episode>, period_end: i64, step: u64) -> Vec<Incident> {
     episodes.sort_by_key(|e| e.started);
     let mut out: Vec<Incident> = Vec::new();
     for e in episodes {
@@ -145,7 +149,7 @@ pub fn incidents(mut episodes: Vec<&Episode>, period_end: i64) -> Vec<Incident> 
                 severity,
                 alerts: vec![name],
                 peak_burn_rate: e.peak_burn_rate,
-                counted_from: e.started - lead,
+                counted_from: e.started - step as i64 - lead,
                 bad: 0.0,
                 budget_consumed_ratio: 0.0,
             }),
@@ -184,7 +188,7 @@ pub async fn replay_period<C: QueryApi>(
             .filter(|e| belongs(i, &e.labels))
             .filter(|e| e.started <= period.end && e.ended.is_none_or(|t| t > period.start))
             .collect();
-        let mut incidents = incidents(mine, period.end);
+        let mut incidents = incidents(mine, period.end, step);
         let total = engine.events_between(&i.slo, &i.group, period.start, period.end);
         let consumed = i.figures.as_ref().map_or(0.0, |f| 1.0 - f.remaining_ratio);
         // Every share is of what the period consumed, in proportion to bad
@@ -269,14 +273,14 @@ mod tests {
         let a = episode("ticket", "1d", 100, Some(900), 4.0);
         let b = episode("page", "1h", 300, Some(600), 20.0);
         let c = episode("ticket", "1d", 2_000, None, 3.0);
-        let got = incidents(vec![&c, &a, &b], 10_000);
+        let got = incidents(vec![&c, &a, &b], 10_000, 60);
         assert_eq!(got.len(), 2);
         assert_eq!((got[0].start, got[0].end), (100, Some(900)));
         assert_eq!(got[0].severity, Severity::Page);
         assert_eq!(got[0].alerts, vec!["Burn 1d/5m", "Burn 1h/5m"]);
         assert_eq!(got[0].peak_burn_rate, 20.0);
-        // One short window (5m) before the first alert.
-        assert_eq!(got[0].counted_from, 100 - 300);
+        // One step (1m) and one short window (5m) before the first alert.
+        assert_eq!(got[0].counted_from, 100 - 60 - 300);
         assert_eq!((got[1].start, got[1].end), (2_000, None));
         assert_eq!(got[1].severity, Severity::Ticket);
     }

@@ -471,6 +471,14 @@ fn a_berlin_month_with_weekly_maintenance_agrees_on_the_page_in_grafana_and_in_t
         "{incidents:#?}"
     );
     assert_eq!(incidents[0]["severity"], "page");
+    // Every bad event of the outage is the incident's, whichever replay
+    // step saw the page first.
+    let (_, outage_bad) = s.outside(outage, outage + 30 * MINUTE);
+    let inc_bad = incidents[0]["bad_events"].as_f64().expect("bad_events");
+    assert!(
+        inc_bad >= outage_bad * (1.0 - rel),
+        "the incident holds {inc_bad} bad events, the outage {outage_bad}: {incidents:#?}"
+    );
     // Last month's deploys, each with the budget consumed in the hour after
     // it (from its 5-minute bucket), as a share of what the month consumed
     // in proportion to bad events, as incidents are.
