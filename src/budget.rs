@@ -230,6 +230,43 @@ impl Trend {
         out
     }
 
+    /// Empties the steps that `covered(from, to)` says lie wholly in
+    /// maintenance: their events count for nothing, as in the figures.
+    pub fn leave_out(&mut self, covered: impl Fn(i64, i64) -> bool) {
+        let mut from = self.start;
+        for (t, e) in &mut self.points {
+            if covered(from, *t) {
+                *e = Events::default();
+            }
+            from = *t;
+        }
+    }
+
+    /// The same events in steps of `step` seconds from the start (a
+    /// multiple of this trend's step); the last one ends at the end, and
+    /// is shorter when the end is not on a step.
+    pub fn regrouped(self, step: u64) -> Trend {
+        if step == self.step || step == 0 {
+            return self;
+        }
+        let span = step as i64;
+        let mut points: Vec<(i64, Events)> = Vec::new();
+        for (t, e) in self.points {
+            let k = (t - self.start + span - 1).div_euclid(span);
+            let at = (self.start + k * span).min(self.end);
+            match points.last_mut() {
+                Some((last, sum)) if *last == at => *sum = *sum + e,
+                _ => points.push((at, e)),
+            }
+        }
+        Trend {
+            start: self.start,
+            end: self.end,
+            step,
+            points,
+        }
+    }
+
     /// Burn rate over each step: its error ratio over the budget ratio.
     pub fn burn_rates(&self, budget_ratio: f64) -> Vec<(i64, f64)> {
         self.points
@@ -243,6 +280,43 @@ impl Trend {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn pieces_regroup_into_steps_and_a_shorter_last_one() {
+        let e = |b: f64| Events::new(b, 10.0);
+        let t = Trend {
+            start: 0,
+            end: 1_000,
+            step: 300,
+            points: vec![(300, e(1.0)), (600, e(2.0)), (900, e(4.0)), (1_000, e(8.0))],
+        };
+        let g = t.regrouped(600);
+        assert_eq!((g.start, g.end, g.step), (0, 1_000, 600));
+        assert_eq!(
+            g.points,
+            vec![
+                (600, Events::new(3.0, 20.0)),
+                (1_000, Events::new(12.0, 20.0))
+            ]
+        );
+    }
+
+    #[test]
+    fn steps_wholly_in_maintenance_are_left_out() {
+        let e = Events::new(1.0, 10.0);
+        let mut t = Trend {
+            start: 0,
+            end: 150,
+            step: 60,
+            points: vec![(60, e), (120, e), (150, e)],
+        };
+        // (50, 150] holds the steps (60, 120] and (120, 150], not (0, 60].
+        t.leave_out(|from, to| 50 <= from && to <= 150);
+        assert_eq!(
+            t.points,
+            vec![(60, e), (120, Events::default()), (150, Events::default())]
+        );
+    }
 
     #[test]
     fn a_period_under_way_burns_down_against_its_projected_traffic() {

@@ -475,19 +475,6 @@ async fn slo_page(
         )
             .into_response();
     };
-    // The history ends where the figures were taken, so the two agree.
-    let trend = match (&app.trends, snapshot.evaluated_at) {
-        (Some(source), Some(at)) => Some(source.trend(first.slo.clone(), at).await),
-        _ => None,
-    };
-    // The page says why in words; the error's type ends here.
-    let trend = trend.map(|t| {
-        t.map_err(|e| {
-            let why = crate::diag::chain(&e);
-            tracing::warn!(service, slo, error = %why, "no history for the SLO page");
-            why
-        })
-    });
     type Told = (
         Vec<(i64, String)>,
         Vec<crate::state::ClosedPeriod>,
@@ -509,6 +496,29 @@ async fn slo_page(
                 .cloned()
                 .collect(),
         )
+    });
+    // The history ends where the figures were taken, so the two agree.
+    // Windows told at run time leave their events out of the chart too,
+    // as they do out of the figures.
+    let charted = if maintenance.is_empty() {
+        first.slo.clone()
+    } else {
+        let mut slo = (*first.slo).clone();
+        slo.exclusions
+            .extend(maintenance.iter().map(|m| m.exclusion.clone()));
+        Arc::new(slo)
+    };
+    let trend = match (&app.trends, snapshot.evaluated_at) {
+        (Some(source), Some(at)) => Some(source.trend(charted, at).await),
+        _ => None,
+    };
+    // The page says why in words; the error's type ends here.
+    let trend = trend.map(|t| {
+        t.map_err(|e| {
+            let why = crate::diag::chain(&e);
+            tracing::warn!(service, slo, error = %why, "no history for the SLO page");
+            why
+        })
     });
     let mut html = crate::render::pages::slo_page(
         &instances,

@@ -50,51 +50,97 @@ pub fn step_for(period_secs: u64) -> u64 {
     raw.div_ceil(60) * 60
 }
 
+/// Maintenance windows start and end on 5-minute boundaries (see
+/// `exclusion`): an SLO with any is fetched in 5-minute pieces, so a
+/// chart step partly inside a window loses exactly the window's events,
+/// as the figures do. (A weekly hour of maintenance never covers a whole
+/// 2h24m step of a month.)
+pub const PIECE: u64 = 300;
+/// At most this many points per series in one range query: Prometheus
+/// refuses more than 11,000.
+const MAX_QUERY_POINTS: i64 = 10_000;
+
 /// Fetches the period ending at `now` from a backend with `semantics`.
 /// Groups of a grouped SLO are summed: the page shows the SLO as a whole.
 /// Values go through the engine's own conversion (`sli`), so the page
-/// rejects what the engine rejects.
+/// rejects what the engine rejects. The SLO's exclusions (the spec's, and
+/// whatever the caller adds) leave their events out.
 pub async fn fetch<C: QueryApi>(
     client: &C,
     slo: &Slo,
     now: i64,
     semantics: Semantics,
 ) -> Result<Trend, TrendError> {
+    let masked = !slo.exclusions.is_empty();
     let step = step_for(slo.period.as_secs());
+    let (step, piece) = if masked {
+        let step = step.div_ceil(PIECE) * PIECE;
+        (step, PIECE)
+    } else {
+        (step, step)
+    };
     // A calendar period is drawn from its start, where the budget reset,
     // in whole steps and then one shorter step up to now: a chart that
     // stopped at the last whole step would hide up to a step (hours, for
     // a month) of the budget's most recent fall.
-    let (start, points) = match &slo.calendar {
+    let start = match &slo.calendar {
         None => {
-            let points = (slo.period.as_secs() / step).max(1) as i64;
-            (now - points * step as i64, points)
+            let end = if masked {
+                now - now.rem_euclid(PIECE as i64)
+            } else {
+                now
+            };
+            end - (slo.period.as_secs() / step).max(1) as i64 * step as i64
         }
-        Some(_) => {
-            let (start, _) = slo.period_at(now);
-            (start, ((now - start) / step as i64).max(0))
-        }
+        Some(_) => slo.period_at(now).0,
     };
-    let grid_end = start + points * step as i64;
-    let mut by_time = steps(client, slo, start, points, step, semantics).await?;
+    let whole = ((now - start) / piece as i64).max(0);
+    let mut pieces = steps(client, slo, start, whole, piece, semantics).await?;
+    let last = start + whole * piece as i64;
     // Under a minute the backend may hold no two samples to take a rate
     // of: the chart then ends that much short of now.
-    let tail = (now - grid_end).max(0) as u64;
-    let tail = if tail >= 60 { tail } else { 0 };
-    if tail > 0 {
-        by_time.extend(steps(client, slo, grid_end, 1, tail, semantics).await?);
-    }
-    Ok(Trend {
+    let rest = (now - last).max(0) as u64;
+    let end = if rest >= 60 {
+        pieces.extend(steps(client, slo, last, 1, rest, semantics).await?);
+        now
+    } else {
+        last
+    };
+    let mut fine = Trend {
         start,
-        end: grid_end + tail as i64,
-        step,
-        points: by_time.into_iter().collect(),
-    })
+        end,
+        step: piece,
+        points: pieces.into_iter().collect(),
+    };
+    if masked {
+        let mask = crate::exclusion::Mask::of(&slo.exclusions, start, end);
+        fine.leave_out(|from, to| mask.covers(from, to));
+    }
+    Ok(fine.regrouped(step))
 }
 
 /// The events of `points` steps of `step` seconds after `start`, keyed by
-/// each step's end.
+/// each step's end, in range queries of at most [`MAX_QUERY_POINTS`].
 async fn steps<C: QueryApi>(
+    client: &C,
+    slo: &Slo,
+    start: i64,
+    points: i64,
+    step: u64,
+    semantics: Semantics,
+) -> Result<BTreeMap<i64, Events>, TrendError> {
+    let mut out = BTreeMap::new();
+    let mut done = 0;
+    while done < points {
+        let n = (points - done).min(MAX_QUERY_POINTS);
+        let from = start + done * step as i64;
+        out.extend(one_range(client, slo, from, n, step, semantics).await?);
+        done += n;
+    }
+    Ok(out)
+}
+
+async fn one_range<C: QueryApi>(
     client: &C,
     slo: &Slo,
     start: i64,
@@ -107,9 +153,6 @@ async fn steps<C: QueryApi>(
     let mut by_time: BTreeMap<i64, Events> = (0..points)
         .map(|k| (first + k * step as i64, Events::default()))
         .collect();
-    if points == 0 {
-        return Ok(by_time);
-    }
     let queries = Queries::for_slo(slo).at_range(step, semantics);
     let seconds = step as f64;
     match queries {
@@ -144,16 +187,6 @@ async fn steps<C: QueryApi>(
                         *by_time.entry(t).or_default() = *by_time.entry(t).or_default() + e;
                     }
                 }
-            }
-        }
-    }
-    // Maintenance counts for nothing here either (steps wholly inside a
-    // window; the spec's windows, not those told to a running daemon).
-    let mask = crate::exclusion::Mask::of(&slo.exclusions, start, end);
-    if !mask.is_empty() {
-        for (t, e) in by_time.iter_mut() {
-            if mask.covers(t - step as i64, *t) {
-                *e = Events::default();
             }
         }
     }
@@ -387,6 +420,68 @@ mod tests {
         // The short step holds its own seconds of traffic.
         assert!((trend.points[24].1.total - 10.0 * tail as f64).abs() < 1e-6);
         assert!((trend.points[23].1.total - 10.0 * 8_640.0).abs() < 1e-6);
+    }
+
+    #[tokio::test]
+    async fn maintenance_leaves_out_exactly_its_pieces_of_a_step() {
+        let mut slo = test_slo("s", "a", 99.0, 30);
+        // An hour, a whole number of 5-minute pieces, inside one step.
+        let now = 1_796_083_200 + 17; // not on a piece
+        let end = now - 17;
+        slo.exclusions = vec![crate::exclusion::Exclusion::once(
+            end - 8_700 - 2 * 3_600,
+            end - 8_700 - 3_600,
+            "db".into(),
+        )
+        .unwrap()];
+        let prom = Scripted {
+            bad: 0.1,
+            total: 10.0,
+            asked: Mutex::new(vec![]),
+        };
+        let trend = fetch(&prom, &slo, now, Semantics::Closed).await.unwrap();
+        let asked = prom.asked.lock().unwrap().clone();
+        // 297 steps of 2h25m in 30 days: 8,613 pieces of 5 minutes, one
+        // range query per expression.
+        let pieces = 297 * 29;
+        assert_eq!(asked.len(), 2, "{asked:?}");
+        assert!(asked
+            .iter()
+            .all(|(q, _, _, st)| q.ends_with("[5m])") && *st == 300));
+        assert_eq!(asked[0].1, end - pieces * 300 + 300);
+        assert_eq!(
+            (trend.start, trend.end, trend.step),
+            (end - pieces * 300, end, 8_700)
+        );
+        assert_eq!(trend.points.len(), 297);
+        let totals: Vec<f64> = trend.points.iter().map(|(_, e)| e.total).collect();
+        // The second step from the end holds the hour.
+        for (k, t) in totals.iter().enumerate() {
+            let want = if k == 295 {
+                10.0 * (8_700.0 - 3_600.0)
+            } else {
+                10.0 * 8_700.0
+            };
+            assert!((t - want).abs() < 1e-6, "step {k}: {t} vs {want}");
+        }
+
+        // A quarter's 26,136 pieces take three queries per expression of
+        // at most 10,000 points, one after the other.
+        let mut quarter = slo.clone();
+        quarter.period = std::time::Duration::from_secs(91 * 86_400);
+        prom.asked.lock().unwrap().clear();
+        let trend = fetch(&prom, &quarter, now, Semantics::Closed)
+            .await
+            .unwrap();
+        let mut asked = prom.asked.lock().unwrap().clone();
+        asked.retain(|(q, ..)| q.starts_with("rate(total"));
+        let spans: Vec<(i64, i64)> = asked.iter().map(|(_, s, e, _)| (*s, *e)).collect();
+        assert_eq!(spans.len(), 3, "{spans:?}");
+        assert_eq!(spans[0].0, trend.start + 300);
+        assert_eq!(spans[0].1, trend.start + 10_000 * 300);
+        assert_eq!(spans[1].0, spans[0].1 + 300);
+        assert_eq!(spans[2].1, end);
+        assert_eq!((spans[2].1 - spans[2].0) / 300 + 1, 26_136 - 20_000);
     }
 
     #[tokio::test]

@@ -343,7 +343,10 @@ fn the_october_report_holds_its_incident_and_not_the_maintenance_one() {
     // before the replay saw it. So the whole outage is in it.
     let counted_from = utc(inc["counted_from"].as_str().expect("counted_from"));
     assert_eq!(counted_from, inc_start - 20 * MINUTE, "{inc}");
-    assert!(counted_from <= from, "the outage's first minutes are left out: {inc}");
+    assert!(
+        counted_from <= from,
+        "the outage's first minutes are left out: {inc}"
+    );
     let (_, inc_bad) = events_outside(&w.generated, counted_from, inc_end);
     close(
         num(&inc["bad_events"], "bad_events"),
