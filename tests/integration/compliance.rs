@@ -492,6 +492,12 @@ fn a_berlin_month_with_weekly_maintenance_agrees_on_the_page_in_grafana_and_in_t
         assert_eq!(d["version"], *version);
         assert_eq!(d["at"], harness::rfc3339(*at));
         let from = at - at.rem_euclid(300);
+        // (v1.42 is last month's in this month's first two hours; its hour
+        // then runs into this month, past what the report holds.)
+        if from + HOUR > prev_end - 5 * MINUTE {
+            assert!(d["budget_consumed_next_hour_ratio"].is_null(), "{d}");
+            continue;
+        }
         let (_, hour_bad) = s.outside(from, from + HOUR);
         let want = consumed * hour_bad / bad;
         let got = d["budget_consumed_next_hour_ratio"]
