@@ -33,18 +33,23 @@ fn slos(d: &Daemon) -> Value {
     serde_json::from_str(&send(d, "GET", "/api/v1/slos", "").body).expect("JSON")
 }
 
-/// Waits for the 6h window's figures to match `want` (a new evaluation
-/// after a change), bounded.
-fn six_hours_become(d: &Daemon, want: (f64, f64), what: &str) -> Value {
-    let ratio = want.1 / want.0;
+/// Waits (bounded) for the 6h window's figures to match `want` of the
+/// document's own evaluation instant (a new evaluation after a change).
+/// The want is worked out per document: once evaluations pass the data's
+/// last minute, the window's start moves on and leaves minutes behind.
+fn six_hours_become(d: &Daemon, want: impl Fn(&Value) -> (f64, f64), what: &str) -> Value {
+    let mut last = None;
     poll(Duration::from_secs(30), || {
         let doc = slos(d);
+        let (total, bad) = want(&doc);
+        let ratio = bad / total;
         let got = doc["slos"][0]["error_ratio"]["6h"].as_f64()?;
+        last = Some((got, ratio));
         ((got - ratio).abs() <= ratio * 1e-6).then_some(doc)
     })
     .unwrap_or_else(|| {
         panic!(
-            "{what}: 6h error ratio never became {ratio}: {}\n{}",
+            "{what}: 6h error ratio (errbudget, events) last {last:?}: {}\n{}",
             slos(d)["slos"][0]["error_ratio"],
             d.guard.log_tail()
         )
@@ -96,14 +101,24 @@ fn windows_told_at_run_time_leave_their_events_out() {
         &args,
         Some((deploys::USER, deploys::PASSWORD)),
     );
-    let at = |doc: &Value| harness::evaluated_at(doc).min(end);
-    let six = |doc: &Value| outside(g, at(doc) - 6 * HOUR, at(doc), 0, 0);
+    // The 6h window of a document: minutes ending after its start, up to
+    // its evaluation or the data's last minute.
+    let window = |doc: &Value| {
+        let at = harness::evaluated_at(doc);
+        let from = at - 6 * HOUR;
+        (from - from.rem_euclid(MINUTE), at.min(end))
+    };
+    let six = |doc: &Value| {
+        let (from, to) = window(doc);
+        outside(g, from, to, 0, 0)
+    };
     let first = poll(Duration::from_secs(60), || {
         let doc = slos(&d);
         (doc["slos"][0]["status"] == "ok").then_some(doc)
     })
     .expect("figures");
-    six_hours_become(&d, six(&first), "before any window");
+    assert_eq!(first["slos"][0]["status"], "ok");
+    six_hours_become(&d, six, "before any window");
 
     // A bad body names its field; a good one is kept and applied.
     let r = send(
@@ -138,8 +153,11 @@ fn windows_told_at_run_time_leave_their_events_out() {
         .as_str()
         .expect("id")
         .to_string();
-    let excluded = |doc: &Value| outside(g, at(doc) - 6 * HOUR, at(doc), s, e);
-    let doc = six_hours_become(&d, excluded(&slos(&d)), "with the window");
+    let excluded = |doc: &Value| {
+        let (from, to) = window(doc);
+        outside(g, from, to, s, e)
+    };
+    let doc = six_hours_become(&d, excluded, "with the window");
     assert_eq!(
         doc["slos"][0]["excluded_seconds"]["6h"].as_f64(),
         Some((e - s) as f64)
@@ -157,7 +175,7 @@ fn windows_told_at_run_time_leave_their_events_out() {
     // Withdrawn, the outage counts again.
     let r = send(&d, "DELETE", &format!("/api/v1/exclusions/{id}"), "");
     assert_eq!(r.status, 200, "{}", r.body);
-    six_hours_become(&d, six(&slos(&d)), "after withdrawing it");
+    six_hours_become(&d, six, "after withdrawing it");
 
     // The same window from the maintenance file, on reload.
     std::fs::write(
@@ -171,5 +189,5 @@ fn windows_told_at_run_time_leave_their_events_out() {
     .expect("maintenance file");
     let r = send(&d, "POST", "/-/reload", "");
     assert_eq!(r.status, 200, "{}", r.body);
-    six_hours_become(&d, excluded(&slos(&d)), "from the file");
+    six_hours_become(&d, excluded, "from the file");
 }

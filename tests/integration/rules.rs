@@ -524,10 +524,19 @@ fn dashboard_failures(prom: &Prometheus, t: i64) -> Vec<String> {
                             || s["values"].as_array().is_some_and(|x| !x.is_empty())
                     })
                 });
-                if r.status != 200 || !has_data {
+                // Rules refuse calendar periods: those panels show their
+                // noValue here.
+                let calendar_only = p["title"]
+                    .as_str()
+                    .is_some_and(|t| crate::dashboards::CALENDAR_ONLY.contains(&t));
+                if r.status != 200 || has_data == calendar_only {
                     failures.push(format!(
-                        "{file} panel {:?} {}: no data on rules alone: {expr}",
-                        p["title"], target["refId"]
+                        "{file} panel {:?} {}: {} on rules alone: {expr} ({} {})",
+                        p["title"],
+                        target["refId"],
+                        if calendar_only { "data" } else { "no data" },
+                        r.status,
+                        r.body
                     ));
                 }
             }
