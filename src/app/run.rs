@@ -201,11 +201,13 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             })
         })
         .collect();
-    crate::systemd::notify(&[sd_notify::NotifyState::Ready]);
-
+    // Handlers before READY=1: systemd may stop or reload the unit the
+    // moment it is told, and a SIGTERM or SIGHUP without a handler kills
+    // the process on the spot (no state saved, no STOPPING=1).
     let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    crate::systemd::notify(&[sd_notify::NotifyState::Ready]);
     let mut interval = new_interval(settings.evaluation_interval);
     let mut reloads = Reloads::default();
     loop {

@@ -127,9 +127,28 @@ fn run_tells_systemd_when_it_is_ready_and_when_it_stops() {
         .unwrap_or_else(|e| panic!("no notification: {e}\n{}", guard.log_tail()));
     let msg = String::from_utf8_lossy(&buf[..n]).to_string();
     assert!(msg.lines().any(|l| l == "READY=1"), "{msg:?}");
+    // Ready means its signals are handled: systemd may reload the unit the
+    // moment it is told (a SIGHUP without a handler ends the process).
+    guard.signal("HUP");
     // Ready means serving.
-    let r = http::get(loopback(port), "/-/healthy").expect("healthy after READY=1");
+    let r = http::get(loopback(port), "/-/healthy").unwrap_or_else(|e| {
+        panic!(
+            "healthy after READY=1 and a SIGHUP: {e}\n{}",
+            guard.log_tail()
+        )
+    });
     assert_eq!(r.status, 200);
+    let reloaded = crate::harness::poll(Duration::from_secs(10), || {
+        guard
+            .log_tail()
+            .contains("configuration reloaded")
+            .then_some(())
+    });
+    assert!(
+        reloaded.is_some(),
+        "the SIGHUP was not a reload:\n{}",
+        guard.log_tail()
+    );
     guard.signal("TERM");
     let n = listener.recv(&mut buf).expect("STOPPING=1");
     let msg = String::from_utf8_lossy(&buf[..n]).to_string();
