@@ -95,13 +95,23 @@ pub async fn fetch<C: QueryApi>(
         Some(_) => slo.period_at(now).0,
     };
     let whole = ((now - start) / piece as i64).max(0);
-    let mut pieces = steps(client, slo, start, whole, piece, semantics).await?;
+    let grid = Grid {
+        start,
+        points: whole,
+        step: piece,
+    };
+    let mut pieces = steps(client, slo, grid, semantics).await?;
     let last = start + whole * piece as i64;
     // Under a minute the backend may hold no two samples to take a rate
     // of: the chart then ends that much short of now.
     let rest = (now - last).max(0) as u64;
     let end = if rest >= 60 {
-        pieces.extend(steps(client, slo, last, 1, rest, semantics).await?);
+        let rest = Grid {
+            start: last,
+            points: 1,
+            step: rest,
+        };
+        pieces.extend(steps(client, slo, rest, semantics).await?);
         now
     } else {
         last
@@ -119,23 +129,32 @@ pub async fn fetch<C: QueryApi>(
     Ok(fine.regrouped(step))
 }
 
-/// The events of `points` steps of `step` seconds after `start`, keyed by
-/// each step's end, in range queries of at most [`MAX_QUERY_POINTS`].
-async fn steps<C: QueryApi>(
-    client: &C,
-    slo: &Slo,
+/// `points` steps of `step` seconds after `start`.
+#[derive(Clone, Copy)]
+struct Grid {
     start: i64,
     points: i64,
     step: u64,
+}
+
+/// The events of each step of `grid`, keyed by the step's end, in range
+/// queries of at most [`MAX_QUERY_POINTS`].
+async fn steps<C: QueryApi>(
+    client: &C,
+    slo: &Slo,
+    grid: Grid,
     semantics: Semantics,
 ) -> Result<BTreeMap<i64, Events>, TrendError> {
     let mut out = BTreeMap::new();
     let mut done = 0;
-    while done < points {
-        let n = (points - done).min(MAX_QUERY_POINTS);
-        let from = start + done * step as i64;
-        out.extend(one_range(client, slo, from, n, step, semantics).await?);
-        done += n;
+    while done < grid.points {
+        let chunk = Grid {
+            start: grid.start + done * grid.step as i64,
+            points: (grid.points - done).min(MAX_QUERY_POINTS),
+            step: grid.step,
+        };
+        out.extend(one_range(client, slo, chunk, semantics).await?);
+        done += chunk.points;
     }
     Ok(out)
 }
@@ -143,9 +162,11 @@ async fn steps<C: QueryApi>(
 async fn one_range<C: QueryApi>(
     client: &C,
     slo: &Slo,
-    start: i64,
-    points: i64,
-    step: u64,
+    Grid {
+        start,
+        points,
+        step,
+    }: Grid,
     semantics: Semantics,
 ) -> Result<BTreeMap<i64, Events>, TrendError> {
     let first = start + step as i64;
