@@ -50,12 +50,11 @@ pub fn step_for(period_secs: u64) -> u64 {
     raw.div_ceil(60) * 60
 }
 
-/// Maintenance windows start and end on 5-minute boundaries (see
-/// `exclusion`): an SLO with any is fetched in 5-minute pieces, so a
-/// chart step partly inside a window loses exactly the window's events,
-/// as the figures do. (A weekly hour of maintenance never covers a whole
-/// 2h24m step of a month.)
-pub const PIECE: u64 = 300;
+/// Maintenance windows start and end on these boundaries: an SLO with
+/// any is fetched in pieces of this size, so a chart step partly inside a
+/// window loses exactly the window's events, as the figures do. (A weekly
+/// hour of maintenance never covers a whole 2h24m step of a month.)
+const PIECE: u64 = crate::exclusion::ALIGN_SECS as u64;
 /// At most this many points per series in one range query: Prometheus
 /// refuses more than 11,000.
 const MAX_QUERY_POINTS: i64 = 10_000;
